@@ -1,0 +1,296 @@
+//! Configuration: one TOML file (`--config` or `AVWAP_CONFIG`), typed sections per component,
+//! every field defaulted, unknown keys rejected by name, and the env overrides
+//! `AVWAP_STATE_DIR` and `AVWAP_MODE`. `examples/avwap.toml` documents every field and a test
+//! keeps it equal to the defaults.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub const ENV_CONFIG: &str = "AVWAP_CONFIG";
+pub const ENV_STATE_DIR: &str = "AVWAP_STATE_DIR";
+pub const ENV_MODE: &str = "AVWAP_MODE";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/avwap";
+pub const WATCHLIST_FILE_NAME: &str = "daily_candidates.csv";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source} (check the path given by --config or {ENV_CONFIG})")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration file {path}: {message}(fix the file; examples/avwap.toml lists every key with its default)")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value {value:?} in environment variable {var}: expected {expected}")]
+    Env {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("invalid mode {0:?}: expected one of sim, dry-run, alpaca-paper, alpaca-live")]
+    Mode(String),
+}
+
+/// How execution talks to a broker. There is deliberately no fallback: an unknown value is an
+/// error, never "live".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Built-in simulated broker; no credentials.
+    #[default]
+    Sim,
+    /// Real market data; orders are only recorded.
+    DryRun,
+    AlpacaPaper,
+    /// Real money; also requires a separate live confirmation.
+    AlpacaLive,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sim => "sim",
+            Mode::DryRun => "dry-run",
+            Mode::AlpacaPaper => "alpaca-paper",
+            Mode::AlpacaLive => "alpaca-live",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sim" => Ok(Mode::Sim),
+            "dry-run" => Ok(Mode::DryRun),
+            "alpaca-paper" => Ok(Mode::AlpacaPaper),
+            "alpaca-live" => Ok(Mode::AlpacaLive),
+            other => Err(ConfigError::Mode(other.to_string())),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where every file avwap reads or writes lives (watchlist, databases, lock, kill switch).
+    pub state_dir: PathBuf,
+    /// Execution mode: sim, dry-run, alpaca-paper, alpaca-live.
+    pub mode: Mode,
+    pub gate: GateConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            mode: Mode::Sim,
+            gate: GateConfig::default(),
+        }
+    }
+}
+
+/// `[gate]`: the watchlist freshness gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateConfig {
+    /// Watchlist path; relative paths are taken inside `state_dir`.
+    pub watchlist: PathBuf,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            watchlist: PathBuf::from(WATCHLIST_FILE_NAME),
+        }
+    }
+}
+
+impl Config {
+    /// Parse TOML text; `origin` names the file in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Read a configuration file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Resolve the configuration the way every binary does: the file from `--config` or
+    /// `AVWAP_CONFIG` (defaults when neither is given), then the env overrides.
+    /// `env` is injected so tests do not touch the process environment.
+    pub fn load(
+        config_flag: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let from_env = env(ENV_CONFIG).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let mut config = match config_flag.map(Path::to_path_buf).or(from_env) {
+            Some(path) => Self::from_file(&path)?,
+            None => Self::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(dir) = env(ENV_STATE_DIR) {
+            if dir.is_empty() {
+                return Err(ConfigError::Env {
+                    var: ENV_STATE_DIR,
+                    value: dir,
+                    expected: "a directory path",
+                });
+            }
+            self.state_dir = PathBuf::from(dir);
+        }
+        if let Some(mode) = env(ENV_MODE) {
+            self.mode = mode.parse().map_err(|_| ConfigError::Env {
+                var: ENV_MODE,
+                value: mode,
+                expected: "one of sim, dry-run, alpaca-paper, alpaca-live",
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The watchlist path: `gate.watchlist`, inside the state directory unless absolute.
+    pub fn watchlist_path(&self) -> PathBuf {
+        self.state_dir.join(&self.gate.watchlist)
+    }
+}
+
+/// Process environment accessor for [`Config::load`] at the binary edge.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn example_file_documents_exactly_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/avwap.toml");
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn example_file_mentions_every_default_key() {
+        // Serialise the defaults and check every key appears in the example, so a new field
+        // cannot be added without documenting it there.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/avwap.toml");
+        let example: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        fn walk(defaults: &toml::Table, example: &toml::Table, prefix: &str) {
+            for (key, value) in defaults {
+                let name = format!("{prefix}{key}");
+                let Some(found) = example.get(key) else {
+                    panic!("examples/avwap.toml does not document `{name}`");
+                };
+                if let (toml::Value::Table(d), toml::Value::Table(e)) = (value, found) {
+                    walk(d, e, &format!("{name}."));
+                }
+            }
+        }
+        walk(&defaults, &example, "");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err = Config::from_toml("stat_dir = \"/x\"\n", Path::new("c.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("stat_dir"), "{msg}");
+        assert!(msg.contains("c.toml"), "{msg}");
+
+        let err = Config::from_toml("[gate]\nwatchlst = \"x\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("watchlst"), "{err}");
+
+        let err = Config::from_toml("[gat]\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("gat"), "{err}");
+    }
+
+    #[test]
+    fn unknown_mode_is_an_error_never_live() {
+        let err = Config::from_toml("mode = \"live\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("live"), "{err}");
+        assert!("LIVE".parse::<Mode>().is_err());
+        assert!("".parse::<Mode>().is_err());
+        let err = Config::load(None, &env_of(&[(ENV_MODE, "paper")])).unwrap_err();
+        assert!(err.to_string().contains("AVWAP_MODE"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("avwap.toml");
+        std::fs::write(&file, "state_dir = \"/srv/avwap\"\nmode = \"dry-run\"\n").unwrap();
+
+        let config = Config::load(Some(&file), &env_of(&[])).unwrap();
+        assert_eq!(config.state_dir, PathBuf::from("/srv/avwap"));
+        assert_eq!(config.mode, Mode::DryRun);
+
+        let env = env_of(&[
+            (ENV_STATE_DIR, "/tmp/s"),
+            (ENV_MODE, "alpaca-paper"),
+            (ENV_CONFIG, "/nonexistent.toml"),
+        ]);
+        // The flag wins over AVWAP_CONFIG, the env vars win over the file.
+        let config = Config::load(Some(&file), &env).unwrap();
+        assert_eq!(config.state_dir, PathBuf::from("/tmp/s"));
+        assert_eq!(config.mode, Mode::AlpacaPaper);
+        assert_eq!(
+            config.watchlist_path(),
+            PathBuf::from("/tmp/s/daily_candidates.csv")
+        );
+
+        let err = Config::load(None, &env).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent.toml"));
+    }
+
+    #[test]
+    fn defaults_without_any_file() {
+        let config = Config::load(None, &env_of(&[])).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.mode, Mode::Sim);
+        assert_eq!(
+            config.watchlist_path(),
+            PathBuf::from("/var/lib/avwap/daily_candidates.csv")
+        );
+    }
+
+    #[test]
+    fn malformed_toml_reports_position() {
+        let err = Config::from_toml("mode = \n", Path::new("bad.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("bad.toml") && msg.contains("line 1"), "{msg}");
+    }
+}

@@ -1,0 +1,205 @@
+//! The watchlist gate: decides whether execution may start, from the watchlist's existence,
+//! its modification date and its content, all judged in New York time. The messages and the
+//! codes 0/1/2 are the predecessor's, so operators' habits and alerts keep working.
+
+use crate::calendar::ny_date;
+use crate::exit::ExitCode;
+use crate::watchlist::{parse_watchlist, WatchlistError};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The gate's answer, with everything needed for its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateVerdict {
+    Fresh {
+        path: PathBuf,
+        today: NaiveDate,
+        candidates: usize,
+    },
+    Missing {
+        path: PathBuf,
+    },
+    Stale {
+        path: PathBuf,
+        file_date: NaiveDate,
+        today: NaiveDate,
+    },
+    Invalid {
+        path: PathBuf,
+        reason: String,
+    },
+    WrongSession {
+        path: PathBuf,
+        scan_date: NaiveDate,
+        today: NaiveDate,
+    },
+    Unreadable {
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+impl GateVerdict {
+    pub fn is_fresh(&self) -> bool {
+        matches!(self, GateVerdict::Fresh { .. })
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            GateVerdict::Fresh { .. } => ExitCode::Ok,
+            GateVerdict::Missing { .. } => ExitCode::WatchlistMissing,
+            GateVerdict::Stale { .. } => ExitCode::WatchlistStale,
+            GateVerdict::Invalid { .. } => ExitCode::WatchlistInvalid,
+            GateVerdict::WrongSession { .. } => ExitCode::WatchlistWrongSession,
+            GateVerdict::Unreadable { .. } => ExitCode::WatchlistUnreadable,
+        }
+    }
+
+    /// The one-line message: stdout when fresh, stderr otherwise.
+    pub fn message(&self) -> String {
+        match self {
+            GateVerdict::Fresh { path, today, .. } => format!(
+                "OK: Watchlist is fresh for today (NY): {} ({today})",
+                path.display()
+            ),
+            GateVerdict::Missing { path } => format!("Watchlist missing: {}", path.display()),
+            GateVerdict::Stale {
+                path,
+                file_date,
+                today,
+            } => format!(
+                "Watchlist is not from today (NY). file_date={file_date} today={today} path={}",
+                path.display()
+            ),
+            GateVerdict::Invalid { path, reason } => format!(
+                "Watchlist is not a valid watchlist (NY gate). {reason} path={} \
+                 (re-run the scan: systemctl start scan.service)",
+                path.display()
+            ),
+            GateVerdict::WrongSession {
+                path,
+                scan_date,
+                today,
+            } => format!(
+                "Watchlist is for another session (NY). scan_date={scan_date} today={today} path={} \
+                 (re-run the scan for today: systemctl start scan.service)",
+                path.display()
+            ),
+            GateVerdict::Unreadable { path, reason } => format!(
+                "Watchlist cannot be read: {reason}. path={} \
+                 (check that the service user may read it and its directory)",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// What the gate learned from the filesystem, kept apart so the decision is a pure function.
+#[derive(Debug)]
+pub enum Observed {
+    Missing,
+    /// `stat` or `read` failed for a reason other than "not found".
+    Unreadable(io::Error),
+    File {
+        modified: SystemTime,
+        content: Result<Vec<u8>, io::Error>,
+    },
+}
+
+/// Look at the file. The content is read only when needed, so a stale file is judged by its
+/// date alone (as the predecessor did) and a huge stray file is not read.
+pub fn observe(path: &Path, now: DateTime<Utc>) -> Observed {
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Observed::Missing,
+        Err(e) => return Observed::Unreadable(e),
+    };
+    let modified = match metadata.modified() {
+        Ok(m) => m,
+        Err(e) => return Observed::Unreadable(e),
+    };
+    let content = if ny_date(DateTime::<Utc>::from(modified)) == ny_date(now) {
+        std::fs::read(path)
+    } else {
+        Ok(Vec::new())
+    };
+    Observed::File { modified, content }
+}
+
+/// The gate's decision for a file observed at `now`.
+pub fn decide(path: &Path, now: DateTime<Utc>, observed: Observed) -> GateVerdict {
+    let path_buf = path.to_path_buf();
+    let today = ny_date(now);
+    let (modified, content) = match observed {
+        Observed::Missing => return GateVerdict::Missing { path: path_buf },
+        Observed::Unreadable(e) => {
+            return GateVerdict::Unreadable {
+                path: path_buf,
+                reason: e.to_string(),
+            }
+        }
+        Observed::File { modified, content } => (modified, content),
+    };
+    let file_date = ny_date(DateTime::<Utc>::from(modified));
+    if file_date != today {
+        return GateVerdict::Stale {
+            path: path_buf,
+            file_date,
+            today,
+        };
+    }
+    let bytes = match content {
+        Ok(b) => b,
+        Err(e) => {
+            return GateVerdict::Unreadable {
+                path: path_buf,
+                reason: e.to_string(),
+            }
+        }
+    };
+    let rows = match parse_watchlist(&bytes, path) {
+        Ok(rows) => rows,
+        Err(WatchlistError::Invalid {
+            line,
+            column,
+            message,
+            ..
+        }) => {
+            return GateVerdict::Invalid {
+                path: path_buf,
+                reason: format!("line {line}, column {column}: {message}."),
+            }
+        }
+        Err(other) => {
+            return GateVerdict::Invalid {
+                path: path_buf,
+                reason: other.to_string(),
+            }
+        }
+    };
+    // Every row carries the same ScanDate (the reader checks), so the first one decides.
+    if let Some(first) = rows.first() {
+        if first.scan_date != today {
+            return GateVerdict::WrongSession {
+                path: path_buf,
+                scan_date: first.scan_date,
+                today,
+            };
+        }
+    }
+    GateVerdict::Fresh {
+        path: path_buf,
+        today,
+        candidates: rows.len(),
+    }
+}
+
+/// Observe and decide in one step.
+pub fn check_watchlist(path: &Path, now: DateTime<Utc>) -> GateVerdict {
+    decide(path, now, observe(path, now))
+}
+
+#[cfg(test)]
+mod tests;

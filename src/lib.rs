@@ -1,0 +1,18 @@
+//! avwap: an Anchored-VWAP swing-trading system for US equities.
+//!
+//! Module map (each module's header says what it owns):
+//! - [`calendar`]: the injected clock, New York time, the NYSE session calendar.
+//! - [`config`]: the one TOML configuration file, its defaults and env overrides.
+//! - [`watchlist`]: the `daily_candidates.csv` format: typed rows, atomic writer, validating reader.
+//! - [`gate`]: the watchlist freshness gate run before execution starts.
+//! - [`fsutil`]: atomic file replacement used by every output.
+//! - [`cli`]: argument parsing and refusal helpers shared by the binaries.
+//! - [`exit`]: the process exit codes shared by all binaries.
+
+pub mod calendar;
+pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod fsutil;
+pub mod gate;
+pub mod watchlist;
