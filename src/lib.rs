@@ -5,6 +5,8 @@
 //! - [`config`]: the one TOML configuration file, its defaults and env overrides.
 //! - [`watchlist`]: the `daily_candidates.csv` format: typed rows, atomic writer, validating reader.
 //! - [`gate`]: the watchlist freshness gate run before execution starts.
+//! - [`market_data`]: daily bars, validation, the SQLite bar store, CSV import.
+//! - [`scan`]: indicators, anchors/AVWAP, gates, selection, labels, ranking, the scan pipeline.
 //! - [`fsutil`]: atomic file replacement used by every output.
 //! - [`cli`]: argument parsing and refusal helpers shared by the binaries.
 //! - [`exit`]: the process exit codes shared by all binaries.
@@ -15,4 +17,6 @@ pub mod config;
 pub mod exit;
 pub mod fsutil;
 pub mod gate;
+pub mod market_data;
+pub mod scan;
 pub mod watchlist;
