@@ -29,3 +29,14 @@ pub fn not_implemented(binary: &str, what: &str) -> std::process::ExitCode {
     );
     ExitCode::NotImplemented.into()
 }
+
+/// Logging for the binaries: human-readable to stderr, level from `RUST_LOG` (default info).
+/// (Structured journald output comes with the operations work.)
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -88,6 +88,7 @@ pub struct Config {
     /// Execution mode: sim, dry-run, alpaca-paper, alpaca-live.
     pub mode: Mode,
     pub gate: GateConfig,
+    pub scan: crate::scan::config::ScanConfig,
 }
 
 impl Default for Config {
@@ -96,6 +97,7 @@ impl Default for Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             mode: Mode::Sim,
             gate: GateConfig::default(),
+            scan: crate::scan::config::ScanConfig::default(),
         }
     }
 }

@@ -2,6 +2,16 @@
 //! local SQLite bar store, and CSV import. Providers (store, CSV files, later Alpaca) hand the
 //! scanner validated per-symbol series.
 
+mod import;
 mod series;
+mod store;
+pub mod synthetic;
+mod validate;
 
+pub use import::{
+    import_file, import_files, import_files_as, read_long_csv, read_long_csv_from, CsvLayout,
+    IgnoredColumns, ImportError, ImportReport, RejectedRow, MAX_REJECTED_LISTED,
+};
 pub use series::{BarSeries, DailyBar};
+pub use store::{BarStore, BarWriter, StoreError, SCHEMA_VERSION};
+pub use validate::{validate_series, DefectCounts};

@@ -1,0 +1,391 @@
+//! The scan pipeline: plan the sessions (scan date, data date, history window), stream every
+//! symbol's bars from a [`BarSource`], validate, evaluate, apply the regime, rank and cap. It
+//! reads no clock and writes no file; the binary and [`crate::scan::output`] do that.
+
+use crate::calendar::{self, CalendarError};
+use crate::market_data::{validate_series, BarSeries, DailyBar, DefectCounts};
+use crate::scan::config::{MissingBenchmark, ScanConfig, EQUAL_WEIGHT_BENCHMARK};
+use crate::scan::indicators::sma;
+use crate::scan::select::{evaluate, rank_and_cap, Candidate, Rejection};
+use chrono::{Duration, NaiveDate};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+/// Where bars come from: the SQLite store, CSV files held in memory, later Alpaca.
+pub trait BarSource {
+    /// What this source is, for scan.json and messages (no secrets).
+    fn describe(&self) -> String;
+    /// Call `visit` once per symbol with its bars dated in `[start, end]`. Bars dated after
+    /// `end` must not be read at all: this is what makes `--as-of` free of lookahead.
+    fn for_each_symbol(
+        &mut self,
+        start: NaiveDate,
+        end: NaiveDate,
+        visit: &mut dyn FnMut(&str, Vec<DailyBar>),
+    ) -> Result<(), SourceError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// In-memory bars keyed by symbol (the CSV provider and the demo).
+#[derive(Debug, Clone, Default)]
+pub struct MemorySource {
+    pub label: String,
+    pub bars: BTreeMap<String, Vec<DailyBar>>,
+}
+
+impl BarSource for MemorySource {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+
+    fn for_each_symbol(
+        &mut self,
+        start: NaiveDate,
+        end: NaiveDate,
+        visit: &mut dyn FnMut(&str, Vec<DailyBar>),
+    ) -> Result<(), SourceError> {
+        for (symbol, bars) in &self.bars {
+            let window: Vec<DailyBar> = bars
+                .iter()
+                .filter(|b| b.date >= start && b.date <= end)
+                .copied()
+                .collect();
+            visit(symbol, window);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{0}")]
+    Calendar(#[from] CalendarError),
+    #[error("{date} is not an NYSE session, so there is no watchlist to build for it")]
+    NotASession { date: NaiveDate },
+    #[error("cannot read bars from {source_name}: {error}")]
+    Source {
+        source_name: String,
+        error: SourceError,
+    },
+    #[error("no bars at all in {source_name} up to {data_as_of}: import or fetch bars first (see README, 'Bar store')")]
+    EmptySource {
+        source_name: String,
+        data_as_of: NaiveDate,
+    },
+    #[error("only {with_data} of {universe} symbols ({pct:.1}%) have a bar for {data_as_of}, below the configured floor of {floor_pct:.1}% (scan.min_coverage): the data is stale or incomplete; refresh it and re-run the scan. The previous watchlist was left in place.")]
+    Coverage {
+        with_data: usize,
+        universe: usize,
+        pct: f64,
+        floor_pct: f64,
+        data_as_of: NaiveDate,
+    },
+    #[error("regime benchmark {benchmark} has no usable bar for {data_as_of} ({reason}); import it, or set scan.regime.on_missing_benchmark to \"empty-list\" or \"skip-regime\" deliberately")]
+    MissingBenchmark {
+        benchmark: String,
+        data_as_of: NaiveDate,
+        reason: String,
+    },
+}
+
+/// The sessions a scan works with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ScanPlan {
+    /// The session the watchlist is for.
+    pub scan_date: NaiveDate,
+    /// The last session whose bars are used: the one before `scan_date`.
+    pub data_as_of: NaiveDate,
+    /// The first calendar date of history read.
+    pub history_start: NaiveDate,
+}
+
+impl ScanPlan {
+    pub fn for_session(scan_date: NaiveDate, config: &ScanConfig) -> Result<Self, ScanError> {
+        if !calendar::is_session(scan_date)? {
+            return Err(ScanError::NotASession { date: scan_date });
+        }
+        let data_as_of = calendar::previous_session(scan_date)?;
+        Ok(Self {
+            scan_date,
+            data_as_of,
+            history_start: data_as_of - Duration::days(config.history_days),
+        })
+    }
+}
+
+/// The regime decision and what it was based on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Regime {
+    pub benchmark: String,
+    /// "bullish", "bearish", "skipped" (configured) or "missing".
+    pub state: &'static str,
+    pub close: Option<f64>,
+    pub sma: Option<f64>,
+    pub note: Option<String>,
+}
+
+impl Regime {
+    pub fn allows_entries(&self) -> bool {
+        matches!(self.state, "bullish" | "skipped")
+    }
+}
+
+/// A symbol the scan could not evaluate because of an internal error (never aborts the run).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SymbolFailure {
+    pub symbol: String,
+    pub reason: String,
+}
+
+/// Everything a scan found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanOutcome {
+    pub plan: ScanPlan,
+    pub source: String,
+    pub universe: usize,
+    /// Symbols whose last bar is the data date.
+    pub with_current_data: usize,
+    pub regime: Regime,
+    /// Ranked and capped: what the watchlist holds.
+    #[serde(skip)]
+    pub candidates: Vec<Candidate>,
+    /// Candidates before the cap (and before an unfavourable regime emptied the list).
+    pub passed_gates: usize,
+    /// When the regime forbids entries: the ranked, capped list it would otherwise have been
+    /// (reported, never written to the watchlist).
+    #[serde(skip)]
+    pub held_back_by_regime: Vec<Candidate>,
+    pub rejections: BTreeMap<&'static str, usize>,
+    pub failures: Vec<SymbolFailure>,
+    /// Data defects per symbol (only symbols with at least one).
+    pub defects: BTreeMap<String, DefectCounts>,
+    pub defect_totals: DefectCounts,
+    pub bars_read: usize,
+    pub load_and_compute_seconds: f64,
+}
+
+/// Run the scan over every symbol of `source`.
+pub fn run_scan(
+    source: &mut dyn BarSource,
+    plan: &ScanPlan,
+    config: &ScanConfig,
+) -> Result<ScanOutcome, ScanError> {
+    let started = Instant::now();
+    let benchmark = config.regime.benchmark.clone();
+    let equal_weight = benchmark == EQUAL_WEIGHT_BENCHMARK;
+    let mut state = PassState::default();
+
+    let source_name = source.describe();
+    source
+        .for_each_symbol(plan.history_start, plan.data_as_of, &mut |symbol, bars| {
+            state.bars_read += bars.len();
+            let (series, defects) = validate_series(symbol, bars);
+            if defects.total() > 0 {
+                state.defect_totals.add(&defects);
+                state.defects.insert(symbol.to_string(), defects);
+            }
+            if symbol == benchmark {
+                state.benchmark = Some(series);
+                return;
+            }
+            state.universe += 1;
+            if equal_weight {
+                state.index.add(&series);
+            }
+            if series.last_date() == Some(plan.data_as_of) {
+                state.with_current_data += 1;
+            }
+            // An indicator bug on one symbol's odd data must not abort the whole scan.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                evaluate(&series, plan.data_as_of, config)
+            }));
+            match result {
+                Ok(Ok(candidate)) => state.candidates.push(candidate),
+                Ok(Err(rejection)) => *state.rejections.entry(rejection).or_default() += 1,
+                Err(_) => state.failures.push(SymbolFailure {
+                    symbol: symbol.to_string(),
+                    reason: "internal error while evaluating (see log)".to_string(),
+                }),
+            }
+        })
+        .map_err(|error| ScanError::Source {
+            source_name: source_name.clone(),
+            error,
+        })?;
+
+    if state.universe == 0 {
+        return Err(ScanError::EmptySource {
+            source_name,
+            data_as_of: plan.data_as_of,
+        });
+    }
+    let coverage = state.with_current_data as f64 / state.universe as f64;
+    if coverage < config.min_coverage {
+        return Err(ScanError::Coverage {
+            with_data: state.with_current_data,
+            universe: state.universe,
+            pct: coverage * 100.0,
+            floor_pct: config.min_coverage * 100.0,
+            data_as_of: plan.data_as_of,
+        });
+    }
+
+    let regime = if equal_weight {
+        regime_of(
+            "equal-weight index of the universe",
+            &state.index.levels(),
+            config,
+        )
+    } else {
+        match &state.benchmark {
+            Some(series) if series.last_date() == Some(plan.data_as_of) => {
+                regime_of(&benchmark, &series.close, config)
+            }
+            Some(series) => missing_regime(
+                &benchmark,
+                format!(
+                    "its last bar is {}",
+                    series
+                        .last_date()
+                        .map_or("absent".to_string(), |d| d.to_string())
+                ),
+            ),
+            None => missing_regime(&benchmark, "it is not in the data".to_string()),
+        }
+    };
+    if regime.state == "missing" {
+        match config.regime.on_missing_benchmark {
+            MissingBenchmark::Error => {
+                return Err(ScanError::MissingBenchmark {
+                    benchmark,
+                    data_as_of: plan.data_as_of,
+                    reason: regime.note.clone().unwrap_or_default(),
+                })
+            }
+            MissingBenchmark::EmptyList => {}
+            MissingBenchmark::SkipRegime => {}
+        }
+    }
+    let regime = match (regime.state, config.regime.on_missing_benchmark) {
+        ("missing", MissingBenchmark::SkipRegime) => Regime {
+            state: "skipped",
+            ..regime
+        },
+        _ => regime,
+    };
+
+    let passed_gates = state.candidates.len();
+    let ranked = rank_and_cap(state.candidates, config.max_candidates);
+    let (candidates, held_back_by_regime) = if regime.allows_entries() {
+        (ranked, Vec::new())
+    } else {
+        (Vec::new(), ranked)
+    };
+    let rejections = state
+        .rejections
+        .into_iter()
+        .map(|(r, n)| (r.as_str(), n))
+        .collect();
+    Ok(ScanOutcome {
+        plan: *plan,
+        source: source_name,
+        universe: state.universe,
+        with_current_data: state.with_current_data,
+        regime,
+        candidates,
+        passed_gates,
+        held_back_by_regime,
+        rejections,
+        failures: state.failures,
+        defects: state.defects,
+        defect_totals: state.defect_totals,
+        bars_read: state.bars_read,
+        load_and_compute_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[derive(Default)]
+struct PassState {
+    universe: usize,
+    with_current_data: usize,
+    bars_read: usize,
+    benchmark: Option<BarSeries>,
+    index: EqualWeightIndex,
+    candidates: Vec<Candidate>,
+    rejections: BTreeMap<Rejection, usize>,
+    failures: Vec<SymbolFailure>,
+    defects: BTreeMap<String, DefectCounts>,
+    defect_totals: DefectCounts,
+}
+
+fn missing_regime(benchmark: &str, reason: String) -> Regime {
+    Regime {
+        benchmark: benchmark.to_string(),
+        state: "missing",
+        close: None,
+        sma: None,
+        note: Some(reason),
+    }
+}
+
+fn regime_of(benchmark: &str, closes: &[f64], config: &ScanConfig) -> Regime {
+    let close = closes.last().copied();
+    let sma_now = sma(closes, config.regime.sma_len).last().copied();
+    match (close, sma_now) {
+        (Some(c), Some(s)) if !s.is_nan() => Regime {
+            benchmark: benchmark.to_string(),
+            state: if c > s { "bullish" } else { "bearish" },
+            close: Some(c),
+            sma: Some(s),
+            note: None,
+        },
+        _ => missing_regime(
+            benchmark,
+            format!("fewer than {} bars for its SMA", config.regime.sma_len),
+        ),
+    }
+}
+
+/// An equal-weight index of every scanned symbol: each day's level moves by the mean of the
+/// symbols' returns from their previous bar. Used as the regime benchmark when no index
+/// symbol is available (the demo data set has no SPY). Labelled as such in scan.json.
+#[derive(Debug, Default)]
+pub struct EqualWeightIndex {
+    returns: HashMap<NaiveDate, (f64, usize)>,
+    dates: BTreeMap<NaiveDate, ()>,
+}
+
+impl EqualWeightIndex {
+    pub fn add(&mut self, series: &BarSeries) {
+        for i in 0..series.len() {
+            self.dates.insert(series.dates[i], ());
+            if i == 0 {
+                continue;
+            }
+            let r = series.close[i] / series.close[i - 1] - 1.0;
+            if r.is_finite() {
+                let slot = self.returns.entry(series.dates[i]).or_insert((0.0, 0));
+                slot.0 += r;
+                slot.1 += 1;
+            }
+        }
+    }
+
+    /// Index levels (starting at 100) for every date any symbol traded, ascending.
+    pub fn levels(&self) -> Vec<f64> {
+        let mut level = 100.0;
+        self.dates
+            .keys()
+            .map(|date| {
+                if let Some((sum, count)) = self.returns.get(date) {
+                    level *= 1.0 + sum / *count as f64;
+                }
+                level
+            })
+            .collect()
+    }
+}
