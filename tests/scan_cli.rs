@@ -360,3 +360,26 @@ fn defects_are_counted_and_reported_never_fatal() {
         json["counts"]
     );
 }
+
+#[test]
+fn predecessor_compat_mode_anchors_calendar_anchors_at_the_first_bar() {
+    let normal = tempfile::tempdir().unwrap();
+    let compat = tempfile::tempdir().unwrap();
+    let cfg = compat.path().join("compat.toml");
+    std::fs::write(&cfg, "[scan.compat]\npredecessor = true\n").unwrap();
+
+    let out_normal = scan(&["--demo"], normal.path());
+    let out_compat = scan(
+        &["--demo", "--config", cfg.to_str().unwrap()],
+        compat.path(),
+    );
+    assert_eq!(out_normal.status.code(), Some(0), "{}", stderr(&out_normal));
+    assert_eq!(out_compat.status.code(), Some(0), "{}", stderr(&out_compat));
+    // Our MTD anchor is the first session of August 2010; the predecessor's MTD shared bar 0
+    // with YTD and was deduplicated away, so it never appears.
+    let (a, b) = (stdout(&out_normal), stdout(&out_compat));
+    assert!(a.contains("MTD         2010-08-02"), "{a}");
+    assert!(!b.contains("MTD"), "{b}");
+    assert_eq!(scan_json(compat.path())["compat_predecessor"], true);
+    assert_eq!(scan_json(normal.path())["compat_predecessor"], false);
+}
