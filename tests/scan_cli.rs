@@ -383,3 +383,19 @@ fn predecessor_compat_mode_anchors_calendar_anchors_at_the_first_bar() {
     assert_eq!(scan_json(compat.path())["compat_predecessor"], true);
     assert_eq!(scan_json(normal.path())["compat_predecessor"], false);
 }
+
+#[test]
+fn synthetic_provider_scans_up_to_the_previous_session() {
+    let dir = tempfile::tempdir().unwrap();
+    // Monday after Thanksgiving weekend: the data date is the early-close Friday.
+    let out = scan(
+        &["--provider", "synthetic", "--as-of", "2026-11-30"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_watchlist(&dir.path().join("daily_candidates.csv")).unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r.data_as_of == date("2026-11-27")));
+    let json = scan_json(dir.path());
+    assert!(json["provider"].as_str().unwrap().contains("not real data"));
+}

@@ -61,6 +61,8 @@ enum Provider {
     Store,
     /// A CSV file given with --csv, read into memory
     Csv,
+    /// A seeded synthetic market ending at the data date (offline end-to-end tests; not real data)
+    Synthetic,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +107,21 @@ fn run(args: Args) -> Result<ExitCode, Failure> {
     }
     let started = Instant::now();
     let mut scan_config = config.scan.clone();
+    let scan_date = match args.as_of {
+        Some(date) => date,
+        None if args.demo => avwap::scan::demo::DEMO_SCAN_DATE,
+        None => calendar::ny_date(SystemClock.now()),
+    };
+    let plan = match ScanPlan::for_session(scan_date, &scan_config) {
+        Ok(plan) => plan,
+        Err(ScanError::NotASession { date }) => {
+            println!(
+                "{date} (New York) is not an NYSE session: no watchlist is needed; the existing one (if any) was left unchanged."
+            );
+            return Ok(ExitCode::Ok);
+        }
+        Err(e) => return Err(fail(ExitCode::InputError)(e.into())),
+    };
     let (mut source, sectors, universe_source): (
         Box<dyn BarSource>,
         HashMap<String, String>,
@@ -146,6 +163,12 @@ fn run(args: Args) -> Result<ExitCode, Failure> {
                     BarStore::open(&path).map_err(|e| fail(ExitCode::InputError)(e.into()))?;
                 Box::new(StoreSource { store })
             }
+            Provider::Synthetic => {
+                scan_config = avwap::scan::demo::demo_config(&scan_config);
+                let source = avwap::scan::demo::synthetic_source(plan.data_as_of)
+                    .map_err(|e| fail(ExitCode::InputError)(e.into()))?;
+                Box::new(source)
+            }
             Provider::Csv => {
                 let path = args.csv.clone().ok_or_else(|| {
                     fail(ExitCode::ConfigError)(anyhow::anyhow!("--provider csv needs --csv PATH"))
@@ -164,21 +187,6 @@ fn run(args: Args) -> Result<ExitCode, Failure> {
         (source, sectors, "all symbols of the bar source".to_string())
     };
 
-    let scan_date = match args.as_of {
-        Some(date) => date,
-        None if args.demo => avwap::scan::demo::DEMO_SCAN_DATE,
-        None => calendar::ny_date(SystemClock.now()),
-    };
-    let plan = match ScanPlan::for_session(scan_date, &scan_config) {
-        Ok(plan) => plan,
-        Err(ScanError::NotASession { date }) => {
-            println!(
-                "{date} (New York) is not an NYSE session: no watchlist is needed; the existing one (if any) was left unchanged."
-            );
-            return Ok(ExitCode::Ok);
-        }
-        Err(e) => return Err(fail(ExitCode::InputError)(e.into())),
-    };
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| {
             format!(
