@@ -89,6 +89,7 @@ pub struct Config {
     pub mode: Mode,
     pub gate: GateConfig,
     pub scan: crate::scan::config::ScanConfig,
+    pub execution: crate::execution::config::ExecutionConfig,
 }
 
 impl Default for Config {
@@ -98,6 +99,7 @@ impl Default for Config {
             mode: Mode::Sim,
             gate: GateConfig::default(),
             scan: crate::scan::config::ScanConfig::default(),
+            execution: crate::execution::config::ExecutionConfig::default(),
         }
     }
 }

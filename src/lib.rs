@@ -1,6 +1,7 @@
 //! avwap: an Anchored-VWAP swing-trading system for US equities.
 //!
 //! Module map (each module's header says what it owns):
+//! - [`broker`]: the broker interface and error classes; the simulated broker.
 //! - [`calendar`]: the injected clock, New York time, the NYSE session calendar.
 //! - [`config`]: the one TOML configuration file, its defaults and env overrides.
 //! - [`watchlist`]: the `daily_candidates.csv` format: typed rows, atomic writer, validating reader.
@@ -9,11 +10,14 @@
 //! - [`scan`]: indicators, anchors/AVWAP, gates, selection, labels, ranking, the scan pipeline.
 //! - [`fsutil`]: atomic file replacement used by every output.
 //! - [`cli`]: argument parsing and refusal helpers shared by the binaries.
+//! - [`execution`]: state database, order lifecycle, reconciliation, the execution service.
 //! - [`exit`]: the process exit codes shared by all binaries.
 
+pub mod broker;
 pub mod calendar;
 pub mod cli;
 pub mod config;
+pub mod execution;
 pub mod exit;
 pub mod fsutil;
 pub mod gate;

@@ -3,6 +3,7 @@
 //! scanner validated per-symbol series.
 
 mod import;
+pub mod intraday;
 mod series;
 mod store;
 pub mod synthetic;

@@ -1,0 +1,17 @@
+# Parameters of nix/units.nix for the plain unit files in dist/systemd/ (non-NixOS hosts).
+# tools/render-units evaluates `import ./units.nix (import ./dist.nix // overrides)`.
+# Binaries installed with `cargo install --path . --root /usr/local`; configuration in
+# /etc/avwap/avwap.toml (start from examples/avwap.toml). Credentials are added per host with
+# a drop-in (see dist/systemd/INSTALL.md) or by rendering with --credential.
+{
+  binDir = "/usr/local/bin";
+  systemctl = "/bin/systemctl";
+  user = "avwap";
+  group = "avwap";
+  stateDir = "/var/lib/avwap";
+  configFile = "/etc/avwap/avwap.toml";
+  mode = "sim";
+  scanProvider = "store";
+  scanSchedule = "Mon..Fri 08:30 America/New_York";
+  restartSchedule = "Mon..Fri 08:40 America/New_York";
+}

@@ -1,0 +1,223 @@
+//! The broker interface: what execution needs from a broker (clock, account, positions, open
+//! orders, submit with a client order id, look up by client order id, replace, cancel,
+//! suspend new orders) and how broker failures are classified. Implementations: the
+//! simulated broker ([`sim`]) and, later, Alpaca.
+
+pub mod sim;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+/// Order types we use. `Stop` is a stop-market order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderType {
+    Market,
+    Limit,
+    Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeInForce {
+    Day,
+    Gtc,
+}
+
+/// Order states, as Alpaca names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    New,
+    Accepted,
+    PendingNew,
+    PartiallyFilled,
+    Filled,
+    PendingCancel,
+    PendingReplace,
+    Canceled,
+    Expired,
+    Replaced,
+    Rejected,
+    Suspended,
+}
+
+impl OrderStatus {
+    /// Still working at the broker (may fill).
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::New
+                | OrderStatus::Accepted
+                | OrderStatus::PendingNew
+                | OrderStatus::PartiallyFilled
+                | OrderStatus::PendingCancel
+                | OrderStatus::PendingReplace
+                | OrderStatus::Suspended
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::New => "new",
+            OrderStatus::Accepted => "accepted",
+            OrderStatus::PendingNew => "pending_new",
+            OrderStatus::PartiallyFilled => "partially_filled",
+            OrderStatus::Filled => "filled",
+            OrderStatus::PendingCancel => "pending_cancel",
+            OrderStatus::PendingReplace => "pending_replace",
+            OrderStatus::Canceled => "canceled",
+            OrderStatus::Expired => "expired",
+            OrderStatus::Replaced => "replaced",
+            OrderStatus::Rejected => "rejected",
+            OrderStatus::Suspended => "suspended",
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A new order. Quantities are shares (whole shares for our own orders).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRequest {
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: Side,
+    pub qty: Decimal,
+    pub order_type: OrderType,
+    pub limit_price: Option<Decimal>,
+    pub stop_price: Option<Decimal>,
+    pub time_in_force: TimeInForce,
+}
+
+/// A change to an open order. The replacement is a new order with its own client order id;
+/// the old one ends as `replaced`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaceRequest {
+    pub client_order_id: String,
+    pub qty: Option<Decimal>,
+    pub limit_price: Option<Decimal>,
+    pub stop_price: Option<Decimal>,
+}
+
+/// An order as the broker reports it. `filled_qty` is cumulative.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerOrder {
+    pub id: String,
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: Side,
+    pub qty: Decimal,
+    pub filled_qty: Decimal,
+    pub filled_avg_price: Option<Decimal>,
+    pub order_type: OrderType,
+    pub limit_price: Option<Decimal>,
+    pub stop_price: Option<Decimal>,
+    pub time_in_force: TimeInForce,
+    pub status: OrderStatus,
+    pub submitted_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Set on an order that was replaced: the id of its replacement.
+    pub replaced_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub symbol: String,
+    /// Shares held (long positive).
+    pub qty: Decimal,
+    pub avg_entry_price: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub equity: Decimal,
+    pub buying_power: Decimal,
+    /// New orders are blocked at the broker (Alpaca `suspend_trade`).
+    pub trading_suspended: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketClock {
+    pub timestamp: DateTime<Utc>,
+    pub is_open: bool,
+    pub next_open: DateTime<Utc>,
+    pub next_close: DateTime<Utc>,
+}
+
+/// Broker failures, classified by what the caller may safely do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// A read failed for a transient reason; retrying the read is safe.
+    #[error("broker read failed (retryable): {message}")]
+    RetryableRead { message: String },
+    /// The broker refused the order; nothing was placed.
+    #[error("order rejected by the broker{}: {message}", code.as_ref().map(|c| format!(" (code {c})")).unwrap_or_default())]
+    Rejected {
+        code: Option<String>,
+        message: String,
+    },
+    /// Credentials are missing, wrong or lack permission; stop and tell the operator.
+    #[error(
+        "broker refused our credentials: {message} (check the credential files / APCA_* variables)"
+    )]
+    Auth { message: String },
+    /// Too many requests; wait at least `retry_after` before the next call.
+    #[error("broker rate limit hit{}", retry_after.map(|d| format!("; retry after {} s", d.as_secs_f64())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    /// A request that may have changed broker state got no answer (timeout after send, 5xx).
+    /// The outcome must be looked up (by client order id), never assumed.
+    #[error("broker outcome unknown: {message}; the order will be looked up by its client order id before anything is resent")]
+    UnknownOutcome { message: String },
+    /// The order or resource does not exist at the broker.
+    #[error("not found at the broker: {message}")]
+    NotFound { message: String },
+    /// The broker does not support this operation (e.g. suspending new orders in the simulator).
+    #[error("not supported by this broker: {0}")]
+    Unsupported(String),
+}
+
+/// What execution needs from a broker. Calls are blocking; implementations bound their own
+/// timeouts and never retry an order submission by themselves.
+pub trait Broker {
+    fn name(&self) -> &str;
+    fn clock(&mut self) -> Result<MarketClock, BrokerError>;
+    fn account(&mut self) -> Result<Account, BrokerError>;
+    fn positions(&mut self) -> Result<Vec<Position>, BrokerError>;
+    fn open_orders(&mut self) -> Result<Vec<BrokerOrder>, BrokerError>;
+    /// Place an order. On `UnknownOutcome` the caller must look it up by client order id.
+    fn submit(&mut self, request: &OrderRequest) -> Result<BrokerOrder, BrokerError>;
+    /// The order with this client order id, in any state; `None` when the broker has none.
+    fn order_by_client_id(
+        &mut self,
+        client_order_id: &str,
+    ) -> Result<Option<BrokerOrder>, BrokerError>;
+    /// Atomically replace an open order (price or quantity); returns the new order.
+    fn replace(
+        &mut self,
+        order_id: &str,
+        request: &ReplaceRequest,
+    ) -> Result<BrokerOrder, BrokerError>;
+    fn cancel(&mut self, order_id: &str) -> Result<(), BrokerError>;
+    /// Broker-side kill switch: block (or allow again) all new orders for the account.
+    fn suspend_new_orders(&mut self, suspend: bool) -> Result<(), BrokerError> {
+        let _ = suspend;
+        Err(BrokerError::Unsupported(
+            "suspending new orders".to_string(),
+        ))
+    }
+}

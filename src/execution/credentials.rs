@@ -1,0 +1,496 @@
+//! Secrets for the execution service: the Alpaca API key pair, the live-account confirmation
+//! and the alert webhook URL. Each is read from systemd credentials first
+//! (`$CREDENTIALS_DIRECTORY/<name>`, from `LoadCredential=`, which keeps secrets out of the
+//! environment and the Nix store), then from an environment variable.
+//!
+//! Secret values live only in [`Secret`], whose `Debug`/`Display` print `[redacted]`, so no
+//! log line, error or panic message can carry one. Errors name the credential and where it was
+//! looked for, never a value.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub const ENV_CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+pub const ENV_API_KEY_ID: &str = "APCA_API_KEY_ID";
+pub const ENV_API_SECRET_KEY: &str = "APCA_API_SECRET_KEY";
+pub const ENV_LIVE_ACCOUNT: &str = "AVWAP_LIVE_ACCOUNT";
+
+pub const CREDENTIAL_KEY_ID: &str = "alpaca-key-id";
+pub const CREDENTIAL_SECRET_KEY: &str = "alpaca-secret-key";
+pub const CREDENTIAL_LIVE_ACCOUNT: &str = "alpaca-live-account";
+pub const CREDENTIAL_ALERT_WEBHOOK_URL: &str = "alert-webhook-url";
+
+/// A secret string. Read it with [`Secret::expose`] at the point of use only.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        // Best effort, without unsafe: overwrite the whole allocation (spare capacity too, which
+        // may hold trimmed bytes) so the value does not linger in freed memory. Copies made
+        // before the value got here (the environment, I/O buffers) are out of our reach.
+        let mut bytes = std::mem::take(&mut self.0).into_bytes();
+        let capacity = bytes.capacity();
+        bytes.clear();
+        bytes.resize(capacity, 0);
+        std::hint::black_box(&bytes);
+    }
+}
+
+/// Where a value was found, for a startup log line ("credentials from …").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// A file in `$CREDENTIALS_DIRECTORY`.
+    File(PathBuf),
+    /// An environment variable.
+    Env(&'static str),
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialSource::File(path) => write!(f, "systemd credential {}", path.display()),
+            CredentialSource::Env(var) => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error(
+        "missing credential {name} ({purpose}): {}",
+        missing_detail(.name, *.env_var, .credentials_dir.as_deref())
+    )]
+    Missing {
+        name: &'static str,
+        purpose: &'static str,
+        env_var: Option<&'static str>,
+        credentials_dir: Option<PathBuf>,
+    },
+    #[error("credential {name} from {origin} is empty; put the value there (or remove it)")]
+    Empty {
+        name: &'static str,
+        origin: CredentialSource,
+    },
+    #[error(
+        "cannot read credential {name} from {path}: {source} (check the unit's LoadCredential= \
+         line and the file it points to)"
+    )]
+    Unreadable {
+        name: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn missing_detail(name: &str, env_var: Option<&str>, credentials_dir: Option<&Path>) -> String {
+    let mut looked = match credentials_dir {
+        Some(dir) => format!("no file {}", dir.join(name).display()),
+        None => format!("{ENV_CREDENTIALS_DIRECTORY} is not set"),
+    };
+    let mut fix = format!("add LoadCredential={name}:<file> to the unit");
+    if let Some(var) = env_var {
+        looked.push_str(&format!(" and environment variable {var} is not set"));
+        fix.push_str(&format!(", or set {var}"));
+    }
+    format!("{looked}; {fix}")
+}
+
+/// The Alpaca API key pair.
+#[derive(Debug, Clone)]
+pub struct AlpacaCredentials {
+    pub key_id: Secret,
+    pub secret_key: Secret,
+    pub key_id_source: CredentialSource,
+    pub secret_key_source: CredentialSource,
+}
+
+/// What to read and what it is for (the latter goes into the "missing" message).
+struct Spec {
+    name: &'static str,
+    env_var: Option<&'static str>,
+    purpose: &'static str,
+}
+
+const KEY_ID: Spec = Spec {
+    name: CREDENTIAL_KEY_ID,
+    env_var: Some(ENV_API_KEY_ID),
+    purpose: "the Alpaca API key id, needed by the alpaca-paper and alpaca-live modes",
+};
+const SECRET_KEY: Spec = Spec {
+    name: CREDENTIAL_SECRET_KEY,
+    env_var: Some(ENV_API_SECRET_KEY),
+    purpose: "the Alpaca API secret key, needed by the alpaca-paper and alpaca-live modes",
+};
+const LIVE_ACCOUNT: Spec = Spec {
+    name: CREDENTIAL_LIVE_ACCOUNT,
+    env_var: Some(ENV_LIVE_ACCOUNT),
+    purpose: "the live account number that confirms alpaca-live mode",
+};
+const ALERT_WEBHOOK_URL: Spec = Spec {
+    name: CREDENTIAL_ALERT_WEBHOOK_URL,
+    env_var: None,
+    purpose: "the alert webhook URL",
+};
+
+/// Where credentials come from. Injected so tests never touch the process environment.
+pub struct CredentialStore {
+    credentials_dir: Option<PathBuf>,
+    env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+}
+
+impl fmt::Debug for CredentialStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialStore")
+            .field("credentials_dir", &self.credentials_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialStore {
+    pub fn new(
+        credentials_dir: Option<PathBuf>,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> CredentialStore {
+        CredentialStore {
+            // An empty CREDENTIALS_DIRECTORY would otherwise mean "relative to the working
+            // directory", which the service never reads from.
+            credentials_dir: credentials_dir.filter(|dir| !dir.as_os_str().is_empty()),
+            env: Box::new(env),
+        }
+    }
+
+    /// The real `$CREDENTIALS_DIRECTORY` and process environment, at the binary edge.
+    pub fn from_process_env() -> CredentialStore {
+        CredentialStore::new(
+            std::env::var_os(ENV_CREDENTIALS_DIRECTORY).map(PathBuf::from),
+            crate::config::process_env,
+        )
+    }
+
+    pub fn credentials_dir(&self) -> Option<&Path> {
+        self.credentials_dir.as_deref()
+    }
+
+    /// The Alpaca key pair; both are required.
+    pub fn alpaca(&self) -> Result<AlpacaCredentials, CredentialError> {
+        let (key_id, key_id_source) = self.require(&KEY_ID)?;
+        let (secret_key, secret_key_source) = self.require(&SECRET_KEY)?;
+        Ok(AlpacaCredentials {
+            key_id,
+            secret_key,
+            key_id_source,
+            secret_key_source,
+        })
+    }
+
+    /// The live account number that `alpaca-live` compares with the broker's account before
+    /// it trades; required in that mode only, so the caller decides when to ask.
+    pub fn live_confirmation(&self) -> Result<Secret, CredentialError> {
+        self.require(&LIVE_ACCOUNT).map(|(value, _)| value)
+    }
+
+    /// The alert webhook URL (it embeds a token, hence a secret); alerts are optional, so
+    /// absent is `Ok(None)`.
+    pub fn alert_webhook_url(&self) -> Result<Option<Secret>, CredentialError> {
+        Ok(self.lookup(&ALERT_WEBHOOK_URL)?.map(|(value, _)| value))
+    }
+
+    fn require(&self, spec: &Spec) -> Result<(Secret, CredentialSource), CredentialError> {
+        self.lookup(spec)?.ok_or_else(|| CredentialError::Missing {
+            name: spec.name,
+            purpose: spec.purpose,
+            env_var: spec.env_var,
+            credentials_dir: self.credentials_dir.clone(),
+        })
+    }
+
+    /// The credentials directory wins over the environment. A credential that is present but
+    /// empty or unreadable is an error, not a reason to fall back: falling back could silently
+    /// pick up another account's key from the environment.
+    fn lookup(&self, spec: &Spec) -> Result<Option<(Secret, CredentialSource)>, CredentialError> {
+        if let Some(dir) = &self.credentials_dir {
+            let path = dir.join(spec.name);
+            match std::fs::read_to_string(&path) {
+                Ok(raw) => return non_empty(spec.name, raw, CredentialSource::File(path)),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(CredentialError::Unreadable {
+                        name: spec.name,
+                        path,
+                        source,
+                    })
+                }
+            }
+        }
+        if let Some(var) = spec.env_var {
+            if let Some(raw) = (self.env)(var) {
+                return non_empty(spec.name, raw, CredentialSource::Env(var));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Trim surrounding whitespace (a credential file usually ends with a newline) in place, so
+/// no untrimmed copy of the value is left behind, and refuse an empty result.
+fn non_empty(
+    name: &'static str,
+    raw: String,
+    origin: CredentialSource,
+) -> Result<Option<(Secret, CredentialSource)>, CredentialError> {
+    // Wrapped first so the buffer is zeroed on every path, the error path included.
+    let mut secret = Secret::new(raw);
+    let end = secret.0.trim_end().len();
+    secret.0.truncate(end);
+    let start = secret.0.len() - secret.0.trim_start().len();
+    secret.0.drain(..start);
+    if secret.0.is_empty() {
+        return Err(CredentialError::Empty { name, origin });
+    }
+    Ok(Some((secret, origin)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const KEY: &str = "PKTESTKEYID0123456789";
+    const SECRET: &str = "s3cr3t-Value-That-Must-Never-Leak";
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn creds_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        dir
+    }
+
+    fn assert_no_secret(text: &str) {
+        for value in [KEY, SECRET, "123456789", "hooks.example"] {
+            assert!(!text.contains(value), "{value:?} leaked into {text:?}");
+        }
+    }
+
+    #[test]
+    fn secret_is_redacted_in_debug_and_display() {
+        let secret = Secret::new(SECRET.to_string());
+        assert_eq!(format!("{secret:?}"), "[redacted]");
+        assert_eq!(format!("{secret}"), "[redacted]");
+        assert_eq!(format!("{secret:#?}"), "[redacted]");
+        assert_eq!(secret.expose(), SECRET);
+    }
+
+    #[test]
+    fn credentials_dir_wins_over_env_and_newlines_are_trimmed() {
+        let dir = creds_dir(&[
+            (CREDENTIAL_KEY_ID, &format!("{KEY}\n")),
+            (CREDENTIAL_SECRET_KEY, &format!("  {SECRET}\r\n")),
+        ]);
+        let store = CredentialStore::new(
+            Some(dir.path().to_path_buf()),
+            env_of(&[
+                (ENV_API_KEY_ID, "env-key"),
+                (ENV_API_SECRET_KEY, "env-secret"),
+            ]),
+        );
+        let creds = store.alpaca().unwrap();
+        assert_eq!(creds.key_id.expose(), KEY);
+        assert_eq!(creds.secret_key.expose(), SECRET);
+        assert_eq!(
+            creds.key_id_source,
+            CredentialSource::File(dir.path().join(CREDENTIAL_KEY_ID))
+        );
+        assert_no_secret(&format!("{creds:?}"));
+        assert_no_secret(&format!("{creds:#?}"));
+        assert_no_secret(&format!("{store:?}"));
+        assert!(creds
+            .key_id_source
+            .to_string()
+            .contains("systemd credential"));
+    }
+
+    #[test]
+    fn env_is_used_without_a_credential_file() {
+        // Directory set but without the files, and directory not set at all.
+        let dir = creds_dir(&[]);
+        for credentials_dir in [Some(dir.path().to_path_buf()), None, Some(PathBuf::new())] {
+            let store = CredentialStore::new(
+                credentials_dir,
+                env_of(&[(ENV_API_KEY_ID, KEY), (ENV_API_SECRET_KEY, SECRET)]),
+            );
+            let creds = store.alpaca().unwrap();
+            assert_eq!(creds.key_id.expose(), KEY);
+            assert_eq!(creds.secret_key.expose(), SECRET);
+            assert_eq!(
+                creds.secret_key_source,
+                CredentialSource::Env(ENV_API_SECRET_KEY)
+            );
+            assert_eq!(
+                creds.secret_key_source.to_string(),
+                "environment variable APCA_API_SECRET_KEY"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_names_the_credential_and_where_it_was_looked_for() {
+        let dir = creds_dir(&[(CREDENTIAL_KEY_ID, KEY)]);
+        let store = CredentialStore::new(Some(dir.path().to_path_buf()), env_of(&[]));
+        let err = store.alpaca().unwrap_err();
+        assert!(matches!(
+            err,
+            CredentialError::Missing {
+                name: CREDENTIAL_SECRET_KEY,
+                ..
+            }
+        ));
+        let text = err.to_string();
+        assert!(
+            text.contains("missing credential alpaca-secret-key"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&dir.path().join(CREDENTIAL_SECRET_KEY).display().to_string()),
+            "{text}"
+        );
+        assert!(text.contains("APCA_API_SECRET_KEY is not set"), "{text}");
+        assert!(text.contains("LoadCredential=alpaca-secret-key:"), "{text}");
+        assert_no_secret(&text);
+        assert_no_secret(&format!("{err:?}"));
+
+        let store = CredentialStore::new(None, env_of(&[]));
+        let text = store.alpaca().unwrap_err().to_string();
+        assert!(text.contains("alpaca-key-id"), "{text}");
+        assert!(text.contains("CREDENTIALS_DIRECTORY is not set"), "{text}");
+        assert!(text.contains("APCA_API_KEY_ID"), "{text}");
+    }
+
+    #[test]
+    fn empty_values_are_errors_and_do_not_fall_back() {
+        let dir = creds_dir(&[(CREDENTIAL_KEY_ID, "\n"), (CREDENTIAL_SECRET_KEY, SECRET)]);
+        let store = CredentialStore::new(
+            Some(dir.path().to_path_buf()),
+            env_of(&[(ENV_API_KEY_ID, KEY)]),
+        );
+        let err = store.alpaca().unwrap_err();
+        match &err {
+            CredentialError::Empty { name, origin } => {
+                assert_eq!(*name, CREDENTIAL_KEY_ID);
+                assert_eq!(
+                    *origin,
+                    CredentialSource::File(dir.path().join(CREDENTIAL_KEY_ID))
+                );
+            }
+            other => panic!("expected Empty, got {other:?}"),
+        }
+        assert!(err.to_string().contains("is empty"), "{err}");
+
+        let store = CredentialStore::new(
+            None,
+            env_of(&[(ENV_API_KEY_ID, "  "), (ENV_API_SECRET_KEY, SECRET)]),
+        );
+        let err = store.alpaca().unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "credential alpaca-key-id from environment variable APCA_API_KEY_ID is empty"
+            ),
+            "{err}"
+        );
+        assert_no_secret(&format!("{err:?}"));
+    }
+
+    #[test]
+    fn an_unreadable_credential_is_an_error_naming_the_path() {
+        let dir = creds_dir(&[(CREDENTIAL_SECRET_KEY, SECRET)]);
+        // A directory where the file should be: read fails with EISDIR even as root.
+        std::fs::create_dir(dir.path().join(CREDENTIAL_KEY_ID)).unwrap();
+        let store = CredentialStore::new(
+            Some(dir.path().to_path_buf()),
+            env_of(&[(ENV_API_KEY_ID, KEY)]),
+        );
+        let err = store.alpaca().unwrap_err();
+        assert!(matches!(err, CredentialError::Unreadable { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&dir.path().join(CREDENTIAL_KEY_ID).display().to_string()),
+            "{text}"
+        );
+        assert_no_secret(&text);
+        assert_no_secret(&format!("{err:?}"));
+    }
+
+    #[test]
+    fn live_confirmation_from_credential_or_env() {
+        let dir = creds_dir(&[(CREDENTIAL_LIVE_ACCOUNT, "123456789\n")]);
+        let store = CredentialStore::new(
+            Some(dir.path().to_path_buf()),
+            env_of(&[(ENV_LIVE_ACCOUNT, "987654321")]),
+        );
+        assert_eq!(store.live_confirmation().unwrap().expose(), "123456789");
+
+        let store = CredentialStore::new(None, env_of(&[(ENV_LIVE_ACCOUNT, "987654321")]));
+        assert_eq!(store.live_confirmation().unwrap().expose(), "987654321");
+
+        let err = CredentialStore::new(None, env_of(&[]))
+            .live_confirmation()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("alpaca-live-account"), "{text}");
+        assert!(text.contains("AVWAP_LIVE_ACCOUNT"), "{text}");
+        assert!(text.contains("confirms alpaca-live"), "{text}");
+    }
+
+    #[test]
+    fn alert_webhook_url_is_optional_and_credential_only() {
+        let url = "https://hooks.example/T000/B000/XXXX";
+        let dir = creds_dir(&[(CREDENTIAL_ALERT_WEBHOOK_URL, &format!("{url}\n"))]);
+        let store = CredentialStore::new(Some(dir.path().to_path_buf()), env_of(&[]));
+        let found = store.alert_webhook_url().unwrap().unwrap();
+        assert_eq!(found.expose(), url);
+        assert_no_secret(&format!("{found:?}"));
+
+        let store = CredentialStore::new(None, env_of(&[(CREDENTIAL_ALERT_WEBHOOK_URL, url)]));
+        assert!(store.alert_webhook_url().unwrap().is_none());
+
+        let empty = creds_dir(&[(CREDENTIAL_ALERT_WEBHOOK_URL, "")]);
+        let store = CredentialStore::new(Some(empty.path().to_path_buf()), env_of(&[]));
+        assert!(matches!(
+            store.alert_webhook_url(),
+            Err(CredentialError::Empty { .. })
+        ));
+    }
+}

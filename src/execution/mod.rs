@@ -1,0 +1,18 @@
+//! Execution: the state database (order journal, fills, owned positions, stops, event log),
+//! deterministic client order ids, the idempotent order lifecycle, reconciliation with the
+//! broker, the per-cycle engine, and the process lifecycle of `avwap-execution`.
+//!
+//! - [`db`]: the SQLite state database and its additive migrations.
+//! - [`ids`]: deterministic client order ids.
+//! - [`config`]: `[execution]` settings.
+//! - [`engine`]: one cycle: resolve, refresh, reconcile, protect, exits, entries.
+//! - [`lifecycle`]: journal → send → acknowledge → fills; unknown-outcome resolution.
+//! - [`process`]: lock, sd_notify, signals, kill switch; [`credentials`]: secrets.
+
+pub mod config;
+pub mod credentials;
+pub mod db;
+pub mod engine;
+pub mod ids;
+pub mod lifecycle;
+pub mod process;
