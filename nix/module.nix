@@ -90,8 +90,13 @@ let
       stateDir
       mode
       scanProvider
-      scanCsvFile
       ;
+    # A missing CSV is reported by the assertion below; units.nix must not throw first.
+    scanCsvFile =
+      if cfg.scanProvider == "csv" && cfg.scanCsvFile == null then
+        "/services.avwap.scanCsvFile-is-not-set"
+      else
+        cfg.scanCsvFile;
     configFile = "${configFile}";
     scanSchedule = cfg.schedules.scan;
     restartSchedule = cfg.schedules.restart;
@@ -202,6 +207,15 @@ in
         at build time. `state_dir` and `mode` are set from {option}`services.avwap.stateDir` and
         {option}`services.avwap.mode`. Never put secrets here: use the credential options.
       '';
+    };
+
+    unitDefinitions = mkOption {
+      type = types.attrs;
+      internal = true;
+      readOnly = true;
+      default = units;
+      defaultText = literalExpression "import ./units.nix { ... }";
+      description = "The evaluated nix/units.nix (for tests: the NixOS units must carry every line of it).";
     };
 
     configFile = mkOption {

@@ -1,20 +1,120 @@
-//! `avwap-execution`: trades the watchlist through the simulated broker or Alpaca.
+//! `avwap-execution`: the long-running execution service. All logic lives in
+//! `avwap::execution`; this file wires arguments, configuration and the clock.
 
-use clap::Parser;
+use avwap::calendar::{Clock, FixedClock, SystemClock};
+use avwap::config::{process_env, Config, Mode};
+use avwap::execution::service::{self, Command as ServiceCommand};
+use avwap::exit::ExitCode;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 
-/// avwap-execution: trades the watchlist through the simulated broker or Alpaca (not implemented yet).
+const AFTER_HELP: &str = "\
+Modes: sim (default; built-in simulated broker, no credentials), dry-run, alpaca-paper,
+alpaca-live. An unknown mode is a configuration error, never live. In this build only sim
+trades; the other modes refuse to start with a clear message.
+
+Kill switch: create the file KILL_SWITCH in the state directory (or set
+execution.kill_switch = true) to stop all new entries at once; exits and stops keep working.
+
+Exit codes:
+  0   stopped cleanly (SIGTERM/SIGINT after the current step, or --once / flatten done)
+  10  bad command line or configuration
+  11  another avwap-execution holds the state-directory lock
+  12  the broker is unreachable or refused our credentials
+  13  input problem (state directory, database of a newer avwap, bar store)
+  69  this mode is not available in this build
+  70  internal error";
+
+/// Trade today's watchlist with broker-side protective stops.
 #[derive(Debug, Parser)]
-#[command(name = "avwap-execution", version)]
+#[command(name = "avwap-execution", version, after_help = AFTER_HELP)]
 struct Args {
-    /// Arguments are accepted and ignored until this command is implemented.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// Configuration file [env: AVWAP_CONFIG]
+    #[arg(long, value_name = "PATH", global = true)]
+    config: Option<PathBuf>,
+    /// State directory [env: AVWAP_STATE_DIR] [default: /var/lib/avwap]
+    #[arg(long, value_name = "DIR", global = true)]
+    state_dir: Option<PathBuf>,
+    /// Execution mode [env: AVWAP_MODE] [default: sim]
+    #[arg(long, value_enum, global = true)]
+    mode: Option<ModeArg>,
+    /// Run one cycle, then exit
+    #[arg(long)]
+    once: bool,
+    /// Run as if the time were this (RFC 3339, or YYYY-MM-DDTHH:MM New York); sim mode only
+    #[arg(long, value_name = "TIME", global = true)]
+    at: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Close every position this system owns at the market (cancels its stops first)
+    Flatten,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Sim,
+    DryRun,
+    AlpacaPaper,
+    AlpacaLive,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Sim => Mode::Sim,
+            ModeArg::DryRun => Mode::DryRun,
+            ModeArg::AlpacaPaper => Mode::AlpacaPaper,
+            ModeArg::AlpacaLive => Mode::AlpacaLive,
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
-    let _args: Args = avwap::cli::parse_args();
-    avwap::cli::not_implemented(
-        "avwap-execution",
-        "the execution service (issue 'Execution core') has not landed; no orders were sent",
-    )
+    let args: Args = avwap::cli::parse_args();
+    avwap::cli::init_logging();
+    let mut config = match Config::load(args.config.as_deref(), &process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("avwap-execution: {e}");
+            return ExitCode::ConfigError.into();
+        }
+    };
+    if let Some(dir) = args.state_dir {
+        config.state_dir = dir;
+    }
+    if let Some(mode) = args.mode {
+        config.mode = mode.into();
+    }
+    let clock: Box<dyn Clock> = match &args.at {
+        None => Box::new(SystemClock),
+        Some(text) => {
+            if !service::fixed_clock_allowed(config.mode) {
+                eprintln!("avwap-execution: --at is only allowed in sim mode");
+                return ExitCode::ConfigError.into();
+            }
+            match service::parse_at(text) {
+                Some(t) => Box::new(FixedClock::new(t)),
+                None => {
+                    eprintln!("avwap-execution: --at {text:?} is not a time (use 2026-11-30T10:05 New York, or RFC 3339)");
+                    return ExitCode::ConfigError.into();
+                }
+            }
+        }
+    };
+    let command = match args.command {
+        Some(Sub::Flatten) => ServiceCommand::Flatten,
+        None => ServiceCommand::Run { once: args.once },
+    };
+    tracing::info!(mode = %config.mode, state_dir = %config.state_dir.display(), "avwap-execution starting");
+    match service::run(&config, command, clock.as_ref()) {
+        Ok(()) => ExitCode::Ok.into(),
+        Err(e) => {
+            eprintln!("avwap-execution: {}", e.message);
+            e.code.into()
+        }
+    }
 }

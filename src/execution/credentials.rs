@@ -157,10 +157,13 @@ const ALERT_WEBHOOK_URL: Spec = Spec {
     purpose: "the alert webhook URL",
 };
 
-/// Where credentials come from. Injected so tests never touch the process environment.
+/// Looks up an environment variable; injected so tests never touch the process environment.
+type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Where credentials come from.
 pub struct CredentialStore {
     credentials_dir: Option<PathBuf>,
-    env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    env: EnvLookup,
 }
 
 impl fmt::Debug for CredentialStore {

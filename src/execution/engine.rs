@@ -344,6 +344,9 @@ fn manage_position(
             }
         };
         if needs && !through_stop {
+            if current_stop.is_none() {
+                desk.failpoints.hit("filled_before_stop", None);
+            }
             let placement = ensure_stop(
                 desk,
                 symbol,

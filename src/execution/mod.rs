@@ -7,6 +7,7 @@
 //! - [`config`]: `[execution]` settings.
 //! - [`engine`]: one cycle: resolve, refresh, reconcile, protect, exits, entries.
 //! - [`lifecycle`]: journal → send → acknowledge → fills; unknown-outcome resolution.
+//! - [`service`]: the `avwap-execution` process: modes, lock, loop, shutdown.
 //! - [`process`]: lock, sd_notify, signals, kill switch; [`credentials`]: secrets.
 
 pub mod config;
@@ -16,3 +17,4 @@ pub mod engine;
 pub mod ids;
 pub mod lifecycle;
 pub mod process;
+pub mod service;

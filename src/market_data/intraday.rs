@@ -357,6 +357,47 @@ impl SyntheticIntradayFeed {
             .insert(bar.date, bar);
     }
 
+    /// Appends **synthetic daily bars** for every session after each symbol's last daily bar
+    /// through `last`: a seeded random walk from the last close (about ±1.5 % a day, volume
+    /// near the last bar's), deterministic for the same daily bars and seed. Lets the feed serve
+    /// sessions the bar store has no bars for yet, e.g. `sim` mode on today's date. Returns
+    /// the number of bars added.
+    pub fn extend_through(&mut self, last: NaiveDate) -> Result<usize, calendar::CalendarError> {
+        let mut added = 0;
+        for (symbol, days) in &mut self.daily {
+            let Some((&last_date, &last_bar)) = days.iter().next_back() else {
+                continue;
+            };
+            let Some(first_new) = last_date.succ_opt().filter(|d| *d <= last) else {
+                continue;
+            };
+            let mut prev = last_bar;
+            for session in calendar::sessions_between(first_new, last)? {
+                let mut rng = SplitMix64::new(path_seed(symbol, session.date, self.seed ^ 0xDA11));
+                let floor = 0.01;
+                let open = round_to_tick(prev.close * (1.0 + 0.004 * rng.normal())).max(floor);
+                let close = round_to_tick(open * (1.0 + 0.015 * rng.normal())).max(floor);
+                let high = round_to_tick(open.max(close) * (1.0 + 0.008 * rng.uniform()))
+                    .max(open.max(close));
+                let low = round_to_tick(open.min(close) * (1.0 - 0.008 * rng.uniform()))
+                    .clamp(floor.min(open.min(close)), open.min(close));
+                let volume = (prev.volume.max(1000.0) * (0.7 + 0.6 * rng.uniform())).round();
+                let bar = DailyBar {
+                    date: session.date,
+                    open,
+                    high,
+                    low,
+                    close,
+                    volume,
+                };
+                days.insert(session.date, bar);
+                prev = bar;
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
     pub fn seed(&self) -> u64 {
         self.seed
     }
@@ -653,6 +694,34 @@ mod tests {
                 feed.last_closed_bars("ACME", now, n)
             );
         }
+    }
+
+    #[test]
+    fn extend_through_adds_synthetic_sessions_after_the_last_bar() {
+        let mut a = feed();
+        let added = a.extend_through(d(2026, 3, 10)).unwrap();
+        // 03-04, 05, 06, 09, 10.
+        assert_eq!(added, 5);
+        let mut b = feed();
+        b.extend_through(d(2026, 3, 10)).unwrap();
+        let now = utc("2026-03-10T20:00:00Z");
+        let bars = a.bars_between("ACME", utc("2026-03-03T22:00:00Z"), now);
+        assert_eq!(
+            bars,
+            b.bars_between("ACME", utc("2026-03-03T22:00:00Z"), now)
+        );
+        // 5 sessions, the last one up to 16:00 EDT = 20:00Z (the whole day).
+        assert_eq!(bars.len(), 39 * 5);
+        for bar in &bars {
+            assert!(bar.low > 0.0 && bar.low <= bar.open.min(bar.close));
+            assert!(bar.high >= bar.open.max(bar.close));
+        }
+        // Existing bars are kept; extending again adds nothing.
+        assert_eq!(
+            a.session_path("ACME", d(2026, 3, 3)),
+            feed().session_path("ACME", d(2026, 3, 3))
+        );
+        assert_eq!(a.extend_through(d(2026, 3, 10)).unwrap(), 0);
     }
 
     proptest! {

@@ -218,10 +218,7 @@ pub(super) fn fill_price(
 /// Shares filled from `remaining` in one bar: ceil(ratio × remaining), at least 1, at most
 /// `remaining`.
 pub(super) fn fill_qty(remaining: Decimal, ratio: Decimal) -> Decimal {
-    (remaining * ratio)
-        .ceil()
-        .max(Decimal::ONE)
-        .min(remaining)
+    (remaining * ratio).ceil().max(Decimal::ONE).min(remaining)
 }
 
 #[cfg(test)]
@@ -293,7 +290,8 @@ mod tests {
 
     #[test]
     fn stop_fills() {
-        let f = |side, stop: &str, b| fill_price(OrderType::Stop, side, None, Some(d(stop)), false, b);
+        let f =
+            |side, stop: &str, b| fill_price(OrderType::Stop, side, None, Some(d(stop)), false, b);
         let normal = bar("48.50", "48.60", "47.80");
         assert_eq!(
             f(Side::Sell, "48.00", normal),
@@ -309,7 +307,14 @@ mod tests {
         assert_eq!(f(Side::Buy, "48.00", normal).unwrap().price, d("48.50"));
         assert_eq!(f(Side::Buy, "48.61", normal), None);
         // Once triggered, the remainder fills at the open.
-        let triggered = fill_price(OrderType::Stop, Side::Sell, None, Some(d("48.00")), true, normal);
+        let triggered = fill_price(
+            OrderType::Stop,
+            Side::Sell,
+            None,
+            Some(d("48.00")),
+            true,
+            normal,
+        );
         assert_eq!(triggered.unwrap().price, d("48.50"));
     }
 

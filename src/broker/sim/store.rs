@@ -212,7 +212,8 @@ impl OrderRow {
     }
 }
 
-const ORDER_COLUMNS: &str = "seq, id, client_order_id, symbol, side, order_type, time_in_force, qty, \
+const ORDER_COLUMNS: &str =
+    "seq, id, client_order_id, symbol, side, order_type, time_in_force, qty, \
      filled_qty, filled_notional, limit_price, stop_price, status, submitted_at, updated_at, \
      active_from, expires_at, stop_triggered, replaces, replaced_by";
 
@@ -271,7 +272,9 @@ pub(super) fn open_orders(conn: &Connection) -> rusqlite::Result<Vec<OrderRow>> 
 }
 
 pub(super) fn order_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<OrderRow>> {
-    Ok(query_orders(conn, "WHERE id = ?1", [id])?.into_iter().next())
+    Ok(query_orders(conn, "WHERE id = ?1", [id])?
+        .into_iter()
+        .next())
 }
 
 pub(super) fn order_by_client_id(
@@ -484,7 +487,10 @@ pub(super) fn push_fault(
 }
 
 /// Removes and returns the oldest fault queued for `method`.
-pub(super) fn take_fault(conn: &Connection, method: SimMethod) -> rusqlite::Result<Option<SimFault>> {
+pub(super) fn take_fault(
+    conn: &Connection,
+    method: SimMethod,
+) -> rusqlite::Result<Option<SimFault>> {
     let found: Option<(i64, String)> = conn
         .prepare_cached("SELECT seq, fault FROM faults WHERE method = ?1 ORDER BY seq LIMIT 1")?
         .query_row([method.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))

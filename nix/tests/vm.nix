@@ -1,0 +1,34 @@
+# NixOS VM test: the shared deployment scenario (nix/tests/scenario.sh) against the real module.
+# Wired into the flake's checks as `vm-scenario`; needs KVM (or is slow under TCG) and nixpkgs,
+# so it runs with `nix flake check` / `nix build .#checks.<system>.vm-scenario` on a machine
+# with network access, not on the project's offline machines.
+{ pkgs, self }:
+pkgs.testers.runNixOSTest {
+  name = "avwap-scenario";
+
+  nodes.machine =
+    { ... }:
+    {
+      imports = [ self.nixosModules.default ];
+      services.avwap = {
+        enable = true;
+        mode = "sim";
+        # Offline: a seeded synthetic market ending at the previous NYSE session.
+        scanProvider = "synthetic";
+      };
+      # The scenario sets the guest clock to a fixed weekday session; nothing may move it back.
+      services.timesyncd.enable = false;
+      virtualisation.memorySize = 1024;
+    };
+
+  testScript = ''
+    machine.wait_for_unit("multi-user.target")
+    machine.wait_for_unit("timers.target")
+    # The unit text the module produced, for the log.
+    print(machine.succeed("systemctl cat execution.service scan.service scan.timer execution-restart.service execution-restart.timer"))
+    rc, out = machine.execute("${pkgs.bash}/bin/bash ${./scenario.sh} 2>&1", timeout=1800)
+    print(out)
+    failed = [line for line in out.splitlines() if line.startswith("RESULT ") and "status=fail" in line]
+    assert rc == 0 and not failed, f"scenario failed (rc={rc}):\n" + "\n".join(failed)
+  '';
+}
