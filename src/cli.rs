@@ -30,13 +30,10 @@ pub fn not_implemented(binary: &str, what: &str) -> std::process::ExitCode {
     ExitCode::NotImplemented.into()
 }
 
-/// Logging for the binaries: human-readable to stderr, level from `RUST_LOG` (default info).
-/// (Structured journald output comes with the operations work.)
+/// Logging for the binaries: see [`crate::ops::logging`]. The format comes from
+/// `AVWAP_LOG_FORMAT` (default `auto`: journald under systemd, text on stderr otherwise), the
+/// level from `RUST_LOG` (default info). A binary with a `--log-format` flag calls
+/// [`crate::ops::logging::init`] instead.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::ops::logging::init_from_env();
 }

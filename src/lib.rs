@@ -12,6 +12,7 @@
 //! - [`cli`]: argument parsing and refusal helpers shared by the binaries.
 //! - [`execution`]: state database, order lifecycle, reconciliation, the execution service.
 //! - [`exit`]: the process exit codes shared by all binaries.
+//! - [`ops`]: logging (journald/stderr/JSON), alerts (webhook), the `avwap-check` health check.
 
 pub mod broker;
 pub mod calendar;
@@ -22,5 +23,6 @@ pub mod exit;
 pub mod fsutil;
 pub mod gate;
 pub mod market_data;
+pub mod ops;
 pub mod scan;
 pub mod watchlist;

@@ -52,6 +52,24 @@ struct Args {
 enum Sub {
     /// Close every position this system owns at the market (cancels its stops first)
     Flatten,
+    /// Print one session's decisions, orders, fills, stops and P&L
+    Report {
+        /// Session date (YYYY-MM-DD) [default: the last session with a heartbeat, else today NY]
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// One JSON object instead of tables
+        #[arg(long)]
+        json: bool,
+    },
+    /// Simulate whole sessions of the demo data on the simulated broker and a simulated clock
+    Simulate {
+        /// First session (YYYY-MM-DD), within the demo data (2009-08-21..2010-08-20)
+        #[arg(long)]
+        date: chrono::NaiveDate,
+        /// Number of sessions, carrying positions over
+        #[arg(long, default_value_t = 1)]
+        days: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -107,6 +125,24 @@ fn main() -> std::process::ExitCode {
     };
     let command = match args.command {
         Some(Sub::Flatten) => ServiceCommand::Flatten,
+        Some(Sub::Report { date, json }) => return report(&config, date, json, clock.as_ref()),
+        Some(Sub::Simulate { date, days }) => {
+            return match service::simulate(&config, date, days) {
+                Ok(sessions) => {
+                    println!(
+                        "simulated {} session(s): {}; see: avwap-execution report --date D --state-dir {}",
+                        sessions.len(),
+                        sessions.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+                        config.state_dir.display()
+                    );
+                    ExitCode::Ok.into()
+                }
+                Err(e) => {
+                    eprintln!("avwap-execution: {}", e.message);
+                    e.code.into()
+                }
+            }
+        }
         None => ServiceCommand::Run { once: args.once },
     };
     tracing::info!(mode = %config.mode, state_dir = %config.state_dir.display(), "avwap-execution starting");
@@ -115,6 +151,50 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("avwap-execution: {}", e.message);
             e.code.into()
+        }
+    }
+}
+
+fn report(
+    config: &Config,
+    date: Option<chrono::NaiveDate>,
+    json: bool,
+    clock: &dyn Clock,
+) -> std::process::ExitCode {
+    let path = service::db_path(&config.state_dir);
+    if !path.exists() {
+        eprintln!(
+            "avwap-execution: no execution database at {}: nothing has run in this state directory",
+            path.display()
+        );
+        return ExitCode::InputError.into();
+    }
+    let db = match avwap::execution::db::StateDb::open(&path) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("avwap-execution: {e}");
+            return ExitCode::InputError.into();
+        }
+    };
+    let date = date.unwrap_or_else(|| {
+        db.last_heartbeat()
+            .ok()
+            .flatten()
+            .map(avwap::calendar::ny_date)
+            .unwrap_or_else(|| avwap::calendar::ny_date(clock.now()))
+    });
+    match avwap::execution::report::day_report(&db, date) {
+        Ok(r) if json => {
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            ExitCode::Ok.into()
+        }
+        Ok(r) => {
+            print!("{}", avwap::execution::report::render_table(&r));
+            ExitCode::Ok.into()
+        }
+        Err(e) => {
+            eprintln!("avwap-execution: {e}");
+            ExitCode::InputError.into()
         }
     }
 }

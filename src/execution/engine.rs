@@ -41,6 +41,7 @@ pub struct CycleInputs<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CycleReport {
     pub market_open: bool,
+    pub phase: &'static str,
     pub entries_sent: u32,
     pub stops_placed: u32,
     pub stops_replaced: u32,
@@ -71,12 +72,11 @@ pub fn run_cycle(
 ) -> Result<CycleReport, LifecycleError> {
     let mut report = CycleReport::default();
     let now = desk.now;
-    let session = calendar::session_for_instant(now)
-        .ok()
-        .flatten()
-        .and_then(|d| calendar::session(d).ok().flatten());
-    let market_open = session.is_some_and(|s| now >= s.open && now < s.close);
+    let session = crate::execution::phases::todays_session(now);
+    let phase = crate::execution::phases::phase(now, inputs.config);
+    let market_open = phase.market_open();
     report.market_open = market_open;
+    report.phase = phase.as_str();
 
     // 1. Unknown outcomes first: a symbol with an unresolved order gets nothing else.
     let blocked: BTreeSet<String> = desk.resolve_unresolved()?.into_iter().collect();
@@ -111,7 +111,14 @@ pub fn run_cycle(
                     "an open order with our client-id prefix was unknown to the database; adopted",
                 )?;
             } else {
-                tracing::warn!(symbol = %order.symbol, client_order_id = %order.client_order_id, "an open order that is not ours; left alone");
+                desk.event_once(
+                    "foreign_order",
+                    &order.symbol,
+                    format!(
+                        "open order {} ({}) is not ours; reported, never touched",
+                        order.client_order_id, order.id
+                    ),
+                )?;
             }
         }
     }
@@ -130,8 +137,24 @@ pub fn run_cycle(
     let owned = desk.db.open_positions()?;
     if let Some(positions) = &broker_positions {
         for (symbol, p) in positions {
-            if !owned.iter().any(|o| &o.symbol == symbol) {
-                tracing::warn!(symbol = %symbol, qty = %p.qty, "a position that is not ours; reported, never touched");
+            match owned.iter().find(|o| &o.symbol == symbol) {
+                None => desk.event_once(
+                    "foreign_position",
+                    symbol,
+                    format!(
+                        "a position of {} {symbol} is not ours; reported, never touched",
+                        p.qty
+                    ),
+                )?,
+                Some(o) if p.qty > o.qty => desk.event_once(
+                    "position_larger_than_owned",
+                    symbol,
+                    format!(
+                        "the broker holds {} {symbol}, we own {}; only our {} are managed",
+                        p.qty, o.qty, o.qty
+                    ),
+                )?,
+                Some(_) => {}
             }
         }
     }
@@ -293,13 +316,28 @@ fn manage_position(
     let now = desk.now;
     // Protect what both sides agree we hold.
     let held = match broker_qty {
+        Some(b) if b.is_zero() => {
+            // No fill of ours explains it: never read as "flat". Touch nothing for this
+            // symbol and make the operator look.
+            desk.event_once(
+                "position_missing_at_broker",
+                symbol,
+                format!(
+                    "we own {} {symbol} but the broker reports none and no fill explains it; its orders are left as they are — check the account",
+                    position.qty
+                ),
+            )?;
+            return Ok(());
+        }
         Some(b) if b < position.qty => {
-            let msg = format!(
-                "we own {} {symbol} but the broker reports {b}; protecting {b} until the difference is explained",
-                position.qty
-            );
-            tracing::warn!(symbol, "{msg}");
-            desk.event("position_mismatch", Some(symbol), None, msg)?;
+            desk.event_once(
+                "position_mismatch",
+                symbol,
+                format!(
+                    "we own {} {symbol} but the broker reports {b}; protecting {b} until the difference is explained",
+                    position.qty
+                ),
+            )?;
             b
         }
         _ => position.qty,
@@ -373,8 +411,10 @@ fn manage_position(
         return Ok(());
     }
     let Some(price) = price else { return Ok(()) };
+    // Targets below the entry price would lock in a loss: they only count above it.
+    let above_entry = |target: Option<Decimal>| target.filter(|t| *t > position.avg_price);
     // R2: exit everything.
-    if position.target_r2.is_some_and(|r2| price >= r2) {
+    if above_entry(position.target_r2).is_some_and(|r2| price >= r2) {
         let open_now = desk.db.open_orders()?;
         if let Some(stop) = stop_order(&open_now, symbol) {
             if !desk.cancel(stop, "R2 reached: exiting the position")? {
@@ -388,7 +428,7 @@ fn manage_position(
     if !position.trimmed
         && trim_qty >= Decimal::ONE
         && trim_qty < held
-        && position.target_r1.is_some_and(|r1| price >= r1)
+        && above_entry(position.target_r1).is_some_and(|r1| price >= r1)
     {
         let open_now = desk.db.open_orders()?;
         let stop_now = stop_order(&open_now, symbol);

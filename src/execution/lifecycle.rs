@@ -118,6 +118,31 @@ impl OrderDesk<'_> {
         })
     }
 
+    /// Record a disagreement or notice once per session and symbol (it is logged every time).
+    pub fn event_once(
+        &self,
+        kind: &str,
+        symbol: &str,
+        message: impl Into<String>,
+    ) -> Result<(), DbError> {
+        let message = message.into();
+        let session = crate::calendar::ny_date(self.now);
+        if self.db.has_event(session, kind, symbol)? {
+            tracing::warn!(kind, symbol, "{message}");
+            return Ok(());
+        }
+        tracing::warn!(kind, symbol, "{message}");
+        self.db.event(&Event {
+            at: self.now,
+            session: Some(session),
+            kind: kind.to_string(),
+            symbol: Some(symbol.to_string()),
+            client_order_id: None,
+            message,
+            details: None,
+        })
+    }
+
     /// Journal, send and record one order. The journal entry is committed before the request
     /// leaves, so a crash at any instant leaves a record that reconciliation resolves.
     pub fn place(&mut self, intent: Intent) -> Result<Placement, LifecycleError> {

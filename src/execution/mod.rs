@@ -7,6 +7,8 @@
 //! - [`config`]: `[execution]` settings.
 //! - [`engine`]: one cycle: resolve, refresh, reconcile, protect, exits, entries.
 //! - [`lifecycle`]: journal → send → acknowledge → fills; unknown-outcome resolution.
+//! - [`phases`]: session phases and poll cadence.
+//! - [`report`]: a session's decisions, orders, fills, stops and P&L.
 //! - [`service`]: the `avwap-execution` process: modes, lock, loop, shutdown.
 //! - [`process`]: lock, sd_notify, signals, kill switch; [`credentials`]: secrets.
 
@@ -16,5 +18,7 @@ pub mod db;
 pub mod engine;
 pub mod ids;
 pub mod lifecycle;
+pub mod phases;
 pub mod process;
+pub mod report;
 pub mod service;

@@ -129,36 +129,57 @@ fn symbols_of_interest(
     Ok(symbols)
 }
 
-/// Run the service until shutdown (or one cycle / a flatten).
-pub fn run(config: &Config, command: Command, clock: &dyn Clock) -> Result<(), ServiceError> {
-    check_mode(config.mode)?;
-    let state_dir = &config.state_dir;
-    std::fs::create_dir_all(state_dir).map_err(|e| {
-        ServiceError::new(
-            ExitCode::InputError,
-            format!(
-                "cannot create the state directory {}: {e}",
-                state_dir.display()
-            ),
-        )
-    })?;
-    let _lock = StateLock::acquire(state_dir)
-        .map_err(|e| ServiceError::new(e.exit_code(), e.to_string()))?;
-    let shutdown = ShutdownSignal::install()
-        .map_err(|e| ServiceError::new(ExitCode::Internal, e.to_string()))?;
-    let notifier = Notifier::from_env();
-    let failpoints = Failpoints::from_env();
-    let mut db = StateDb::open(&state_dir.join(DB_FILE))
-        .map_err(|e| ServiceError::new(ExitCode::InputError, e.to_string()))?;
-    let watchlist_path = config.watchlist_path();
-    let exec = &config.execution;
+/// An opened service: lock held, database open. One `cycle` per poll.
+pub struct Service<'a> {
+    config: &'a Config,
+    db: StateDb,
+    failpoints: Failpoints,
+    cycles: u64,
+    _lock: StateLock,
+}
 
-    let mut cycle: u64 = 0;
-    let mut ready_sent = false;
-    loop {
-        let now = clock.now();
-        let watchlist = watchlist_input(&watchlist_path, now);
-        let symbols = symbols_of_interest(&db, &watchlist)?;
+impl<'a> Service<'a> {
+    /// Check the mode, take the lock and open the database.
+    pub fn open(config: &'a Config) -> Result<Self, ServiceError> {
+        check_mode(config.mode)?;
+        let state_dir = &config.state_dir;
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            ServiceError::new(
+                ExitCode::InputError,
+                format!(
+                    "cannot create the state directory {}: {e}",
+                    state_dir.display()
+                ),
+            )
+        })?;
+        let lock = StateLock::acquire(state_dir)
+            .map_err(|e| ServiceError::new(e.exit_code(), e.to_string()))?;
+        let db = StateDb::open(&state_dir.join(DB_FILE))
+            .map_err(|e| ServiceError::new(ExitCode::InputError, e.to_string()))?;
+        Ok(Self {
+            config,
+            db,
+            failpoints: Failpoints::from_env(),
+            cycles: 0,
+            _lock: lock,
+        })
+    }
+
+    pub fn db(&self) -> &StateDb {
+        &self.db
+    }
+
+    /// One cycle at `now`: advance the simulated broker, reconcile, protect, exit, enter.
+    pub fn cycle(
+        &mut self,
+        now: DateTime<Utc>,
+        command: Command,
+    ) -> Result<CycleReport, ServiceError> {
+        let config = self.config;
+        let state_dir = &config.state_dir;
+        let exec = &config.execution;
+        let watchlist = watchlist_input(&config.watchlist_path(), now);
+        let symbols = symbols_of_interest(&self.db, &watchlist)?;
         let mut feed = sim_feed(state_dir, &symbols)?;
         // The store holds closed sessions only; the simulator needs a path for today too.
         if let Err(e) = feed.extend_through(calendar::ny_date(now)) {
@@ -182,24 +203,36 @@ pub fn run(config: &Config, command: Command, clock: &dyn Clock) -> Result<(), S
         broker
             .advance_to(now)
             .map_err(|e| ServiceError::new(ExitCode::Internal, format!("simulated broker: {e}")))?;
-
         let kill = KillSwitch::check(state_dir, exec.kill_switch);
         let report = run_one(
-            &mut db,
+            &mut self.db,
             &mut broker,
             &feed,
             now,
-            &failpoints,
+            &self.failpoints,
             config,
             &watchlist,
             kill.reason.clone(),
             command,
         )?;
-        cycle += 1;
-        if let Err(e) = db.heartbeat(now, config.mode.as_str(), cycle) {
+        self.cycles += 1;
+        if let Err(e) = self.db.heartbeat(now, config.mode.as_str(), self.cycles) {
             tracing::warn!("heartbeat not written: {e}");
         }
-        log_cycle(cycle, &report, &watchlist);
+        log_cycle(self.cycles, &report, &watchlist);
+        Ok(report)
+    }
+}
+
+/// Run the service until shutdown (or one cycle / a flatten).
+pub fn run(config: &Config, command: Command, clock: &dyn Clock) -> Result<(), ServiceError> {
+    let mut service = Service::open(config)?;
+    let shutdown = ShutdownSignal::install()
+        .map_err(|e| ServiceError::new(ExitCode::Internal, e.to_string()))?;
+    let notifier = Notifier::from_env();
+    let mut ready_sent = false;
+    loop {
+        let report = service.cycle(clock.now(), command)?;
         if !ready_sent {
             // Startup reconciliation is the first cycle; only then are we ready.
             notifier.ready();
@@ -207,27 +240,69 @@ pub fn run(config: &Config, command: Command, clock: &dyn Clock) -> Result<(), S
         }
         notifier.watchdog_ping();
         notifier.status(&format!(
-            "cycle {cycle}: market {}, entries {}, exits {}",
-            if report.market_open { "open" } else { "closed" },
-            report.entries_sent,
-            report.exits_sent
+            "cycle {}: {}, entries {}, exits {}",
+            service.cycles, report.phase, report.entries_sent, report.exits_sent
         ));
         if matches!(command, Command::Run { once: true } | Command::Flatten) || shutdown.requested()
         {
             break;
         }
-        let wait = Duration::from_secs(if report.market_open {
-            exec.poll_seconds_open
-        } else {
-            exec.poll_seconds_closed
-        });
+        let wait = crate::execution::phases::poll_interval(clock.now(), &config.execution);
         if !sleep_with_watchdog(&shutdown, &notifier, wait) {
             break;
         }
     }
     notifier.stopping();
-    tracing::info!(cycles = cycle, "avwap-execution stopped cleanly");
+    tracing::info!(cycles = service.cycles, "avwap-execution stopped cleanly");
     Ok(())
+}
+
+/// Simulate `days` whole sessions from `first` on the demo data with the simulated broker, on
+/// a simulated clock (a cycle every 10 minutes from the open to just after the close). Each
+/// session's watchlist is the one `avwap-scan --demo --as-of <session>` writes. Resumable: a
+/// rerun after a crash continues after the last completed cycle, with the same outcome.
+pub fn simulate(
+    config: &Config,
+    first: chrono::NaiveDate,
+    days: u32,
+) -> Result<Vec<chrono::NaiveDate>, ServiceError> {
+    if config.mode != Mode::Sim {
+        return Err(ServiceError::new(
+            ExitCode::ConfigError,
+            "simulate runs in sim mode only",
+        ));
+    }
+    let input = |e: &dyn std::fmt::Display| ServiceError::new(ExitCode::InputError, e.to_string());
+    std::fs::create_dir_all(&config.state_dir).map_err(|e| input(&e))?;
+    crate::scan::demo::ensure_demo_store(&bar_store_path(&config.state_dir))
+        .map_err(|e| input(&e))?;
+    let mut service = Service::open(config)?;
+    let last_done = service.db.last_heartbeat().map_err(|e| input(&e))?;
+    let mut sessions = Vec::new();
+    let mut date = calendar::session_on_or_after(first).map_err(|e| input(&e))?;
+    for _ in 0..days {
+        let session = calendar::session(date)
+            .map_err(|e| input(&e))?
+            .ok_or_else(|| input(&format!("{date} is not a session")))?;
+        let watchlist = config.watchlist_path();
+        let current = crate::watchlist::read_watchlist(&watchlist)
+            .ok()
+            .and_then(|rows| rows.first().map(|r| r.scan_date));
+        if current != Some(date) && last_done.is_none_or(|t| t < session.close) {
+            crate::scan::demo::write_demo_watchlist(&config.state_dir, date, &config.scan)
+                .map_err(|e| input(&e))?;
+        }
+        let mut now = session.open + chrono::Duration::minutes(5);
+        while now <= session.close + chrono::Duration::minutes(10) {
+            if last_done.is_none_or(|t| now > t) {
+                service.cycle(now, Command::Run { once: true })?;
+            }
+            now += chrono::Duration::minutes(10);
+        }
+        sessions.push(date);
+        date = calendar::next_session(date).map_err(|e| input(&e))?;
+    }
+    Ok(sessions)
 }
 
 /// Sleep up to `wait`, pinging the watchdog; false when a shutdown was requested.

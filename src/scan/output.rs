@@ -229,6 +229,34 @@ pub fn report<'a>(
     }
 }
 
+/// sha256 of the effective `[scan]` configuration, recorded in scan.json.
+pub fn config_sha256(config: &crate::scan::config::ScanConfig) -> String {
+    use sha2::Digest;
+    let text = toml::to_string(config).unwrap_or_default();
+    format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Rows, report and files for a finished scan: the last step of every scan run.
+pub fn write_scan(
+    state_dir: &Path,
+    outcome: &ScanOutcome,
+    config: &crate::scan::config::ScanConfig,
+    sectors: &HashMap<String, String>,
+    universe_source: &str,
+    started: std::time::Instant,
+) -> Result<Vec<WatchlistRow>, OutputError> {
+    let rows = rows(&outcome.candidates, outcome.plan.scan_date, sectors)?;
+    let report = report(
+        outcome,
+        config_sha256(config),
+        config.compat.predecessor,
+        universe_source,
+        started.elapsed().as_secs_f64(),
+    );
+    write_outputs(state_dir, &rows, &report)?;
+    Ok(rows)
+}
+
 /// Write the three outputs into `state_dir`. The watchlist goes last so a reader that sees
 /// a new watchlist also finds its scan.json.
 pub fn write_outputs(
