@@ -34,6 +34,41 @@ pub enum TimeInForce {
     Gtc,
 }
 
+/// Gives a wire-name enum `as_str`/`parse` over its exact spellings (Alpaca's), so every
+/// store and client spells them one way.
+macro_rules! wire_names {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            /// The value spelled `text`, if any.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+wire_names!(Side { Buy => "buy", Sell => "sell" });
+wire_names!(OrderType { Market => "market", Limit => "limit", Stop => "stop" });
+wire_names!(TimeInForce { Day => "day", Gtc => "gtc" });
+wire_names!(OrderStatus {
+    New => "new",
+    Accepted => "accepted",
+    PendingNew => "pending_new",
+    PartiallyFilled => "partially_filled",
+    Filled => "filled",
+    PendingCancel => "pending_cancel",
+    PendingReplace => "pending_replace",
+    Canceled => "canceled",
+    Expired => "expired",
+    Replaced => "replaced",
+    Rejected => "rejected",
+    Suspended => "suspended",
+});
+
 /// Order states, as Alpaca names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -65,23 +100,6 @@ impl OrderStatus {
                 | OrderStatus::PendingReplace
                 | OrderStatus::Suspended
         )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::New => "new",
-            OrderStatus::Accepted => "accepted",
-            OrderStatus::PendingNew => "pending_new",
-            OrderStatus::PartiallyFilled => "partially_filled",
-            OrderStatus::Filled => "filled",
-            OrderStatus::PendingCancel => "pending_cancel",
-            OrderStatus::PendingReplace => "pending_replace",
-            OrderStatus::Canceled => "canceled",
-            OrderStatus::Expired => "expired",
-            OrderStatus::Replaced => "replaced",
-            OrderStatus::Rejected => "rejected",
-            OrderStatus::Suspended => "suspended",
-        }
     }
 }
 

@@ -272,28 +272,6 @@ pub struct StateDb {
     path: PathBuf,
 }
 
-fn side_str(side: Side) -> &'static str {
-    match side {
-        Side::Buy => "buy",
-        Side::Sell => "sell",
-    }
-}
-
-fn type_str(t: OrderType) -> &'static str {
-    match t {
-        OrderType::Market => "market",
-        OrderType::Limit => "limit",
-        OrderType::Stop => "stop",
-    }
-}
-
-fn tif_str(t: TimeInForce) -> &'static str {
-    match t {
-        TimeInForce::Day => "day",
-        TimeInForce::Gtc => "gtc",
-    }
-}
-
 fn dec_opt(d: Option<Decimal>) -> Option<String> {
     d.map(|d| d.to_string())
 }
@@ -424,12 +402,12 @@ impl StateDb {
                 intent.symbol,
                 intent.leg,
                 intent.attempt,
-                side_str(intent.side),
+                Side::as_str(intent.side),
                 intent.qty.to_string(),
-                type_str(intent.order_type),
+                OrderType::as_str(intent.order_type),
                 dec_opt(intent.limit_price),
                 dec_opt(intent.stop_price),
-                tif_str(intent.time_in_force),
+                TimeInForce::as_str(intent.time_in_force),
                 intent.replaces_order_id,
                 plan,
                 intent.state.as_str(),
@@ -693,12 +671,12 @@ impl StateDb {
                 order.client_order_id,
                 order.id,
                 order.symbol,
-                side_str(order.side),
+                Side::as_str(order.side),
                 order.qty.to_string(),
-                type_str(order.order_type),
+                OrderType::as_str(order.order_type),
                 dec_opt(order.limit_price),
                 dec_opt(order.stop_price),
-                tif_str(order.time_in_force),
+                TimeInForce::as_str(order.time_in_force),
                 order.status.as_str(),
                 order.filled_qty.to_string(),
                 dec_opt(order.filled_avg_price),
@@ -729,7 +707,7 @@ impl StateDb {
                     params![
                         order.client_order_id,
                         order.symbol,
-                        side_str(order.side),
+                        Side::as_str(order.side),
                         delta.to_string(),
                         price.to_string(),
                         order.filled_qty.to_string(),
@@ -1174,33 +1152,19 @@ impl StateDb {
     }
 
     fn side(&self, s: &str) -> Result<Side, DbError> {
-        match s {
-            "buy" => Ok(Side::Buy),
-            "sell" => Ok(Side::Sell),
-            _ => Err(self.corrupt("side", s)),
-        }
+        Side::parse(s).ok_or_else(|| self.corrupt("side", s))
     }
 
     fn order_type(&self, s: &str) -> Result<OrderType, DbError> {
-        match s {
-            "market" => Ok(OrderType::Market),
-            "limit" => Ok(OrderType::Limit),
-            "stop" => Ok(OrderType::Stop),
-            _ => Err(self.corrupt("order_type", s)),
-        }
+        OrderType::parse(s).ok_or_else(|| self.corrupt("order_type", s))
     }
 
     fn tif(&self, s: &str) -> Result<TimeInForce, DbError> {
-        match s {
-            "day" => Ok(TimeInForce::Day),
-            "gtc" => Ok(TimeInForce::Gtc),
-            _ => Err(self.corrupt("time_in_force", s)),
-        }
+        TimeInForce::parse(s).ok_or_else(|| self.corrupt("time_in_force", s))
     }
 
     fn status(&self, s: &str) -> Result<OrderStatus, DbError> {
-        serde_json::from_value(serde_json::Value::String(s.to_string()))
-            .map_err(|_| self.corrupt("orders.status", s))
+        OrderStatus::parse(s).ok_or_else(|| self.corrupt("orders.status", s))
     }
 }
 

@@ -370,6 +370,8 @@ fn manage_position(
         if current_stop.is_some() {
             return Ok(());
         }
+        // Closed and unprotected: place the stop anyway; it triggers at the next open, which
+        // is the exit we want, and the position is never left naked overnight.
     }
 
     if desired > Decimal::ZERO {
@@ -381,7 +383,7 @@ fn manage_position(
                         .is_some_and(|p| p < to_tick(position.stop_price))
             }
         };
-        if needs && !through_stop {
+        if needs && !(through_stop && market_open) {
             if current_stop.is_none() {
                 desk.failpoints.hit("filled_before_stop", None);
             }

@@ -92,72 +92,32 @@ pub(super) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-pub(super) fn side_str(side: Side) -> &'static str {
-    match side {
-        Side::Buy => "buy",
-        Side::Sell => "sell",
-    }
+pub(super) fn side_str(value: Side) -> &'static str {
+    value.as_str()
 }
 
 fn parse_side(s: &str) -> rusqlite::Result<Side> {
-    match s {
-        "buy" => Ok(Side::Buy),
-        "sell" => Ok(Side::Sell),
-        other => Err(corrupt("side", other)),
-    }
+    Side::parse(s).ok_or_else(|| corrupt("side", s))
 }
 
-pub(super) fn type_str(t: OrderType) -> &'static str {
-    match t {
-        OrderType::Market => "market",
-        OrderType::Limit => "limit",
-        OrderType::Stop => "stop",
-    }
+pub(super) fn type_str(value: OrderType) -> &'static str {
+    value.as_str()
 }
 
 fn parse_type(s: &str) -> rusqlite::Result<OrderType> {
-    match s {
-        "market" => Ok(OrderType::Market),
-        "limit" => Ok(OrderType::Limit),
-        "stop" => Ok(OrderType::Stop),
-        other => Err(corrupt("order type", other)),
-    }
+    OrderType::parse(s).ok_or_else(|| corrupt("order type", s))
 }
 
-pub(super) fn tif_str(t: TimeInForce) -> &'static str {
-    match t {
-        TimeInForce::Day => "day",
-        TimeInForce::Gtc => "gtc",
-    }
+pub(super) fn tif_str(value: TimeInForce) -> &'static str {
+    value.as_str()
 }
 
 fn parse_tif(s: &str) -> rusqlite::Result<TimeInForce> {
-    match s {
-        "day" => Ok(TimeInForce::Day),
-        "gtc" => Ok(TimeInForce::Gtc),
-        other => Err(corrupt("time in force", other)),
-    }
+    TimeInForce::parse(s).ok_or_else(|| corrupt("time in force", s))
 }
 
 fn parse_status(s: &str) -> rusqlite::Result<OrderStatus> {
-    use OrderStatus::*;
-    [
-        New,
-        Accepted,
-        PendingNew,
-        PartiallyFilled,
-        Filled,
-        PendingCancel,
-        PendingReplace,
-        Canceled,
-        Expired,
-        Replaced,
-        Rejected,
-        Suspended,
-    ]
-    .into_iter()
-    .find(|status| status.as_str() == s)
-    .ok_or_else(|| corrupt("order status", s))
+    OrderStatus::parse(s).ok_or_else(|| corrupt("order status", s))
 }
 
 /// One order as stored, with the simulator's own bookkeeping.
