@@ -410,3 +410,6 @@ fn side_word(order: &BrokerOrder) -> &'static str {
         crate::broker::Side::Sell => "sell",
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -139,6 +139,20 @@ mod tests {
 
     const CHILD_ENV: &str = "AVWAP_TEST_LOCK_HOLDER_DIR";
 
+    /// Acquire, retrying for a while on contention. Needed right after a release in tests
+    /// only: another test thread that is spawning a process has, between its fork and exec, a
+    /// copy of every descriptor (O_CLOEXEC closes it only at exec), and with it our lock.
+    fn acquire_soon(state_dir: &Path) -> StateLock {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match StateLock::acquire(state_dir) {
+                Ok(lock) => return lock,
+                Err(err) if Instant::now() > deadline => panic!("lock never released: {err}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
     #[test]
     fn second_lock_in_the_same_process_fails_and_drop_releases() {
         let dir = tempfile::tempdir().unwrap();
@@ -164,7 +178,7 @@ mod tests {
         // The file is kept (deleting it would break the flock protocol) but our PID is gone.
         let lock_path = dir.path().join(LOCK_FILE_NAME);
         assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), "");
-        let again = StateLock::acquire(dir.path()).unwrap();
+        let again = acquire_soon(dir.path());
         assert!(again.path().exists());
     }
 
@@ -245,8 +259,7 @@ mod tests {
         // SIGKILL: no destructor runs in the child, the kernel must release the lock.
         child.kill().unwrap();
         child.wait().unwrap();
-        let lock = StateLock::acquire(dir.path()).unwrap();
-        drop(lock);
+        drop(acquire_soon(dir.path()));
     }
 
     fn flock_available() -> bool {
@@ -279,7 +292,15 @@ mod tests {
         let lock = StateLock::acquire(dir.path()).unwrap();
         assert_eq!(probe(&path), Some(75), "flock(1) must see our lock");
         drop(lock);
-        assert_eq!(probe(&path), Some(0), "our lock must be released on drop");
+        // Retried for the fork/exec window explained at `acquire_soon`.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while probe(&path) != Some(0) {
+            assert!(
+                Instant::now() < deadline,
+                "our lock must be released on drop"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
 
         // The other way round: a foreign holder that never writes a PID.
         let mut holder = Command::new("flock")
