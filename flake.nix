@@ -21,31 +21,36 @@
         "x86_64-linux"
         "aarch64-linux"
       ];
-      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
       build =
         pkgs:
         import ./nix/package.nix {
           inherit pkgs;
           craneLib = crane.mkLib pkgs;
         };
+      # f receives the system's nixpkgs and its crane build (evaluated once per system).
+      forAllSystems =
+        f:
+        lib.genAttrs systems (
+          system:
+          let
+            pkgs = nixpkgs.legacyPackages.${system};
+          in
+          f pkgs (build pkgs)
+        );
     in
     {
       packages = forAllSystems (
-        pkgs:
-        let
-          avwap = (build pkgs).package;
-        in
-        {
-          inherit avwap;
-          default = avwap;
+        _pkgs: built: {
+          avwap = built.package;
+          default = built.package;
         }
       );
 
       # nix flake check: the build, clippy -D warnings, rustfmt, cargo test, the module's
       # evaluation checks and the NixOS VM scenario (nix/tests/).
       checks = forAllSystems (
-        pkgs:
-        (build pkgs).checks
+        pkgs: built:
+        built.checks
         // {
           module-eval = import ./nix/tests/module-eval.nix { inherit pkgs self nixpkgs; };
           vm-scenario = import ./nix/tests/vm.nix { inherit pkgs self; };
@@ -62,19 +67,21 @@
       # pkgs.avwap, built with the consumer's nixpkgs.
       overlays.default = final: _prev: { avwap = (build final).package; };
 
-      devShells = forAllSystems (pkgs: {
-        default = (build pkgs).craneLib.devShell {
-          # cargo, rustc, clippy, rustfmt and the build inputs of the cargo checks.
-          checks = (build pkgs).checks;
-          packages = [
-            pkgs.cargo-nextest
-            pkgs.jq
-            pkgs.nixfmt-tree
-            pkgs.python3
-          ];
-        };
-      });
+      devShells = forAllSystems (
+        pkgs: built: {
+          default = built.craneLib.devShell {
+            # cargo, rustc, clippy, rustfmt and the build inputs of the cargo checks.
+            inherit (built) checks;
+            packages = [
+              pkgs.cargo-nextest
+              pkgs.jq
+              pkgs.nixfmt-tree
+              pkgs.python3
+            ];
+          };
+        }
+      );
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-tree);
+      formatter = forAllSystems (pkgs: _built: pkgs.nixfmt-tree);
     };
 }

@@ -7,14 +7,15 @@ let
   inherit (pkgs) lib;
   root = ../.;
 
-  # Rust and Cargo files, plus what the crate embeds (data/demo, include_bytes!) and what the
-  # tests read (tests/data, examples/avwap.toml is already a .toml). Never the local target/.
+  # Rust and Cargo files, plus what the crate embeds (data/, include_bytes!) and everything the
+  # tests read (all of tests/: golden data, recorded systemd fixtures; examples/avwap.toml is
+  # already a .toml). Never the local target/.
   src = lib.fileset.toSource {
     inherit root;
     fileset = lib.fileset.difference (lib.fileset.unions [
       (craneLib.fileset.commonCargoSources root)
-      ../data/demo
-      ../tests/data
+      ../data
+      ../tests
     ]) (lib.fileset.maybeMissing ../target);
   };
 

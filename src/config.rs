@@ -90,6 +90,33 @@ pub struct Config {
     pub gate: GateConfig,
     pub scan: crate::scan::config::ScanConfig,
     pub execution: crate::execution::config::ExecutionConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// `[alerts]`: the optional webhook (its URL is a credential, never in this file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The same alert (kind and key) is sent at most once per this many minutes.
+    pub rate_limit_minutes: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            rate_limit_minutes: 5,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// The alert sender for a binary: the webhook from the `alert-webhook-url` credential
+    /// (or `AVWAP_ALERT_WEBHOOK_URL`), or a disabled sender when none is configured.
+    pub fn sender(&self) -> crate::ops::alerts::Alerts {
+        crate::ops::alerts::Alerts::from_env(crate::ops::alerts::AlertSettings::with_rate_limit(
+            std::time::Duration::from_secs(self.rate_limit_minutes * 60),
+        ))
+    }
 }
 
 impl Default for Config {
@@ -100,6 +127,7 @@ impl Default for Config {
             gate: GateConfig::default(),
             scan: crate::scan::config::ScanConfig::default(),
             execution: crate::execution::config::ExecutionConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }

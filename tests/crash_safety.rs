@@ -9,8 +9,8 @@
 //! `AVWAP_TEST_CRASH_AT`) or injects a broker fault in the one cycle where that step of an
 //! order's life first happens, restarts it for the remaining cycles, and checks the invariants
 //! of `support::Captured::violations` on the final state of both databases:
-//! - one entry per (session, symbol) filled or open at the broker, unique client order ids,
-//!   and the entry caps;
+//! - at most one entry (and one trim, one exit) per (session, symbol) filled or open at the
+//!   broker, unique client order ids, and the daily entry cap;
 //! - every broker order of ours known to the database with the same cumulative fill; the
 //!   fills of both sides add up; every intent resolved consistently with the broker;
 //! - the database owns what the broker holds, and the open protective stops cover exactly the
@@ -24,7 +24,12 @@
 //! stop. The `ex` crash points run in a derived scenario where the broker rejects the
 //! break-even stop raise of CMI (an injected `RejectNext` on every replace until the exit), so
 //! the price falls through the raised level with the old stop still working and the engine
-//! cancels it and sells at the market.
+//! cancels it and sells at the market. The `fl` points run in a scenario where the operator's
+//! `avwap-execution flatten` replaces the 12:05 cycle.
+//!
+//! Process lifecycle: two instances started at once on one state directory (exactly one runs,
+//! the other exits 11 naming the holder's PID, SIGTERM stops the survivor with 0), and the
+//! survivor keeps polling between cycles.
 
 mod support;
 
@@ -168,6 +173,32 @@ fn exit_scenario_hooks(dir: &Path, time: &str) -> RunSpec {
     }
 }
 
+/// The time of the operator's flatten in the flatten scenario: the first cycle after the
+/// last trim of the reference run's morning, with positions and stops open.
+const FLATTEN_AT: &str = "12:05";
+
+fn flatten_scenario_hooks(_: &Path, time: &str) -> RunSpec {
+    RunSpec {
+        flatten: time == FLATTEN_AT,
+        ..RunSpec::default()
+    }
+}
+
+fn flatten_reference() -> &'static Reference {
+    static REF: OnceLock<Reference> = OnceLock::new();
+    REF.get_or_init(|| {
+        let r = Reference::build("flatten", &flatten_scenario_hooks);
+        assert!(
+            r.runs
+                .get(FLATTEN_AT)
+                .is_some_and(|i| i.iter().filter(|i| i.leg == "fl").count() >= 2),
+            "the flatten sold fewer than two positions:\n{}",
+            r.captured.summary()
+        );
+        r
+    })
+}
+
 fn exit_reference() -> &'static Reference {
     static REF: OnceLock<Reference> = OnceLock::new();
     REF.get_or_init(|| Reference::build("exit", &exit_scenario_hooks))
@@ -180,6 +211,9 @@ enum Economy {
     /// Only the position of the symbol whose order was in flight is compared: the crash also
     /// delays the other orders that same cycle would have sent, at other prices.
     InFlightSymbol,
+    /// The in-flight symbol's position as in this other run, every other position as in
+    /// the base run.
+    InFlightAs(&'static Reference),
     /// Invariants only (the reason is in the case).
     Free,
 }
@@ -265,7 +299,13 @@ fn run_case(case: Case, base: &Reference, hooks: &dyn Fn(&Path, &str) -> RunSpec
     let mid = capture(dir);
     let unresolved = mid.intents_in_state("journaled");
     let in_flight = unresolved.first().map(|i| (*i).clone());
-    let context = || format!("{}: after the interrupted cycle\n{}", case.name, mid.summary());
+    let context = || {
+        format!(
+            "{}: after the interrupted cycle\n{}",
+            case.name,
+            mid.summary()
+        )
+    };
     match case.after {
         After::JournaledOnly(leg) | After::AtBroker(leg) => {
             assert_eq!(unresolved.len(), 1, "{}", context());
@@ -279,11 +319,7 @@ fn run_case(case: Case, base: &Reference, hooks: &dyn Fn(&Path, &str) -> RunSpec
                 i.client_order_id,
                 context()
             );
-            assert!(
-                mid.db_order(&i.client_order_id).is_none(),
-                "{}",
-                context()
-            );
+            assert!(mid.db_order(&i.client_order_id).is_none(), "{}", context());
         }
         After::UnprotectedFill => {
             assert!(unresolved.is_empty(), "{}", context());
@@ -369,6 +405,23 @@ fn run_case(case: Case, base: &Reference, hooks: &dyn Fn(&Path, &str) -> RunSpec
                 .map(|i| i.symbol.clone())
                 .expect("an in-flight order");
             economics.diff_symbols(&base.economics, &[symbol])
+        }
+        Economy::InFlightAs(other) => {
+            let symbol = in_flight
+                .as_ref()
+                .map(|i| i.symbol.clone())
+                .expect("an in-flight order");
+            let others: Vec<String> = base
+                .economics
+                .positions
+                .keys()
+                .chain(economics.positions.keys())
+                .filter(|s| **s != symbol)
+                .cloned()
+                .collect();
+            let mut d = economics.diff_symbols(&other.economics, &[symbol]);
+            d.extend(economics.diff_symbols(&base.economics, &others));
+            d
         }
         Economy::Free => Vec::new(),
     };
@@ -618,6 +671,41 @@ fn crash_after_exit_sent() {
     );
 }
 
+// ---- the operator's flatten ----
+
+/// Killed after the first position's stop was cancelled and its flatten order journaled: the
+/// operator's command died, so nothing is sold; the next (ordinary) cycle finds the order
+/// never placed and protects the position again. The outcome is the reference run's.
+#[test]
+fn crash_after_flatten_journaled() {
+    run_case(
+        Case::crash(
+            "journaled:fl",
+            flatten_reference().first_leg("fl"),
+            After::JournaledOnly("fl"),
+            Economy::Equal,
+        ),
+        reference(),
+        &flatten_scenario_hooks,
+    );
+}
+
+/// The first flatten order reached the broker before the kill: found and filled as in the
+/// flatten scenario; the positions after it were never touched and end as in the reference.
+#[test]
+fn crash_after_flatten_sent() {
+    run_case(
+        Case::crash(
+            "sent:fl",
+            flatten_reference().first_leg("fl"),
+            After::AtBroker("fl"),
+            Economy::InFlightAs(flatten_reference()),
+        ),
+        reference(),
+        &flatten_scenario_hooks,
+    );
+}
+
 // ---- broker faults ----
 
 /// A timeout after the broker accepted the first entry: found next cycle, never resent. The
@@ -630,6 +718,20 @@ fn submit_unknown_outcome_after_accept() {
         SimFault::UnknownOutcomeAfterAccept,
         reference().first_leg("en"),
         After::AtBroker("en"),
+        Economy::Equal,
+    );
+}
+
+/// A timeout after the broker accepted the R1 trim (the first submit of that cycle; the stop
+/// resize before it is a replace): found next cycle, and the position counts as trimmed, so
+/// the outcome equals the reference's.
+#[test]
+fn submit_unknown_outcome_after_accept_on_trim() {
+    fault(
+        SimMethod::Submit,
+        SimFault::UnknownOutcomeAfterAccept,
+        reference().first_leg("tr"),
+        After::AtBroker("tr"),
         Economy::Equal,
     );
 }
@@ -754,7 +856,9 @@ fn kill_all(children: &mut [Child]) {
 /// one runs, the other exits 11 naming the holder's PID; SIGTERM stops the survivor with 0.
 #[test]
 fn two_instances_started_at_once_exactly_one_runs() {
-    for round in 0..5 {
+    const ROUNDS: usize = 5;
+    let mut unnamed = Vec::new();
+    for round in 0..ROUNDS {
         let tmp = tempfile::tempdir().unwrap();
         let state = tmp.path().join("state");
         let spawn = || {
@@ -792,24 +896,47 @@ fn two_instances_started_at_once_exactly_one_runs() {
             .read_to_string(&mut message)
             .unwrap();
         let winner_pid = children[winner].id();
-        if status.code() != Some(11) || !message.contains(&format!("pid {winner_pid}")) {
+        if status.code() != Some(11) || !message.contains("execution.lock is held") {
             kill_all(&mut children);
-            panic!(
-                "round {round}: the second instance ended with {status:?}, expected exit 11 naming pid {winner_pid}: {message}"
-            );
+            panic!("round {round}: the second instance ended with {status:?}, expected exit 11 (lock held): {message}");
         }
-        // The holder keeps running.
+        let names = |pid: u32| message.contains(&format!("pid {pid}"));
+        if !names(winner_pid) {
+            assert!(
+                !names(children[loser].id()),
+                "round {round}: the loser named itself: {message}"
+            );
+            unnamed.push(format!("round {round}: {}", message.trim()));
+        }
+        // The holder keeps running: it finishes its first cycle (heartbeat) and is still
+        // there half a second later.
+        let db_path = state.join("execution.sqlite");
+        let ready = Instant::now();
+        loop {
+            let beat = StateDb::open(&db_path)
+                .ok()
+                .and_then(|db| db.last_heartbeat().ok().flatten());
+            if beat.is_some() {
+                break;
+            }
+            if let Some(s) = children[winner].try_wait().unwrap() {
+                panic!("round {round}: the lock holder stopped: {s:?}");
+            }
+            if ready.elapsed() > Duration::from_secs(20) {
+                kill_all(&mut children);
+                panic!("round {round}: the lock holder never finished its first cycle");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::thread::sleep(Duration::from_millis(500));
         if let Some(s) = children[winner].try_wait().unwrap() {
             panic!("round {round}: the lock holder stopped by itself: {s:?}");
         }
         sigterm(&children[winner]);
-        let status = wait_exit(&mut children[winner], Duration::from_secs(10));
-        if status.is_none() {
+        let Some(status) = wait_exit(&mut children[winner], Duration::from_secs(10)) else {
             kill_all(&mut children);
             panic!("round {round}: no exit within 10 s of SIGTERM");
-        }
-        let status = status.unwrap();
+        };
         assert_eq!(
             status.code(),
             Some(0),
@@ -819,6 +946,12 @@ fn two_instances_started_at_once_exactly_one_runs() {
         let db = StateDb::open(&state.join("execution.sqlite")).unwrap();
         assert_eq!(db.integrity_check().unwrap(), "ok");
     }
+    assert!(
+        unnamed.is_empty(),
+        "in {} of {ROUNDS} rounds the refused instance did not name the holder's PID:\n  {}",
+        unnamed.len(),
+        unnamed.join("\n  ")
+    );
 }
 
 /// The survivor keeps polling: with a systemd watchdog (WATCHDOG_USEC = 1 s, so it sleeps in
@@ -841,25 +974,42 @@ fn the_service_keeps_running_between_polls_under_a_watchdog() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
     let mut messages = Vec::new();
     let mut buf = [0u8; 512];
+    // Startup and the first cycle, up to READY=1.
+    let start = Instant::now();
+    while !messages.iter().any(|m| m == "READY=1") {
+        if let Ok(n) = socket.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        if start.elapsed() > Duration::from_secs(20) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no READY=1 from the service: {messages:?}");
+        }
+    }
+    // Four watchdog slices of 0.5 s: it must still be running, pinging.
+    let ready = Instant::now();
+    let before = messages.len();
     let mut stopped = None;
-    while start.elapsed() < Duration::from_millis(2500) {
+    while ready.elapsed() < Duration::from_secs(2) {
         if let Ok(n) = socket.recv(&mut buf) {
             messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
         if let Some(s) = child.try_wait().unwrap() {
-            stopped = Some((s, start.elapsed()));
+            stopped = Some((s, ready.elapsed()));
             break;
         }
     }
     if let Some((status, after)) = stopped {
         panic!(
-            "the service stopped by itself after {after:?} ({status:?}) without a signal; notifications: {messages:?}"
+            "the service stopped by itself {after:?} after READY=1 ({status:?}) without a signal; notifications: {messages:?}"
         );
     }
-    let pings = messages.iter().filter(|m| *m == "WATCHDOG=1").count();
+    let pings = messages[before..]
+        .iter()
+        .filter(|m| *m == "WATCHDOG=1")
+        .count();
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(10));
     if status.is_none() {
@@ -868,6 +1018,8 @@ fn the_service_keeps_running_between_polls_under_a_watchdog() {
         panic!("no exit within 10 s of SIGTERM");
     }
     assert_eq!(status.unwrap().code(), Some(0));
-    assert!(messages.iter().any(|m| m == "READY=1"), "{messages:?}");
-    assert!(pings >= 3, "only {pings} watchdog pings in 2.5 s: {messages:?}");
+    assert!(
+        pings >= 3,
+        "only {pings} watchdog pings in the 2 s after READY=1: {messages:?}"
+    );
 }

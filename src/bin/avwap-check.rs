@@ -1,17 +1,103 @@
-//! `avwap-check`: prints the health of the whole deployment.
+//! `avwap-check`: the one-command health check of the host. All logic lives in
+//! `avwap::ops::check`; this file wires arguments, configuration, systemd, `/proc` and the
+//! clock.
 
+use avwap::calendar::{Clock, SystemClock};
+use avwap::config::{process_env, Config};
+use avwap::exit::ExitCode;
+use avwap::ops::check::{run_checks, CheckContext, Tmux};
+use avwap::ops::logging::{self, LogFormat};
+use avwap::ops::procs::ProcTree;
+use avwap::ops::systemd::Systemctl;
 use clap::Parser;
+use std::path::PathBuf;
 
-/// avwap-check: prints the health of the whole deployment (not implemented yet).
+const AFTER_HELP: &str = "\
+Checks, one line each (OK|WARN|FAIL  <name>  <reason>), then a verdict line:
+  execution.service        active (running), no automatic restarts since it was started
+  scan.timer               next run is the next weekday 08:30 America/New_York
+  execution-restart.timer  next run is the next weekday 08:40 America/New_York
+  watchlist                the watchlist gate passes (its own message)
+  execution-process        exactly one avwap-execution process: the unit's main PID
+  tmux                     no tmux sessions
+  state-db                 PRAGMA quick_check of the state database (read-only)
+  kill-switch              engaged (WARN) or off
+  heartbeat                age of the execution loop's heartbeat (stale = FAIL while the market is open)
+  protective-stops         every owned position has a working protective stop
+Without systemd (no systemctl, or systemd not PID 1) one WARN line says the unit checks
+were skipped and the rest still run.
+
+Exit codes:
+  0   every check OK
+  1   at least one FAIL (with --strict: or a WARN)
+  2   no FAIL, at least one WARN
+  10  bad command line or configuration file
+
+Environment: AVWAP_CONFIG, AVWAP_STATE_DIR, RUST_LOG, AVWAP_LOG_FORMAT; for tests and unusual
+hosts AVWAP_SYSTEMCTL (the systemctl executable), AVWAP_TMUX (the tmux executable) and
+AVWAP_PROC_ROOT (default /proc).";
+
+/// Print the health of the whole deployment.
 #[derive(Debug, Parser)]
-#[command(name = "avwap-check", version)]
+#[command(name = "avwap-check", version, after_help = AFTER_HELP)]
 struct Args {
-    /// Arguments are accepted and ignored until this command is implemented.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// Print one JSON object {"verdict", "checks": [{"name", "status", "message"}]}
+    #[arg(long)]
+    json: bool,
+    /// Count every WARN as a FAIL
+    #[arg(long)]
+    strict: bool,
+    /// Configuration file [env: AVWAP_CONFIG]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// State directory [env: AVWAP_STATE_DIR] [default: /var/lib/avwap]
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Where log lines go (the report itself is always on stdout)
+    #[arg(long, value_enum, value_name = "FORMAT", env = logging::ENV_LOG_FORMAT, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
 }
 
 fn main() -> std::process::ExitCode {
-    let _args: Args = avwap::cli::parse_args();
-    avwap::cli::not_implemented("avwap-check", "the health check (issue 'Operations') has not landed; nothing was checked, so do not read this as healthy")
+    let args: Args = avwap::cli::parse_args();
+    logging::init("avwap-check", args.log_format);
+    let mut config = match Config::load(args.config.as_deref(), &process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("avwap-check: {e}");
+            return ExitCode::ConfigError.into();
+        }
+    };
+    if let Some(dir) = args.state_dir {
+        config.state_dir = dir;
+    }
+    let systemd = Systemctl::from_env(&process_env);
+    let procs = ProcTree::from_env(&process_env);
+    let tmux = Tmux::from_env(&process_env);
+    let ctx = CheckContext {
+        config: &config,
+        now: SystemClock.now(),
+        systemd: &systemd,
+        procs: &procs,
+        tmux: &tmux,
+    };
+    let mut report = run_checks(&ctx);
+    if args.strict {
+        report = report.strict();
+    }
+    for c in &report.checks {
+        tracing::debug!(check = %c.name, status = c.status.label(), "{}", c.message);
+    }
+    tracing::debug!(
+        verdict = report.verdict.label(),
+        strict = args.strict,
+        checks = report.checks.len(),
+        "health check done"
+    );
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render_human());
+    }
+    std::process::ExitCode::from(report.exit_code())
 }

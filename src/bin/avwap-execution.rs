@@ -37,6 +37,9 @@ struct Args {
     /// State directory [env: AVWAP_STATE_DIR] [default: /var/lib/avwap]
     #[arg(long, value_name = "DIR", global = true)]
     state_dir: Option<PathBuf>,
+    /// Log format: auto (journald under systemd, else text), text, json, journald
+    #[arg(long, value_enum, value_name = "FORMAT", env = avwap::ops::logging::ENV_LOG_FORMAT, default_value_t = avwap::ops::logging::LogFormat::Auto, global = true)]
+    log_format: avwap::ops::logging::LogFormat,
     /// Execution mode [env: AVWAP_MODE] [default: sim]
     #[arg(long, value_enum, global = true)]
     mode: Option<ModeArg>,
@@ -93,7 +96,7 @@ impl From<ModeArg> for Mode {
 
 fn main() -> std::process::ExitCode {
     let args: Args = avwap::cli::parse_args();
-    avwap::cli::init_logging();
+    avwap::ops::logging::init("avwap-execution", args.log_format);
     let mut config = match Config::load(args.config.as_deref(), &process_env) {
         Ok(c) => c,
         Err(e) => {

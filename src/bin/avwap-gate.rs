@@ -4,6 +4,7 @@
 use avwap::calendar::{Clock, SystemClock};
 use avwap::config::{process_env, Config};
 use avwap::exit::ExitCode;
+use avwap::ops::logging::{self, LogFormat};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -37,10 +38,14 @@ struct Args {
     /// Configuration file [env: AVWAP_CONFIG]
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Where log lines go (the verdict itself is always on stdout/stderr as documented)
+    #[arg(long, value_enum, value_name = "FORMAT", env = logging::ENV_LOG_FORMAT, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
 }
 
 fn main() -> std::process::ExitCode {
     let args: Args = avwap::cli::parse_args();
+    logging::init("avwap-gate", args.log_format);
     let mut config = match Config::load(args.config.as_deref(), &process_env) {
         Ok(c) => c,
         Err(e) => {
@@ -53,6 +58,12 @@ fn main() -> std::process::ExitCode {
     }
     let path = args.watchlist.unwrap_or_else(|| config.watchlist_path());
     let verdict = avwap::gate::check_watchlist(&path, SystemClock.now());
+    tracing::debug!(
+        path = %path.display(),
+        exit_code = verdict.exit_code().code(),
+        fresh = verdict.is_fresh(),
+        "watchlist gate verdict"
+    );
     if verdict.is_fresh() {
         println!("{}", verdict.message());
     } else {

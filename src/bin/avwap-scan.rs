@@ -6,6 +6,7 @@ use avwap::calendar::{self, Clock, SystemClock};
 use avwap::config::{process_env, Config};
 use avwap::exit::ExitCode;
 use avwap::market_data::{read_long_csv, BarStore};
+use avwap::ops::alerts::{AlertKind, Alerts};
 use avwap::scan::output;
 use avwap::scan::providers::{bar_store_path, StoreSource};
 use avwap::scan::run::{run_scan, BarSource, MemorySource, ScanError, ScanPlan};
@@ -40,6 +41,9 @@ struct Args {
     /// State directory [env: AVWAP_STATE_DIR] [default: /var/lib/avwap; with --demo a new temporary directory]
     #[arg(long, value_name = "DIR", global = true)]
     state_dir: Option<PathBuf>,
+    /// Log format: auto (journald under systemd, else text), text, json, journald
+    #[arg(long, value_enum, value_name = "FORMAT", env = avwap::ops::logging::ENV_LOG_FORMAT, default_value_t = avwap::ops::logging::LogFormat::Auto, global = true)]
+    log_format: avwap::ops::logging::LogFormat,
     /// Scan as if on the morning of this New York session (YYYY-MM-DD); only earlier bars are read
     #[arg(long, value_name = "DATE")]
     as_of: Option<NaiveDate>,
@@ -76,14 +80,31 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let args: Args = avwap::cli::parse_args();
-    avwap::cli::init_logging();
-    match run(args) {
-        Ok(code) => code.into(),
+    avwap::ops::logging::init("avwap-scan", args.log_format);
+    let mut alerts = None;
+    let result = run(args, &mut alerts);
+    let code = match result {
+        Ok(code) => code,
         Err(failure) => {
             eprintln!("avwap-scan: {:#}", failure.error);
-            failure.code.into()
+            if let Some(alerts) = &alerts {
+                alerts.send(
+                    AlertKind::ScanFailed,
+                    "scan",
+                    &format!(
+                        "scan failed (exit {}): {:#}",
+                        failure.code.code(),
+                        failure.error
+                    ),
+                );
+            }
+            failure.code
         }
+    };
+    if let Some(alerts) = &alerts {
+        alerts.flush(avwap::ops::alerts::EXIT_FLUSH_TIMEOUT);
     }
+    code.into()
 }
 
 struct Failure {
@@ -95,9 +116,13 @@ fn fail(code: ExitCode) -> impl FnOnce(anyhow::Error) -> Failure {
     move |error| Failure { code, error }
 }
 
-fn run(args: Args) -> Result<ExitCode, Failure> {
+fn run(args: Args, alerts: &mut Option<Alerts>) -> Result<ExitCode, Failure> {
     let mut config = Config::load(args.config.as_deref(), &process_env)
         .map_err(|e| fail(ExitCode::ConfigError)(e.into()))?;
+    // The demo never alerts: it is not the production scan.
+    if !args.demo {
+        *alerts = Some(config.alerts.sender());
+    }
     if let Some(dir) = &args.state_dir {
         config.state_dir = dir.clone();
     }
@@ -219,6 +244,29 @@ fn run(args: Args) -> Result<ExitCode, Failure> {
     )
     .map_err(|e| fail(ExitCode::InputError)(e.into()))?;
 
+    if let Some(alerts) = alerts {
+        let (kind, text) = if rows.is_empty() {
+            (
+                AlertKind::ScanEmpty,
+                format!(
+                    "scan {}: empty watchlist (regime {} on {}; {} passed the gates): no entries today",
+                    plan.scan_date, outcome.regime.state, outcome.regime.benchmark, outcome.passed_gates
+                ),
+            )
+        } else {
+            (
+                AlertKind::ScanDone,
+                format!(
+                    "scan {}: {} candidates (universe {}, data as of {})",
+                    plan.scan_date,
+                    rows.len(),
+                    outcome.universe,
+                    plan.data_as_of
+                ),
+            )
+        };
+        alerts.send(kind, "scan", &text);
+    }
     tracing::info!(
         scan_date = %plan.scan_date,
         data_as_of = %plan.data_as_of,

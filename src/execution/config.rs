@@ -25,6 +25,10 @@ pub struct ExecutionConfig {
     pub entry_slippage_bps: Decimal,
     /// Skip an entry when the price has run more than this percent above the entry level.
     pub max_entry_drift_pct: Decimal,
+    /// Skip an entry whose stop is more than this percent below the price (risk too wide).
+    pub max_risk_pct: Decimal,
+    /// Skip an entry when the newest closed 10-minute bar is older than this (stale data).
+    pub max_bar_age_minutes: i64,
     /// Fraction of the position sold at R1 (0 disables the trim).
     pub trim_fraction: Decimal,
     /// After the R1 trim, raise the stop to the average entry price.
@@ -52,6 +56,8 @@ impl Default for ExecutionConfig {
             max_entries_per_day: 5,
             entry_slippage_bps: Decimal::new(10, 0),
             max_entry_drift_pct: Decimal::new(3, 0),
+            max_risk_pct: Decimal::new(8, 0),
+            max_bar_age_minutes: 15,
             trim_fraction: Decimal::new(5, 1),
             breakeven_after_trim: true,
             kill_switch: false,

@@ -19,7 +19,9 @@ use std::time::Duration;
 /// The file name inside the state directory.
 pub const DB_FILE: &str = "execution.sqlite";
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
 CREATE TABLE intents (
     client_order_id TEXT PRIMARY KEY,
     session TEXT NOT NULL,
@@ -110,7 +112,11 @@ CREATE TABLE heartbeat (
     mode TEXT NOT NULL,
     cycle INTEGER NOT NULL
 );
-"#];
+"#,
+    // 2: the realized P&L of each sell fill against the average cost at that moment, so a
+    // day's P&L never changes when the symbol is traded again later.
+    "ALTER TABLE fills ADD COLUMN realized_pnl TEXT;",
+];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -253,6 +259,8 @@ pub struct Fill {
     pub price: Decimal,
     pub cumulative_qty: Decimal,
     pub recorded_at: DateTime<Utc>,
+    /// For sells of an owned position: (price − average cost) × qty.
+    pub realized_pnl: Option<Decimal>,
 }
 
 /// One line of the decision/event log.
@@ -618,6 +626,22 @@ impl StateDb {
         adopted: bool,
         at: DateTime<Utc>,
     ) -> Result<Option<Fill>, DbError> {
+        // An unchanged snapshot (the common case every cycle) costs no write and no fsync.
+        if let Some(known) = self.order(&order.client_order_id)? {
+            let same = known.order.status == order.status
+                && known.order.filled_qty == order.filled_qty
+                && known.order.qty == order.qty
+                && known.order.filled_avg_price == order.filled_avg_price
+                && known.order.stop_price == order.stop_price
+                && known.order.limit_price == order.limit_price
+                && known.order.replaced_by == order.replaced_by
+                && self
+                    .intent(&order.client_order_id)?
+                    .is_none_or(|i| i.state == IntentState::Acknowledged);
+            if same {
+                return Ok(None);
+            }
+        }
         let path = self.path.clone();
         let sql_err = move |what: &'static str| {
             let path = path.clone();
@@ -716,7 +740,14 @@ impl StateDb {
                 )
                 .map_err(sql_err("recording a fill"))?;
             if inserted == 1 {
-                apply_fill_to_position(&tx, order, delta, price, at, &corrupt_path)?;
+                let realized = apply_fill_to_position(&tx, order, delta, price, at, &corrupt_path)?;
+                if let Some(pnl) = realized {
+                    tx.execute(
+                        "UPDATE fills SET realized_pnl = ?3 WHERE client_order_id = ?1 AND cumulative_qty = ?2",
+                        params![order.client_order_id, order.filled_qty.to_string(), pnl.to_string()],
+                    )
+                    .map_err(sql_err("recording realized P&L"))?;
+                }
                 fill = Some(Fill {
                     client_order_id: order.client_order_id.clone(),
                     symbol: order.symbol.clone(),
@@ -725,6 +756,7 @@ impl StateDb {
                     price,
                     cumulative_qty: order.filled_qty,
                     recorded_at: at,
+                    realized_pnl: realized,
                 });
             }
         }
@@ -881,7 +913,7 @@ impl StateDb {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT client_order_id, symbol, side, qty, price, cumulative_qty, recorded_at FROM fills ORDER BY id",
+                "SELECT client_order_id, symbol, side, qty, price, cumulative_qty, recorded_at, realized_pnl FROM fills ORDER BY id",
             )
             .map_err(self.sql("reading fills"))?;
         let rows = stmt
@@ -894,12 +926,13 @@ impl StateDb {
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, String>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })
             .map_err(self.sql("reading fills"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (cid, symbol, side, qty, price, cum, at) =
+            let (cid, symbol, side, qty, price, cum, at, pnl) =
                 row.map_err(self.sql("reading fills"))?;
             out.push(Fill {
                 client_order_id: cid,
@@ -909,6 +942,7 @@ impl StateDb {
                 price: self.dec(&price, "fills.price")?,
                 cumulative_qty: self.dec(&cum, "fills.cumulative_qty")?,
                 recorded_at: self.time(&at, "fills.recorded_at")?,
+                realized_pnl: self.dec_opt(pnl, "fills.realized_pnl")?,
             });
         }
         Ok(out)
@@ -1099,6 +1133,37 @@ impl StateDb {
             .collect()
     }
 
+    /// Write several events in one transaction (one fsync instead of one per event).
+    pub fn events_batch(&mut self, events: &[Event]) -> Result<(), DbError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let err = move |source| DbError::Sql {
+            path: path.clone(),
+            what: "writing events",
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err.clone())?;
+        for event in events {
+            tx.execute(
+                "INSERT INTO events (at, session, kind, symbol, client_order_id, message, details)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    ts(event.at),
+                    event.session.map(|d| d.to_string()),
+                    event.kind,
+                    event.symbol,
+                    event.client_order_id,
+                    event.message,
+                    event.details,
+                ],
+            )
+            .map_err(err.clone())?;
+        }
+        tx.commit().map_err(err)
+    }
+
     /// Whether an event of this kind was already recorded for the symbol in the session.
     pub fn has_event(&self, session: NaiveDate, kind: &str, symbol: &str) -> Result<bool, DbError> {
         self.conn
@@ -1168,7 +1233,8 @@ impl StateDb {
     }
 }
 
-/// Move the owned position by one fill (inside the order-update transaction).
+/// Move the owned position by one fill (inside the order-update transaction). Returns the
+/// realized P&L of a sell.
 fn apply_fill_to_position(
     tx: &Transaction<'_>,
     order: &BrokerOrder,
@@ -1176,7 +1242,7 @@ fn apply_fill_to_position(
     price: Decimal,
     at: DateTime<Utc>,
     path: &Path,
-) -> Result<(), DbError> {
+) -> Result<Option<Decimal>, DbError> {
     let sql_err = |what| {
         move |source| DbError::Sql {
             path: path.to_path_buf(),
@@ -1261,11 +1327,12 @@ fn apply_fill_to_position(
         Side::Sell => {
             let Some((q, a, _status, pnl)) = existing else {
                 // A sell of ours without an owned position: recorded as a fill, nothing to move.
-                return Ok(());
+                return Ok(None);
             };
             let q = Decimal::from_str(&q).map_err(|_| corrupt("positions.qty", q.clone()))?;
             let a = Decimal::from_str(&a).map_err(|_| corrupt("positions.avg_price", a.clone()))?;
-            let pnl = Decimal::from_str(&pnl).unwrap_or_default() + (price - a) * qty;
+            let realized = ((price - a) * qty).round_dp(6);
+            let pnl = Decimal::from_str(&pnl).unwrap_or_default() + realized;
             let remaining = (q - qty).max(Decimal::ZERO);
             let status = if remaining.is_zero() {
                 "closed"
@@ -1277,9 +1344,10 @@ fn apply_fill_to_position(
                 params![order.symbol, remaining.to_string(), status, pnl.round_dp(6).to_string(), ts(at)],
             )
             .map_err(sql_err("reducing a position"))?;
+            return Ok(Some(realized));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -461,7 +461,6 @@ fn manage_position(
             now,
         );
         if let Placement::Acknowledged(_) = desk.place(intent)? {
-            desk.db.mark_trimmed(symbol, now)?;
             report.trims_sent += 1;
         }
         return Ok(());
@@ -520,23 +519,26 @@ fn exit(
     Ok(())
 }
 
-/// Record why a candidate was skipped (one event per candidate per cycle).
-fn skip(
-    desk: &OrderDesk<'_>,
-    symbol: &str,
-    reason: &str,
-    detail: String,
-) -> Result<(), LifecycleError> {
-    desk.db.event(&crate::execution::db::Event {
-        at: desk.now,
-        session: calendar::session_for_instant(desk.now).ok().flatten(),
-        kind: "entry_skipped".to_string(),
-        symbol: Some(symbol.to_string()),
-        client_order_id: None,
-        message: format!("{reason}: {detail}"),
-        details: Some(format!("{{\"reason\":\"{reason}\"}}")),
-    })?;
-    Ok(())
+/// The cycle's entry decisions, written in one transaction at the end of the entry step.
+struct Decisions {
+    now: DateTime<Utc>,
+    session: NaiveDate,
+    events: Vec<crate::execution::db::Event>,
+}
+
+impl Decisions {
+    /// Record why a candidate was skipped (one event per candidate per cycle).
+    fn skip(&mut self, symbol: &str, reason: &str, detail: String) {
+        self.events.push(crate::execution::db::Event {
+            at: self.now,
+            session: Some(self.session),
+            kind: "entry_skipped".to_string(),
+            symbol: Some(symbol.to_string()),
+            client_order_id: None,
+            message: format!("{reason}: {detail}"),
+            details: Some(format!("{{\"reason\":\"{reason}\"}}")),
+        });
+    }
 }
 
 fn entries(
@@ -547,7 +549,6 @@ fn entries(
     report: &mut CycleReport,
 ) -> Result<(), LifecycleError> {
     let now = desk.now;
-    let config = inputs.config;
     let rows = match inputs.watchlist {
         WatchlistInput::Fresh(rows) => rows,
         WatchlistInput::Unavailable(reason) => {
@@ -555,138 +556,183 @@ fn entries(
             return Ok(());
         }
     };
+    let mut decisions = Decisions {
+        now,
+        session: session.date,
+        events: Vec::new(),
+    };
+    let result = decide_entries(desk, inputs, session, blocked, rows, &mut decisions, report);
+    // Decisions are written even when an entry failed part-way.
+    desk.db.events_batch(&decisions.events)?;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide_entries(
+    desk: &mut OrderDesk<'_>,
+    inputs: &CycleInputs<'_>,
+    session: &Session,
+    blocked: &BTreeSet<String>,
+    rows: &[WatchlistRow],
+    decisions: &mut Decisions,
+    report: &mut CycleReport,
+) -> Result<(), LifecycleError> {
+    let now = desk.now;
+    let config = inputs.config;
     let window_start = session.open + Duration::minutes(config.entry_start_minutes_after_open);
     let window_end = session.close - Duration::minutes(config.entry_end_minutes_before_close);
     let in_window = now >= window_start && now < window_end;
     let owned = desk.db.open_positions()?;
-    let mut gross: Decimal = owned.iter().map(|p| p.qty * p.avg_price).sum();
-    let mut positions = owned.len();
+    // Working entry orders count against the caps as if they had filled at their limit.
+    let working_entries: Vec<BrokerOrder> = desk
+        .db
+        .open_orders()?
+        .into_iter()
+        .map(|o| o.order)
+        .filter(|o| o.side == Side::Buy && !owned.iter().any(|p| p.symbol == o.symbol))
+        .collect();
+    let mut gross: Decimal = owned.iter().map(|p| p.qty * p.avg_price).sum::<Decimal>()
+        + working_entries
+            .iter()
+            .map(|o| (o.qty - o.filled_qty) * o.limit_price.unwrap_or_default())
+            .sum::<Decimal>();
+    let mut positions = owned.len() + working_entries.len();
     let mut sent_today = desk.db.entries_sent(session.date)?;
     let mut account = None;
+    let mut spent = Decimal::ZERO;
 
     for row in rows {
         let symbol = row.symbol.as_str();
         if row.scan_date != session.date {
-            skip(
-                desk,
+            decisions.skip(
                 symbol,
                 "stale_watchlist_row",
                 format!("ScanDate {} is not today", row.scan_date),
-            )?;
+            );
             continue;
         }
         let intents = desk.db.intents_for(symbol, session.date)?;
         if intents.iter().any(|i| {
             i.leg == "en" && i.state != IntentState::Rejected && i.state != IntentState::NotPlaced
         }) {
-            continue; // one entry per symbol per session; decided already
+            decisions.skip(
+                symbol,
+                "already_entered_today",
+                "one entry per symbol per session".into(),
+            );
+            continue;
         }
         if owned.iter().any(|p| p.symbol == symbol) {
-            skip(
-                desk,
-                symbol,
-                "already_owned",
-                "a position is already open".into(),
-            )?;
+            decisions.skip(symbol, "already_owned", "a position is already open".into());
             continue;
         }
         if let Some(source) = &inputs.kill_switch {
-            skip(
-                desk,
+            decisions.skip(
                 symbol,
                 "kill_switch",
                 format!("kill switch engaged ({source}): no new entries"),
-            )?;
+            );
             continue;
         }
         if !inputs.allow_entries {
-            skip(
-                desk,
+            decisions.skip(
                 symbol,
                 "entries_disabled",
                 "entries are disabled for this run".into(),
-            )?;
+            );
             continue;
         }
         if blocked.contains(symbol) {
-            skip(
-                desk,
+            decisions.skip(
                 symbol,
                 "order_unresolved",
                 "an earlier order's outcome is still unknown".into(),
-            )?;
+            );
             continue;
         }
         if !in_window {
-            skip(
-                desk,
+            decisions.skip(
                 symbol,
                 "outside_entry_window",
                 format!("entries run {window_start}..{window_end}"),
-            )?;
+            );
             continue;
         }
         // Breakout and hold on the last two closed 10-minute bars of today's session.
         let bars = inputs.feed.last_closed_bars(symbol, now, 2);
         let today: Vec<_> = bars.iter().filter(|b| b.start >= session.open).collect();
+        if let Some(last) = today.last() {
+            let age = now - last.end;
+            if age > Duration::minutes(config.max_bar_age_minutes) {
+                decisions.skip(
+                    symbol,
+                    "stale_bars",
+                    format!("the last closed bar ended {} min ago", age.num_minutes()),
+                );
+                continue;
+            }
+        }
         if today.len() < 2 {
-            skip(
-                desk,
-                symbol,
-                "no_bars",
-                "fewer than two closed bars today".into(),
-            )?;
+            decisions.skip(symbol, "no_bars", "fewer than two closed bars today".into());
             continue;
         }
         let level = row.entry_level.to_f64().unwrap_or(f64::NAN);
         let (prev, last) = (today[0].close, today[1].close);
         if !(prev > level && last >= level) {
-            skip(
-                desk,
+            decisions.skip(
                 symbol,
                 "not_confirmed",
                 format!("closes {prev:.2}, {last:.2} vs entry level {level:.2}"),
-            )?;
+            );
             continue;
         }
         let Some(price) = decimal(last) else { continue };
         let drift_limit =
             row.entry_level * (Decimal::ONE + config.max_entry_drift_pct / Decimal::ONE_HUNDRED);
         if price > drift_limit {
-            skip(
-                desk,
+            decisions.skip(
                 symbol,
                 "price_drift",
                 format!("{price} is above {drift_limit}"),
-            )?;
+            );
             continue;
         }
         let stop = row.stop_loss;
         if stop >= price {
-            skip(
-                desk,
+            decisions.skip(
                 symbol,
                 "risk_invalid",
                 format!("stop {stop} is not below price {price}"),
-            )?;
+            );
+            continue;
+        }
+        let risk_pct = (price - stop) / price * Decimal::ONE_HUNDRED;
+        if risk_pct > config.max_risk_pct {
+            decisions.skip(
+                symbol,
+                "risk_too_wide",
+                format!(
+                    "stop {stop} is {}% below {price}, over {}%",
+                    risk_pct.round_dp(2),
+                    config.max_risk_pct
+                ),
+            );
             continue;
         }
         if positions >= config.max_positions {
-            skip(
-                desk,
+            decisions.skip(
                 symbol,
                 "max_positions",
                 format!("{positions} positions open"),
-            )?;
+            );
             continue;
         }
         if sent_today >= config.max_entries_per_day {
-            skip(
-                desk,
+            decisions.skip(
                 symbol,
                 "max_entries_per_day",
                 format!("{sent_today} entries today"),
-            )?;
+            );
             continue;
         }
         if account.is_none() {
@@ -694,7 +740,7 @@ fn entries(
                 Ok(a) => Some(a),
                 Err(e) => {
                     auth_is_fatal(&e)?;
-                    skip(desk, symbol, "account_unavailable", e.to_string())?;
+                    decisions.skip(symbol, "account_unavailable", e.to_string());
                     return Ok(());
                 }
             };
@@ -704,7 +750,7 @@ fn entries(
             to_tick(price * (Decimal::ONE + config.entry_slippage_bps / Decimal::new(10_000, 0)));
         let qty = size(
             acct.equity,
-            acct.buying_power,
+            acct.buying_power - spent,
             price,
             limit,
             stop,
@@ -712,12 +758,11 @@ fn entries(
             config,
         );
         if qty < Decimal::ONE {
-            skip(
-                desk,
+            decisions.skip(
                 symbol,
                 "size_zero",
                 "caps or buying power leave no whole share".into(),
-            )?;
+            );
             continue;
         }
         let attempt = desk.db.last_attempt(session.date, symbol, "en")? + 1;
@@ -743,11 +788,17 @@ fn entries(
             Some(&intent.client_order_id),
             format!("breakout held ({prev:.2}, {last:.2} over {level:.2}): buy {qty} limit {limit}, stop {stop}"),
         )?;
-        if let Placement::Acknowledged(_) = desk.place(intent)? {
+        let placement = desk.place(intent)?;
+        // An order whose outcome is unknown may exist: it counts against every cap.
+        if matches!(
+            placement,
+            Placement::Acknowledged(_) | Placement::Unknown(_)
+        ) {
             report.entries_sent += 1;
             positions += 1;
             sent_today += 1;
             gross += qty * limit;
+            spent += qty * limit;
         }
     }
     Ok(())

@@ -253,6 +253,13 @@ impl OrderDesk<'_> {
 
     /// Record a broker snapshot of one of our orders (fills and positions follow).
     pub fn record(&mut self, order: &BrokerOrder, adopted: bool) -> Result<(), LifecycleError> {
+        // A trim order that exists at the broker — however we learned of it (acknowledgement,
+        // lookup after a timeout, adoption) — means the position has had its trim.
+        let is_trim = crate::execution::ids::ClientOrderId::parse(&order.client_order_id)
+            .is_some_and(|id| id.leg == crate::execution::ids::Leg::Trim);
+        if is_trim {
+            self.db.mark_trimmed(&order.symbol, self.now)?;
+        }
         if let Some(fill) = self.db.record_order(order, adopted, self.now)? {
             tracing::info!(
                 symbol = %fill.symbol,

@@ -55,6 +55,7 @@ pub struct FillLine {
     pub side: String,
     pub qty: Decimal,
     pub price: Decimal,
+    pub realized_pnl: Option<Decimal>,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,26 +78,6 @@ pub struct PositionLine {
     pub trimmed: bool,
     pub opened_session: NaiveDate,
     pub realized_pnl: Decimal,
-}
-
-fn sell_pnl_by_order(db: &StateDb) -> Result<BTreeMap<String, Decimal>, DbError> {
-    // Realized P&L is kept per position; the day's share is computed from that day's sells
-    // against the position's average cost.
-    let positions: BTreeMap<String, Decimal> = db
-        .all_positions()?
-        .into_iter()
-        .map(|p| (p.symbol, p.avg_price))
-        .collect();
-    let mut out = BTreeMap::new();
-    for f in db.fills()? {
-        if f.side == crate::broker::Side::Sell {
-            if let Some(avg) = positions.get(&f.symbol) {
-                *out.entry(f.client_order_id.clone())
-                    .or_insert(Decimal::ZERO) += (f.price - avg) * f.qty;
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Build the report of session `date`.
@@ -134,8 +115,8 @@ pub fn day_report(db: &StateDb, date: NaiveDate) -> Result<DayReport, DbError> {
             OrderLine {
                 client_order_id: o.client_order_id,
                 symbol: o.symbol,
-                side: format!("{:?}", o.side).to_lowercase(),
-                order_type: format!("{:?}", o.order_type).to_lowercase(),
+                side: o.side.as_str().to_string(),
+                order_type: o.order_type.as_str().to_string(),
                 qty: o.qty,
                 filled_qty: o.filled_qty,
                 filled_avg_price: o.filled_avg_price,
@@ -145,34 +126,32 @@ pub fn day_report(db: &StateDb, date: NaiveDate) -> Result<DayReport, DbError> {
             }
         })
         .collect();
-    let pnl_by_order = sell_pnl_by_order(db)?;
-    let mut realized_pnl_today = Decimal::ZERO;
-    let fills: Vec<FillLine> = db
+    // Each sell fill carries its realized P&L against the cost at that moment, so a past
+    // day's figure never changes when the symbol is traded again.
+    let day_fills: Vec<_> = db
         .fills()?
         .into_iter()
         .filter(|f| calendar::ny_date(f.recorded_at) == date)
+        .collect();
+    let realized_pnl_today: Decimal = day_fills.iter().filter_map(|f| f.realized_pnl).sum();
+    let fills: Vec<FillLine> = day_fills
+        .into_iter()
         .map(|f| FillLine {
             at: f.recorded_at.to_rfc3339(),
             client_order_id: f.client_order_id,
             symbol: f.symbol,
-            side: format!("{:?}", f.side).to_lowercase(),
+            side: f.side.as_str().to_string(),
             qty: f.qty,
             price: f.price,
+            realized_pnl: f.realized_pnl,
         })
         .collect();
-    let mut counted = std::collections::BTreeSet::new();
-    for f in &fills {
-        if f.side == "sell" && counted.insert(f.client_order_id.clone()) {
-            realized_pnl_today += pnl_by_order
-                .get(&f.client_order_id)
-                .copied()
-                .unwrap_or_default();
-        }
-    }
     let positions: Vec<PositionLine> = db
         .all_positions()?
         .into_iter()
-        .filter(|p| p.open || p.opened_session <= date)
+        // Positions are kept one row per symbol (the latest trade), so only those opened by
+        // this date are shown; their state is the current one.
+        .filter(|p| p.opened_session <= date)
         .map(|p| PositionLine {
             status: if p.open { "open" } else { "closed" },
             symbol: p.symbol,
@@ -186,8 +165,14 @@ pub fn day_report(db: &StateDb, date: NaiveDate) -> Result<DayReport, DbError> {
             realized_pnl: p.realized_pnl,
         })
         .collect();
+    // Stops are the ones standing now: listed for the report of the latest session only.
+    let latest = db.last_heartbeat()?.map(calendar::ny_date);
     let mut stops = Vec::new();
-    for p in db.open_positions()? {
+    for p in db
+        .open_positions()?
+        .into_iter()
+        .filter(|_| latest.is_none_or(|l| l <= date))
+    {
         if let Some(s) = db.stop(&p.symbol)? {
             stops.push(StopLine {
                 symbol: s.symbol,

@@ -13,6 +13,7 @@ use crate::execution::process::{KillSwitch, Notifier, ShutdownSignal, StateLock}
 use crate::exit::ExitCode;
 use crate::market_data::intraday::{IntradayFeed, SyntheticIntradayFeed};
 use crate::market_data::BarStore;
+use crate::ops::alerts::{AlertKind, Alerts};
 use crate::scan::providers::bar_store_path;
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
@@ -135,6 +136,8 @@ pub struct Service<'a> {
     db: StateDb,
     failpoints: Failpoints,
     cycles: u64,
+    alerts: Alerts,
+    kill_switch_was_engaged: bool,
     _lock: StateLock,
 }
 
@@ -161,12 +164,76 @@ impl<'a> Service<'a> {
             db,
             failpoints: Failpoints::from_env(),
             cycles: 0,
+            alerts: Alerts::disabled(),
+            kill_switch_was_engaged: false,
             _lock: lock,
         })
     }
 
     pub fn db(&self) -> &StateDb {
         &self.db
+    }
+
+    /// Send alerts (fills, stop moves, kill switch, errors) through this sender.
+    pub fn with_alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = alerts;
+        self
+    }
+
+    /// Alerts for what the cycle at `now` did (the webhook runs off the trading path).
+    fn alert_cycle(
+        &mut self,
+        now: DateTime<Utc>,
+        report: &CycleReport,
+        kill: &crate::execution::process::KillSwitchState,
+    ) {
+        if !self.alerts.enabled() {
+            return;
+        }
+        if kill.engaged && !self.kill_switch_was_engaged {
+            self.alerts.send(
+                AlertKind::KillSwitch,
+                kill.source.map_or("kill-switch", |s| s.as_str()),
+                &kill.to_string(),
+            );
+        }
+        self.kill_switch_was_engaged = kill.engaged;
+        if let Ok(fills) = self.db.fills() {
+            for f in fills.iter().filter(|f| f.recorded_at == now) {
+                self.alerts.send(
+                    AlertKind::OrderFilled,
+                    &f.client_order_id,
+                    &format!(
+                        "{} {} {} @ {} ({})",
+                        f.side.as_str(),
+                        f.qty,
+                        f.symbol,
+                        f.price,
+                        f.client_order_id
+                    ),
+                );
+            }
+        }
+        if let Ok(events) = self.db.events(Some(calendar::ny_date(now))) {
+            for e in events
+                .iter()
+                .filter(|e| e.at == now && e.kind == "stop_raised")
+            {
+                let symbol = e.symbol.as_deref().unwrap_or("?");
+                self.alerts.send(
+                    AlertKind::StopMoved,
+                    symbol,
+                    &format!("{symbol}: {}", e.message),
+                );
+            }
+        }
+        for warning in &report.warnings {
+            self.alerts.send(
+                AlertKind::Error,
+                warning.split(':').next().unwrap_or("cycle"),
+                warning,
+            );
+        }
     }
 
     /// One cycle at `now`: advance the simulated broker, reconcile, protect, exit, enter.
@@ -204,6 +271,13 @@ impl<'a> Service<'a> {
             .advance_to(now)
             .map_err(|e| ServiceError::new(ExitCode::Internal, format!("simulated broker: {e}")))?;
         let kill = KillSwitch::check(state_dir, exec.kill_switch);
+        if kill.engaged {
+            tracing::warn!(
+                source = kill.source.map(|s| s.as_str()),
+                "kill switch engaged: no new entries; stops and exits continue ({})",
+                kill.reason.as_deref().unwrap_or("")
+            );
+        }
         let report = run_one(
             &mut self.db,
             &mut broker,
@@ -219,6 +293,7 @@ impl<'a> Service<'a> {
         if let Err(e) = self.db.heartbeat(now, config.mode.as_str(), self.cycles) {
             tracing::warn!("heartbeat not written: {e}");
         }
+        self.alert_cycle(now, &report, &kill);
         log_cycle(self.cycles, &report, &watchlist);
         Ok(report)
     }
@@ -226,7 +301,26 @@ impl<'a> Service<'a> {
 
 /// Run the service until shutdown (or one cycle / a flatten).
 pub fn run(config: &Config, command: Command, clock: &dyn Clock) -> Result<(), ServiceError> {
-    let mut service = Service::open(config)?;
+    let alerts = config.alerts.sender();
+    let result = run_with_alerts(config, command, clock, alerts.clone());
+    if let Err(e) = &result {
+        alerts.send(
+            AlertKind::Error,
+            "service",
+            &format!("avwap-execution stopped: {}", e.message),
+        );
+    }
+    alerts.flush(crate::ops::alerts::EXIT_FLUSH_TIMEOUT);
+    result
+}
+
+fn run_with_alerts(
+    config: &Config,
+    command: Command,
+    clock: &dyn Clock,
+    alerts: Alerts,
+) -> Result<(), ServiceError> {
+    let mut service = Service::open(config)?.with_alerts(alerts.clone());
     let shutdown = ShutdownSignal::install()
         .map_err(|e| ServiceError::new(ExitCode::Internal, e.to_string()))?;
     let notifier = Notifier::from_env();
@@ -237,6 +331,13 @@ pub fn run(config: &Config, command: Command, clock: &dyn Clock) -> Result<(), S
             // Startup reconciliation is the first cycle; only then are we ready.
             notifier.ready();
             ready_sent = true;
+            if matches!(command, Command::Run { once: false }) {
+                alerts.send(
+                    AlertKind::ExecutionStarted,
+                    "started",
+                    &format!("avwap-execution started (mode {})", config.mode),
+                );
+            }
         }
         notifier.watchdog_ping();
         notifier.status(&format!(
@@ -315,7 +416,7 @@ fn sleep_with_watchdog(shutdown: &ShutdownSignal, notifier: &Notifier, wait: Dur
     let mut left = wait;
     while !left.is_zero() {
         let step = slice.min(left);
-        if !shutdown.sleep_until_or_shutdown(step) {
+        if shutdown.sleep_until_or_shutdown(step) {
             return false;
         }
         notifier.watchdog_ping();

@@ -103,7 +103,9 @@ pub enum LogTarget {
     Journald,
     Stderr(StderrFormat),
     /// The journal was wanted but unreachable; the reason is in the warning line.
-    StderrFallback { reason: String },
+    StderrFallback {
+        reason: String,
+    },
 }
 
 /// What [`init`] would do, before touching anything: pure, for tests.
@@ -210,10 +212,7 @@ pub fn init(binary: &str, format: LogFormat) -> LogTarget {
     let mut warnings: Vec<String> = filter_warning.into_iter().collect();
     let (layer, target): (Box<dyn Layer<Registry> + Send + Sync>, LogTarget) =
         match plan(format, journal_stream.as_deref()) {
-            Plan::Stderr(f) => (
-                stderr_layer(f, std::io::stderr, ansi),
-                LogTarget::Stderr(f),
-            ),
+            Plan::Stderr(f) => (stderr_layer(f, std::io::stderr, ansi), LogTarget::Stderr(f)),
             Plan::Journald => match journald_layer(binary) {
                 Ok(layer) => (Box::new(layer), LogTarget::Journald),
                 Err(e) => {
@@ -249,7 +248,11 @@ pub fn init_from_env() -> LogTarget {
     let binary = std::env::args_os()
         .next()
         .as_ref()
-        .and_then(|p| std::path::Path::new(p).file_name().map(|n| n.to_os_string()))
+        .and_then(|p| {
+            std::path::Path::new(p)
+                .file_name()
+                .map(|n| n.to_os_string())
+        })
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "avwap".to_string());
     let (format, bad) = match std::env::var(ENV_LOG_FORMAT) {
@@ -278,7 +281,10 @@ mod tests {
         assert_eq!(parse_log_format("auto"), Ok(LogFormat::Auto));
         assert_eq!("journald".parse::<LogFormat>(), Ok(LogFormat::Journald));
         let err = parse_log_format("xml").unwrap_err();
-        assert!(err.to_string().contains("auto, text, json, journald"), "{err}");
+        assert!(
+            err.to_string().contains("auto, text, json, journald"),
+            "{err}"
+        );
         for f in [
             LogFormat::Auto,
             LogFormat::Text,
@@ -291,11 +297,23 @@ mod tests {
 
     #[test]
     fn auto_means_journald_only_under_systemd() {
-        assert_eq!(plan(LogFormat::Auto, None), Plan::Stderr(StderrFormat::Text));
-        assert_eq!(plan(LogFormat::Auto, Some("")), Plan::Stderr(StderrFormat::Text));
+        assert_eq!(
+            plan(LogFormat::Auto, None),
+            Plan::Stderr(StderrFormat::Text)
+        );
+        assert_eq!(
+            plan(LogFormat::Auto, Some("")),
+            Plan::Stderr(StderrFormat::Text)
+        );
         assert_eq!(plan(LogFormat::Auto, Some("8:12345")), Plan::Journald);
-        assert_eq!(plan(LogFormat::Json, Some("8:12345")), Plan::Stderr(StderrFormat::Json));
-        assert_eq!(plan(LogFormat::Text, Some("8:1")), Plan::Stderr(StderrFormat::Text));
+        assert_eq!(
+            plan(LogFormat::Json, Some("8:12345")),
+            Plan::Stderr(StderrFormat::Json)
+        );
+        assert_eq!(
+            plan(LogFormat::Text, Some("8:1")),
+            Plan::Stderr(StderrFormat::Text)
+        );
         assert_eq!(plan(LogFormat::Journald, None), Plan::Journald);
     }
 

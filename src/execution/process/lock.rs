@@ -125,8 +125,20 @@ fn write_pid(mut file: &File) -> io::Result<()> {
     writeln!(file, "{}", std::process::id())
 }
 
+/// The holder's PID. The holder writes it just after taking the lock, so a contender that
+/// lost a simultaneous start may look before it is there (or while a stale PID of a killed
+/// holder is still in the file): wait briefly for the PID of a live process.
 fn read_holder_pid(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    let read = || -> Option<u32> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let alive = |pid: u32| Path::new("/proc").join(pid.to_string()).exists();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match read() {
+            Some(pid) if alive(pid) => return Some(pid),
+            other if std::time::Instant::now() >= deadline => return other,
+            _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,1480 @@
+//! `avwap-check`: the one-command health check of a host (SPEC §6).
+//!
+//! Each check gives OK, WARN or FAIL with a one-line reason that says what to do. The checks,
+//! in report order (names are stable; scripts may match on them):
+//!
+//! | name | OK when | otherwise |
+//! |---|---|---|
+//! | `systemd` | (only reported when systemd is absent) | WARN "systemd not available: unit checks skipped" |
+//! | `execution.service` | active (running), no automatic restarts | WARN restarted/starting; FAIL inactive, failed, restarting, not installed |
+//! | `scan.timer` | next elapse = next weekday 08:30 New York | FAIL otherwise (inactive, nothing scheduled, other time) |
+//! | `execution-restart.timer` | next elapse = next weekday 08:40 New York | FAIL otherwise |
+//! | `watchlist` | the gate passes (its own message) | WARN stale before 08:30 or on a non-session day; FAIL otherwise |
+//! | `execution-process` | exactly one `avwap-execution`, the unit's main PID | FAIL none / several / not the unit's; WARN none without systemd |
+//! | `tmux` | no tmux server or session | FAIL sessions or tmux processes exist |
+//! | `state-db` | `PRAGMA quick_check` says ok | WARN no database yet; FAIL problems or unreadable |
+//! | `kill-switch` | off | WARN engaged |
+//! | `heartbeat` | fresh (≤ 3 × poll interval) | FAIL stale or missing while the market is open; WARN when closed |
+//! | `protective-stops` | every owned position has a working stop | FAIL any without |
+//!
+//! Verdict: FAIL if any check fails, else WARN if any warns, else OK; exit 1, 2, 0. `--strict`
+//! turns every WARN into FAIL. The check only reads: the state database is opened read-only
+//! for `quick_check` and the schema version, and through [`StateDb`] only when its schema is
+//! exactly this build's (so opening it migrates nothing).
+
+use crate::calendar::{current_or_next_session, is_session, ny_date, ny_instant, NEW_YORK};
+use crate::config::Config;
+use crate::execution::db::{StateDb, DB_FILE, SCHEMA_VERSION};
+use crate::execution::process::KillSwitch;
+use crate::gate::{check_watchlist, GateVerdict};
+use crate::ops::procs::{ProcTree, ProcessInfo};
+use crate::ops::systemd::{
+    Availability, SystemdError, SystemdQuery, UnitProperties, SERVICE_PROPERTIES, TIMER_PROPERTIES,
+};
+use chrono::{DateTime, Datelike, Duration, NaiveTime, Utc, Weekday};
+use serde::Serialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub const EXECUTION_UNIT: &str = "execution.service";
+pub const SCAN_TIMER: &str = "scan.timer";
+pub const RESTART_TIMER: &str = "execution-restart.timer";
+pub const EXECUTION_BINARY: &str = "avwap-execution";
+/// `scan.timer` fires Mon–Fri at this New York time ...
+pub const SCAN_TIME: (u32, u32) = (8, 30);
+/// ... and `execution-restart.timer` at this one.
+pub const RESTART_TIME: (u32, u32) = (8, 40);
+/// A timer's next elapse may differ from the expected instant by this much (AccuracySec).
+pub const TIMER_TOLERANCE_SECONDS: i64 = 60;
+/// The heartbeat is stale after this many poll intervals.
+pub const HEARTBEAT_INTERVALS: u64 = 3;
+/// Env var naming the tmux executable (default: `tmux` on `PATH`).
+pub const ENV_TMUX: &str = "AVWAP_TMUX";
+
+/// One check's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        }
+    }
+
+    /// 0 all OK, 1 any FAIL, 2 only WARNs.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Fail => 1,
+            Status::Warn => 2,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub status: Status,
+    pub message: String,
+}
+
+impl CheckResult {
+    fn new(name: &str, status: Status, message: impl Into<String>) -> CheckResult {
+        CheckResult {
+            name: name.to_string(),
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// All checks, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub verdict: Status,
+    pub checks: Vec<CheckResult>,
+}
+
+impl Report {
+    pub fn new(checks: Vec<CheckResult>) -> Report {
+        let verdict = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
+        Report { verdict, checks }
+    }
+
+    /// `--strict`: every WARN becomes a FAIL.
+    pub fn strict(self) -> Report {
+        Report::new(
+            self.checks
+                .into_iter()
+                .map(|mut c| {
+                    if c.status == Status::Warn {
+                        c.status = Status::Fail;
+                    }
+                    c
+                })
+                .collect(),
+        )
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.verdict.exit_code()
+    }
+
+    pub fn check(&self, name: &str) -> Option<&CheckResult> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// One line per check (`OK    name  message`), then the verdict line.
+    pub fn render_human(&self) -> String {
+        let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for c in &self.checks {
+            out.push_str(&format!(
+                "{:<4}  {:<width$}  {}\n",
+                c.status.label(),
+                c.name,
+                c.message
+            ));
+        }
+        let count = |s| self.checks.iter().filter(|c| c.status == s).count();
+        out.push_str(&format!(
+            "verdict: {} ({} ok, {} warn, {} fail)\n",
+            self.verdict.label(),
+            count(Status::Ok),
+            count(Status::Warn),
+            count(Status::Fail)
+        ));
+        out
+    }
+
+    /// `{"verdict": "ok"|"warn"|"fail", "checks": [{"name", "status", "message"}, …]}`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!("{{\"verdict\":\"fail\",\"checks\":[{{\"name\":\"report\",\"status\":\"fail\",\"message\":\"cannot encode the report: {e}\"}}]}}")
+        })
+    }
+}
+
+/// What tmux said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TmuxAnswer {
+    NotInstalled,
+    NoServer,
+    Sessions(Vec<String>),
+    Error(String),
+}
+
+/// `tmux ls` for the user running the check (`AVWAP_TMUX` names the executable).
+#[derive(Debug, Clone)]
+pub struct Tmux {
+    program: PathBuf,
+    path_var: Option<String>,
+}
+
+impl Tmux {
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Tmux {
+        Tmux {
+            program: PathBuf::from(
+                env(ENV_TMUX)
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "tmux".into()),
+            ),
+            path_var: env("PATH"),
+        }
+    }
+
+    fn resolve(&self) -> Option<PathBuf> {
+        if self.program.components().count() > 1 || self.program.is_absolute() {
+            return self.program.is_file().then(|| self.program.clone());
+        }
+        std::env::split_paths(self.path_var.as_deref()?)
+            .map(|d| d.join(&self.program))
+            .find(|p| p.is_file())
+    }
+
+    pub fn sessions(&self) -> TmuxAnswer {
+        let Some(program) = self.resolve() else {
+            return TmuxAnswer::NotInstalled;
+        };
+        let child = std::process::Command::new(&program)
+            .arg("ls")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => return TmuxAnswer::Error(format!("cannot run {}: {e}", program.display())),
+        };
+        let out = match crate::ops::systemd::wait_with_timeout(
+            &mut child,
+            std::time::Duration::from_secs(5),
+        ) {
+            Ok(o) => o,
+            Err(e) => return TmuxAnswer::Error(format!("tmux ls: {e}")),
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.success {
+            let names: Vec<String> = stdout
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| l.split(':').next().unwrap_or(l).to_string())
+                .collect();
+            if names.is_empty() {
+                TmuxAnswer::NoServer
+            } else {
+                TmuxAnswer::Sessions(names)
+            }
+        } else if stderr.contains("no server running")
+            || stderr.contains("error connecting to")
+            || stderr.contains("no sessions")
+        {
+            TmuxAnswer::NoServer
+        } else {
+            TmuxAnswer::Error(format!(
+                "tmux ls failed ({}): {}",
+                out.status,
+                stderr.trim()
+            ))
+        }
+    }
+}
+
+/// Everything the checks look at.
+pub struct CheckContext<'a> {
+    pub config: &'a Config,
+    pub now: DateTime<Utc>,
+    pub systemd: &'a dyn SystemdQuery,
+    pub procs: &'a ProcTree,
+    pub tmux: &'a Tmux,
+}
+
+/// Run every check.
+pub fn run_checks(ctx: &CheckContext<'_>) -> Report {
+    let mut checks = Vec::new();
+
+    // systemd: the unit and the two timers, or one WARN saying they were skipped.
+    let mut execution_unit: Option<UnitProperties> = None;
+    let mut systemd_ok = true;
+    match ctx.systemd.availability() {
+        Availability::Unavailable(reason) => {
+            systemd_ok = false;
+            checks.push(systemd_unavailable(&reason));
+        }
+        Availability::Available => {
+            match ctx.systemd.show(EXECUTION_UNIT, SERVICE_PROPERTIES) {
+                Ok(props) => {
+                    let (status, message) = judge_service(&props);
+                    checks.push(CheckResult::new(EXECUTION_UNIT, status, message));
+                    execution_unit = Some(props);
+                }
+                Err(SystemdError::Unavailable(reason)) => {
+                    systemd_ok = false;
+                    checks.push(systemd_unavailable(&reason));
+                }
+                Err(SystemdError::Command(e)) => {
+                    checks.push(CheckResult::new(EXECUTION_UNIT, Status::Fail, e))
+                }
+            }
+            if systemd_ok {
+                for (timer, at) in [(SCAN_TIMER, SCAN_TIME), (RESTART_TIMER, RESTART_TIME)] {
+                    let (status, message) = match ctx.systemd.show(timer, TIMER_PROPERTIES) {
+                        Ok(props) => judge_timer(&props, ctx.now, at),
+                        Err(e) => (Status::Fail, e.to_string()),
+                    };
+                    checks.push(CheckResult::new(timer, status, message));
+                }
+            }
+        }
+    }
+
+    checks.push(check_watchlist_gate(ctx.config, ctx.now));
+    checks.push(check_process(
+        ctx.procs,
+        systemd_ok.then_some(execution_unit.as_ref()).flatten(),
+        systemd_ok,
+    ));
+    checks.push(check_tmux(ctx.tmux, ctx.procs));
+
+    let db_path = ctx.config.state_dir.join(DB_FILE);
+    let (db_check, db) = check_state_db(&db_path);
+    checks.push(db_check);
+
+    let kill = KillSwitch::check(&ctx.config.state_dir, ctx.config.execution.kill_switch);
+    checks.push(if kill.engaged {
+        CheckResult::new(
+            "kill-switch",
+            Status::Warn,
+            format!("{kill}; no new entries are sent (stops and exits keep working)"),
+        )
+    } else {
+        CheckResult::new(
+            "kill-switch",
+            Status::Ok,
+            format!(
+                "off (no {} and execution.kill_switch = false)",
+                KillSwitch::path(&ctx.config.state_dir).display()
+            ),
+        )
+    });
+
+    checks.push(check_heartbeat(ctx.config, ctx.now, &db));
+    checks.push(check_protective_stops(&db));
+    Report::new(checks)
+}
+
+fn systemd_unavailable(reason: &str) -> CheckResult {
+    CheckResult::new(
+        "systemd",
+        Status::Warn,
+        format!(
+            "systemd not available: unit checks skipped ({reason}); {EXECUTION_UNIT}, \
+             {SCAN_TIMER} and {RESTART_TIMER} were not checked"
+        ),
+    )
+}
+
+/// `; it is disabled, so it will not start at boot: …` when `UnitFileState` says the unit is
+/// not started at boot (`disabled`, `masked`…); empty otherwise.
+fn not_enabled(p: &UnitProperties) -> String {
+    match p.get("UnitFileState") {
+        Some(s) if matches!(s, "disabled" | "masked" | "masked-runtime" | "bad") => format!(
+            "; it is {s}, so it will not start at boot: systemctl enable {}",
+            p.unit
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The state of `execution.service`.
+pub fn judge_service(p: &UnitProperties) -> (Status, String) {
+    let unit = &p.unit;
+    let load = p.load_state();
+    if load != "loaded" {
+        return (
+            Status::Fail,
+            match load {
+                "not-found" => ("not installed (LoadState=not-found): install the avwap units \
+                     (NixOS: services.avwap.enable = true)")
+                    .to_string(),
+                "masked" => format!("masked: systemctl unmask {unit}"),
+                other => format!(
+                    "cannot be loaded (LoadState={other}): systemctl status {unit} says why"
+                ),
+            },
+        );
+    }
+    let active = p.active_state();
+    let sub = p.sub_state();
+    let restarts = p.n_restarts().unwrap_or(0);
+    // ExecMainCode is the si_code of the main process's end: 1 exited, 2 killed, 3 dumped
+    // core; 0 means the main process never ran (ExecStartPre, e.g. the gate, failed).
+    let status_text = match (p.get("ExecMainCode").map(str::trim), p.exec_main_status()) {
+        (Some("1"), Some(s)) => format!("main process exit status {s}"),
+        (Some("2") | Some("3"), Some(s)) => format!("main process killed by signal {s}"),
+        (Some("0"), _) => "the main process never ran: ExecStartPre (the watchlist gate) or                            the start itself failed"
+            .to_string(),
+        (_, Some(s)) => format!("main process status {s}"),
+        _ => "no exit status".to_string(),
+    };
+    let enabled = not_enabled(p);
+    let pid = p
+        .main_pid()
+        .map(|pid| format!("main PID {pid}"))
+        .unwrap_or_else(|| "no main PID".into());
+    match (active, sub) {
+        ("active", "running") if restarts == 0 => (
+            if enabled.is_empty() {
+                Status::Ok
+            } else {
+                Status::Warn
+            },
+            format!("active (running), {pid}{enabled}"),
+        ),
+        ("active", "running") => (
+            Status::Warn,
+            format!(
+                "active (running), {pid}, but systemd restarted it {restarts} time(s) after \
+                 failures since it was last started: journalctl -u {unit} shows why{enabled}"
+            ),
+        ),
+        ("active", other) => (
+            Status::Warn,
+            format!("active ({other}), {pid}: expected running{enabled}"),
+        ),
+        ("activating", "auto-restart") => (
+            Status::Fail,
+            format!(
+                "restarting after a failure (Result={}, {status_text}, {restarts} automatic \
+                 restart(s)): journalctl -u {unit} -e shows why",
+                p.result()
+            ),
+        ),
+        ("activating", "start-pre") => (
+            Status::Warn,
+            "starting: the watchlist gate (ExecStartPre) is running".to_string(),
+        ),
+        ("activating", other) => (
+            Status::Warn,
+            format!("starting ({other}): waiting for READY=1 after reconciliation"),
+        ),
+        ("deactivating", other) => (Status::Warn, format!("stopping ({other})")),
+        ("reloading", _) => (Status::Warn, "reloading".to_string()),
+        ("failed", _) => {
+            let why = match p.result() {
+                "start-limit-hit" => {
+                    "it failed too often and systemd gave up restarting it (start-limit-hit)"
+                        .to_string()
+                }
+                "exit-code" => format!("it exited with an error (Result=exit-code, {status_text})"),
+                "" => format!("Result unknown, {status_text}"),
+                other => format!("Result={other}, {status_text}"),
+            };
+            (
+                Status::Fail,
+                format!(
+                    "failed: {why}; {restarts} automatic restart(s). Read journalctl -u {unit} \
+                     -e, fix the cause, then: systemctl reset-failed {unit} && systemctl start \
+                     {unit}{enabled}"
+                ),
+            )
+        }
+        ("inactive", _) => (
+            Status::Fail,
+            format!(
+                "inactive ({sub}, Result={}): it is not running; start it: systemctl start \
+                 {unit}{enabled}",
+                p.result()
+            ),
+        ),
+        (other, sub) => (
+            Status::Fail,
+            format!("unexpected state {other} ({sub}): systemctl status {unit}"),
+        ),
+    }
+}
+
+/// The next weekday (Mon–Fri) `hh:mm` New York strictly after `now`, as systemd computes
+/// `OnCalendar=Mon..Fri hh:mm America/New_York` (timers do not know holidays).
+pub fn next_weekday_at(now: DateTime<Utc>, (hour, minute): (u32, u32)) -> DateTime<Utc> {
+    let time = NaiveTime::from_hms_opt(hour, minute, 0).unwrap_or(NaiveTime::MIN);
+    let today = ny_date(now);
+    (0..=7)
+        .map(|d| today + Duration::days(d))
+        .filter(|date| !matches!(date.weekday(), Weekday::Sat | Weekday::Sun))
+        .map(|date| ny_instant(date, time))
+        .find(|t| *t > now)
+        .unwrap_or_else(|| ny_instant(today + Duration::days(7), time))
+}
+
+/// A New York wall-clock rendering with the UTC instant: `Mon 2026-11-30 08:30 EST (13:30 UTC)`.
+pub fn ny_and_utc(t: DateTime<Utc>) -> String {
+    format!(
+        "{} ({} UTC)",
+        t.with_timezone(&NEW_YORK).format("%a %Y-%m-%d %H:%M %Z"),
+        t.format("%H:%M")
+    )
+}
+
+/// A timer: active, and its next elapse is the next weekday's `at` New York.
+pub fn judge_timer(p: &UnitProperties, now: DateTime<Utc>, at: (u32, u32)) -> (Status, String) {
+    let unit = &p.unit;
+    let want = format!("Mon..Fri {:02}:{:02} America/New_York", at.0, at.1);
+    if p.load_state() != "loaded" {
+        return (
+            Status::Fail,
+            format!(
+                "not installed (LoadState={}): install the avwap units; it should run {want}",
+                if p.load_state().is_empty() {
+                    "unknown"
+                } else {
+                    p.load_state()
+                }
+            ),
+        );
+    }
+    if p.active_state() != "active" {
+        return (
+            Status::Fail,
+            format!(
+                "not active (ActiveState={}): nothing will be scheduled; systemctl enable --now {unit}",
+                p.active_state()
+            ),
+        );
+    }
+    let calendar = p.on_calendar();
+    let calendar_text = if calendar.is_empty() {
+        String::new()
+    } else {
+        format!(" (OnCalendar={})", calendar.join("; "))
+    };
+    let expected = next_weekday_at(now, at);
+    match p.next_elapse() {
+        Err(e) => (Status::Fail, format!("cannot read the next elapse: {e}")),
+        Ok(None) => (
+            Status::Fail,
+            format!(
+                "active but nothing is scheduled (NextElapseUSecRealtime=n/a){calendar_text}; \
+                 expected {} ({want})",
+                ny_and_utc(expected)
+            ),
+        ),
+        Ok(Some(next)) if (next - expected).num_seconds().abs() <= TIMER_TOLERANCE_SECONDS => {
+            let enabled = not_enabled(p);
+            let status = if enabled.is_empty() {
+                Status::Ok
+            } else {
+                Status::Warn
+            };
+            (status, format!("next run {}{enabled}", ny_and_utc(next)))
+        }
+        Ok(Some(next)) => (
+            Status::Fail,
+            format!(
+                "next run {}, expected {}{calendar_text}: the timer should be {want}",
+                ny_and_utc(next),
+                ny_and_utc(expected)
+            ),
+        ),
+    }
+}
+
+/// The gate's own verdict and message. A stale watchlist is only a WARN before the morning
+/// scan or on a day without a session.
+pub fn check_watchlist_gate(config: &Config, now: DateTime<Utc>) -> CheckResult {
+    let verdict = check_watchlist(&config.watchlist_path(), now);
+    let message = verdict.message();
+    let status = match &verdict {
+        GateVerdict::Fresh { .. } => Status::Ok,
+        GateVerdict::Stale { .. } | GateVerdict::WrongSession { .. } => {
+            let today = ny_date(now);
+            let scan_at = ny_instant(
+                today,
+                NaiveTime::from_hms_opt(SCAN_TIME.0, SCAN_TIME.1, 0).unwrap_or(NaiveTime::MIN),
+            );
+            match is_session(today) {
+                Ok(false) => {
+                    return CheckResult::new(
+                        "watchlist",
+                        Status::Warn,
+                        format!(
+                            "{message} (today is not an NYSE session, so no new watchlist is due)"
+                        ),
+                    )
+                }
+                Ok(true) if now < scan_at => {
+                    return CheckResult::new(
+                        "watchlist",
+                        Status::Warn,
+                        format!("{message} (today's scan runs at 08:30 New York)"),
+                    )
+                }
+                _ => Status::Fail,
+            }
+        }
+        _ => Status::Fail,
+    };
+    CheckResult::new("watchlist", status, message)
+}
+
+/// Exactly one `avwap-execution` process, and (with systemd) it is the unit's main process.
+pub fn check_process(
+    procs: &ProcTree,
+    unit: Option<&UnitProperties>,
+    systemd_available: bool,
+) -> CheckResult {
+    const NAME: &str = "execution-process";
+    let found = match procs.find_by_exe_name(EXECUTION_BINARY) {
+        Ok(f) => f,
+        Err(e) => {
+            return CheckResult::new(
+                NAME,
+                Status::Warn,
+                format!("cannot list processes in {}: {e}", procs.root().display()),
+            )
+        }
+    };
+    let list = |ps: &[&ProcessInfo]| {
+        ps.iter()
+            .map(|p| p.describe())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let all: Vec<&ProcessInfo> = found.iter().collect();
+    let Some(unit) = unit else {
+        let status = match found.len() {
+            0 if !systemd_available => Status::Warn,
+            1 => Status::Ok,
+            _ => Status::Fail,
+        };
+        let message = match found.len() {
+            0 => format!("no {EXECUTION_BINARY} process is running"),
+            1 => format!(
+                "one {EXECUTION_BINARY} process: {} (not matched to {EXECUTION_UNIT}: systemd \
+                 not available)",
+                list(&all)
+            ),
+            n => format!(
+                "{n} {EXECUTION_BINARY} processes: {}; exactly one must run: stop the extra ones",
+                list(&all)
+            ),
+        };
+        return CheckResult::new(NAME, status, message);
+    };
+    let Some(main_pid) = unit.main_pid() else {
+        return if found.is_empty() {
+            CheckResult::new(
+                NAME,
+                Status::Fail,
+                format!("no {EXECUTION_BINARY} process is running ({EXECUTION_UNIT} has no main process)"),
+            )
+        } else {
+            CheckResult::new(
+                NAME,
+                Status::Fail,
+                format!(
+                    "{EXECUTION_UNIT} is not running, yet {} {EXECUTION_BINARY} process(es) are: \
+                     {}; started by hand? stop them (kill <pid>) and start the service",
+                    found.len(),
+                    list(&all)
+                ),
+            )
+        };
+    };
+    let main = found.iter().find(|p| p.pid == main_pid);
+    let others: Vec<&ProcessInfo> = found.iter().filter(|p| p.pid != main_pid).collect();
+    match (main, others.is_empty()) {
+        (Some(main), true) => CheckResult::new(
+            NAME,
+            Status::Ok,
+            format!(
+                "one {EXECUTION_BINARY} process: {}, the main process of {EXECUTION_UNIT}",
+                main.describe()
+            ),
+        ),
+        (Some(main), false) => CheckResult::new(
+            NAME,
+            Status::Fail,
+            format!(
+                "{} {EXECUTION_BINARY} processes: {} is {EXECUTION_UNIT}'s; also {}: only the \
+                 one systemd started may run; stop the others (kill {})",
+                found.len(),
+                main.describe(),
+                list(&others),
+                others
+                    .iter()
+                    .map(|p| p.pid.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        ),
+        (None, _) => {
+            let main_text = match procs.process(main_pid) {
+                Some(p) => format!(
+                    "its main PID {main_pid} runs {}",
+                    p.name().unwrap_or_else(|| "an unknown executable".into())
+                ),
+                None => format!("its main PID {main_pid} does not exist"),
+            };
+            let rest = if found.is_empty() {
+                format!("no {EXECUTION_BINARY} process is running")
+            } else {
+                format!("{EXECUTION_BINARY} process(es) outside it: {}", list(&all))
+            };
+            CheckResult::new(
+                NAME,
+                Status::Fail,
+                format!("{EXECUTION_UNIT} is not running {EXECUTION_BINARY}: {main_text}; {rest}"),
+            )
+        }
+    }
+}
+
+/// No tmux sessions: `tmux ls` for this user, plus tmux processes of any user in `/proc`.
+pub fn check_tmux(tmux: &Tmux, procs: &ProcTree) -> CheckResult {
+    const NAME: &str = "tmux";
+    // The server renames itself "tmux: server"; exe is /usr/bin/tmux when readable.
+    let processes: Vec<ProcessInfo> = procs
+        .processes()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| {
+            p.runs("tmux")
+                || (p.exe.is_none() && p.comm.as_deref().is_some_and(|c| c.starts_with("tmux: ")))
+        })
+        .collect();
+    let pids = processes
+        .iter()
+        .map(|p| p.pid.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let answer = tmux.sessions();
+    let fix = "avwap runs under systemd only: end them (tmux kill-server, as each user) \
+               after moving anything still running there into the units";
+    match (&answer, processes.is_empty()) {
+        (TmuxAnswer::Sessions(names), _) => CheckResult::new(
+            NAME,
+            Status::Fail,
+            format!(
+                "{} tmux session(s): {}{}; {fix}",
+                names.len(),
+                names.join(", "),
+                if pids.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (tmux processes: pid {pids})")
+                }
+            ),
+        ),
+        (_, false) => CheckResult::new(
+            NAME,
+            Status::Fail,
+            format!("tmux is running (pid {pids}), possibly as another user; {fix}"),
+        ),
+        (TmuxAnswer::NotInstalled, true) => {
+            CheckResult::new(NAME, Status::Ok, "no tmux sessions (tmux is not installed)")
+        }
+        (TmuxAnswer::NoServer, true) => CheckResult::new(
+            NAME,
+            Status::Ok,
+            "no tmux sessions (no tmux server running)",
+        ),
+        (TmuxAnswer::Error(e), true) => CheckResult::new(
+            NAME,
+            Status::Warn,
+            format!("no tmux processes, but tmux ls failed: {e}"),
+        ),
+    }
+}
+
+/// Why the state database could not be used for the checks that read it.
+pub enum DbAccess {
+    Open(StateDb),
+    Unavailable { reason: String },
+}
+
+impl fmt::Debug for DbAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbAccess::Open(db) => write!(f, "Open({})", db.path().display()),
+            DbAccess::Unavailable { reason } => write!(f, "Unavailable({reason:?})"),
+        }
+    }
+}
+
+/// `PRAGMA quick_check` on a read-only connection; then, if the schema is this build's, the
+/// database through [`StateDb`] for the heartbeat and positions.
+pub fn check_state_db(path: &Path) -> (CheckResult, DbAccess) {
+    const NAME: &str = "state-db";
+    if !path.exists() {
+        let reason = format!("no state database yet ({})", path.display());
+        return (
+            CheckResult::new(
+                NAME,
+                Status::Warn,
+                format!("{reason}: avwap-execution creates it when it first starts"),
+            ),
+            DbAccess::Unavailable { reason },
+        );
+    }
+    let fail = |message: String| {
+        (
+            CheckResult::new(NAME, Status::Fail, message.clone()),
+            DbAccess::Unavailable { reason: message },
+        )
+    };
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match rusqlite::Connection::open_with_flags(path, flags) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("cannot open {} read-only: {e}", path.display())),
+    };
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+    let rows: Result<Vec<String>, rusqlite::Error> =
+        conn.prepare("PRAGMA quick_check").and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        });
+    let rows = match rows {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(format!(
+                "PRAGMA quick_check on {} failed: {e}; is it an SQLite database?",
+                path.display()
+            ))
+        }
+    };
+    if rows != ["ok"] {
+        let shown: Vec<&str> = rows.iter().take(3).map(String::as_str).collect();
+        return fail(format!(
+            "PRAGMA quick_check on {} found {} problem(s): {}; stop {EXECUTION_UNIT}, keep a \
+             copy of the file (it holds the order journal) and restore it from a backup",
+            path.display(),
+            rows.len(),
+            shown.join("; ")
+        ));
+    }
+    let version: u32 = match conn.query_row("PRAGMA user_version", [], |r| r.get(0)) {
+        Ok(v) => v,
+        Err(e) => {
+            return fail(format!(
+                "cannot read the schema version of {}: {e}",
+                path.display()
+            ))
+        }
+    };
+    drop(conn);
+    let ok = format!(
+        "PRAGMA quick_check: ok ({}, schema version {version})",
+        path.display()
+    );
+    if version != SCHEMA_VERSION {
+        let (status, why) = if version > SCHEMA_VERSION {
+            (
+                Status::Fail,
+                format!(
+                    "schema version {version} is newer than this avwap's {SCHEMA_VERSION}: \
+                     avwap-check is older than the service that wrote it; use the deployed avwap-check"
+                ),
+            )
+        } else {
+            (
+                Status::Warn,
+                format!(
+                    "schema version {version} is older than this avwap's {SCHEMA_VERSION}: \
+                     {EXECUTION_UNIT} migrates it when it restarts"
+                ),
+            )
+        };
+        return (
+            CheckResult::new(NAME, status, format!("{ok}; but {why}")),
+            DbAccess::Unavailable { reason: why },
+        );
+    }
+    match StateDb::open(path) {
+        Ok(db) => (CheckResult::new(NAME, Status::Ok, ok), DbAccess::Open(db)),
+        Err(e) => fail(format!("{ok}; but opening it failed: {e}")),
+    }
+}
+
+fn human_age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+/// The execution loop's heartbeat: fresh while the market is open.
+pub fn check_heartbeat(config: &Config, now: DateTime<Utc>, db: &DbAccess) -> CheckResult {
+    const NAME: &str = "heartbeat";
+    let market_open = match current_or_next_session(now) {
+        Ok(s) => s.open <= now && now < s.close,
+        Err(e) => {
+            return CheckResult::new(
+                NAME,
+                Status::Warn,
+                format!("cannot tell whether the market is open: {e}"),
+            )
+        }
+    };
+    let market = if market_open {
+        "market open"
+    } else {
+        "market closed"
+    };
+    let poll = if market_open {
+        config.execution.poll_seconds_open
+    } else {
+        config.execution.poll_seconds_closed
+    };
+    let limit = i64::try_from(poll.saturating_mul(HEARTBEAT_INTERVALS).max(1)).unwrap_or(i64::MAX);
+    let key = if market_open {
+        "poll_seconds_open"
+    } else {
+        "poll_seconds_closed"
+    };
+    let missing_status = if market_open {
+        Status::Fail
+    } else {
+        Status::Warn
+    };
+    let db = match db {
+        DbAccess::Open(db) => db,
+        DbAccess::Unavailable { reason } => {
+            return CheckResult::new(
+                NAME,
+                missing_status,
+                format!("not checked ({market}): {reason}"),
+            )
+        }
+    };
+    match db.last_heartbeat() {
+        Err(e) => CheckResult::new(
+            NAME,
+            Status::Fail,
+            format!("cannot read the heartbeat: {e}"),
+        ),
+        Ok(None) => CheckResult::new(
+            NAME,
+            missing_status,
+            format!("no heartbeat recorded ({market}): avwap-execution has not completed a cycle"),
+        ),
+        Ok(Some(at)) => {
+            let age = (now - at).num_seconds();
+            let at_text = ny_and_utc(at);
+            if age < -TIMER_TOLERANCE_SECONDS {
+                CheckResult::new(
+                    NAME,
+                    Status::Warn,
+                    format!("last heartbeat at {at_text} is in the future: check the host clock"),
+                )
+            } else if age > limit {
+                CheckResult::new(
+                    NAME,
+                    missing_status,
+                    format!(
+                        "last heartbeat {} ago ({at_text}); {market}, the loop beats every {poll} s \
+                         (limit {HEARTBEAT_INTERVALS} × execution.{key} = {limit} s): the service \
+                         is down or stuck; journalctl -u {EXECUTION_UNIT} -e",
+                        human_age(age)
+                    ),
+                )
+            } else {
+                CheckResult::new(
+                    NAME,
+                    Status::Ok,
+                    format!(
+                        "last heartbeat {} ago ({market}, limit {limit} s)",
+                        human_age(age)
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// Every owned position has a protective stop that is working at the broker (as recorded).
+pub fn check_protective_stops(db: &DbAccess) -> CheckResult {
+    const NAME: &str = "protective-stops";
+    let db = match db {
+        DbAccess::Open(db) => db,
+        DbAccess::Unavailable { reason } => {
+            return CheckResult::new(NAME, Status::Warn, format!("not checked: {reason}"))
+        }
+    };
+    let positions = match db.open_positions() {
+        Ok(p) => p,
+        Err(e) => {
+            return CheckResult::new(NAME, Status::Fail, format!("cannot read positions: {e}"))
+        }
+    };
+    if positions.is_empty() {
+        return CheckResult::new(NAME, Status::Ok, "no owned positions");
+    }
+    let mut unprotected = Vec::new();
+    let mut pending = Vec::new();
+    for position in &positions {
+        let symbol = &position.symbol;
+        let stop = match db.stop(symbol) {
+            Ok(s) => s,
+            Err(e) => {
+                unprotected.push(format!("{symbol} (cannot read its stop: {e})"));
+                continue;
+            }
+        };
+        let Some(stop) = stop else {
+            unprotected.push(format!("{symbol} ({} shares, no stop)", position.qty));
+            continue;
+        };
+        match db.order(&stop.client_order_id) {
+            Ok(Some(row)) if row.order.status.is_open() => {}
+            Ok(Some(row)) => {
+                // A replaced stop is followed once to its replacement (by broker order id).
+                let replacement_open = row.order.replaced_by.as_deref().is_some_and(|id| {
+                    db.orders_for_symbol(symbol).is_ok_and(|orders| {
+                        orders
+                            .iter()
+                            .any(|o| o.order.id == id && o.order.status.is_open())
+                    })
+                });
+                if replacement_open {
+                    continue;
+                }
+                unprotected.push(format!(
+                    "{symbol} (stop {} is {})",
+                    stop.client_order_id,
+                    row.order.status.as_str()
+                ));
+            }
+            Ok(None) => pending.push(format!(
+                "{symbol} (stop {} not yet acknowledged by the broker)",
+                stop.client_order_id
+            )),
+            Err(e) => unprotected.push(format!("{symbol} (cannot read stop order: {e})")),
+        }
+    }
+    if !unprotected.is_empty() {
+        return CheckResult::new(
+            NAME,
+            Status::Fail,
+            format!(
+                "{} of {} owned position(s) without a working protective stop: {}; \
+                 avwap-execution places one at its next cycle; if it is not running, place \
+                 the stop at the broker by hand",
+                unprotected.len(),
+                positions.len(),
+                unprotected.join(", ")
+            ),
+        );
+    }
+    if !pending.is_empty() {
+        return CheckResult::new(
+            NAME,
+            Status::Warn,
+            format!(
+                "{} owned position(s); stop not yet confirmed for: {}",
+                positions.len(),
+                pending.join(", ")
+            ),
+        );
+    }
+    CheckResult::new(
+        NAME,
+        Status::Ok,
+        format!(
+            "{} owned position(s), each with a working protective stop",
+            positions.len()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::systemd::FixtureSystemd;
+
+    const REC: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/systemd/recorded"
+    );
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn recorded(unit: &str, path: &str) -> UnitProperties {
+        let text = std::fs::read_to_string(format!("{REC}/{path}")).unwrap();
+        UnitProperties::parse(unit, &text)
+    }
+
+    #[test]
+    fn next_weekday_matches_systemd_analyze() {
+        // `systemd-analyze calendar --base-time=B 'Mon..Fri 08:30 America/New_York'` (252),
+        // across a weekend, both DST changes and New Year.
+        let cases = [
+            ("2026-11-27T13:35:00Z", SCAN_TIME, "2026-11-30T13:30:00Z"),
+            ("2026-11-27T13:35:00Z", RESTART_TIME, "2026-11-27T13:40:00Z"),
+            ("2026-11-27T13:25:00Z", SCAN_TIME, "2026-11-27T13:30:00Z"),
+            ("2026-03-06T14:00:00Z", SCAN_TIME, "2026-03-09T12:30:00Z"),
+            ("2026-03-06T14:00:00Z", RESTART_TIME, "2026-03-09T12:40:00Z"),
+            ("2026-10-30T13:00:00Z", SCAN_TIME, "2026-11-02T13:30:00Z"),
+            ("2026-12-31T23:00:00Z", SCAN_TIME, "2027-01-01T13:30:00Z"),
+            ("2026-11-29T02:52:56Z", SCAN_TIME, "2026-11-30T13:30:00Z"),
+            // Exactly at the elapse: the next one.
+            ("2026-11-30T13:30:00Z", SCAN_TIME, "2026-12-01T13:30:00Z"),
+        ];
+        for (now, at, want) in cases {
+            assert_eq!(next_weekday_at(utc(now), at), utc(want), "{now} {at:?}");
+        }
+    }
+
+    #[test]
+    fn recorded_service_states() {
+        let now = utc("2026-11-29T02:53:00Z");
+        let _ = now;
+        let (s, m) = judge_service(&recorded(
+            EXECUTION_UNIT,
+            "run2/healthy/show-execution.service.txt",
+        ));
+        assert_eq!(s, Status::Ok, "{m}");
+        // Run 1 recorded the unit disabled: it would not come back after a reboot.
+        let (s, m) = judge_service(&recorded(
+            EXECUTION_UNIT,
+            "run1/healthy/show-execution.service.txt",
+        ));
+        assert_eq!(s, Status::Warn, "{m}");
+        assert!(m.contains("disabled"), "{m}");
+        let (s, m) = judge_service(&recorded(
+            EXECUTION_UNIT,
+            "run2/stopped/show-execution.service.txt",
+        ));
+        assert_eq!(s, Status::Fail);
+        assert!(m.contains("systemctl start execution.service"), "{m}");
+        let (s, m) = judge_service(&recorded(
+            EXECUTION_UNIT,
+            "run2/start-limit-hit/show-execution.service.txt",
+        ));
+        assert_eq!(s, Status::Fail);
+        assert!(m.contains("reset-failed"), "{m}");
+        let (s, m) = judge_service(&recorded(
+            EXECUTION_UNIT,
+            "run1/crash-auto-restart/show-execution.service.txt",
+        ));
+        assert_eq!(s, Status::Fail);
+        assert!(m.contains("2 automatic restart"), "{m}");
+        let (s, m) = judge_service(&recorded(
+            "avwap-nonexistent.service",
+            "run1/show-not-found.service.txt",
+        ));
+        assert_eq!(s, Status::Fail);
+        assert!(m.contains("not installed"), "{m}");
+        // Synthetic: running but restarted after crashes; killed by a signal.
+        let p = UnitProperties::parse(
+            EXECUTION_UNIT,
+            "LoadState=loaded\nActiveState=active\nSubState=running\nMainPID=9\nNRestarts=2\nUnitFileState=enabled\n",
+        );
+        assert_eq!(judge_service(&p).0, Status::Warn);
+        let p = UnitProperties::parse(
+            EXECUTION_UNIT,
+            "LoadState=loaded\nActiveState=failed\nSubState=failed\nResult=signal\nExecMainCode=2\nExecMainStatus=9\n",
+        );
+        let (s, m) = judge_service(&p);
+        assert_eq!(s, Status::Fail);
+        assert!(m.contains("killed by signal 9"), "{m}");
+    }
+
+    #[test]
+    fn recorded_timer_states() {
+        let now = utc("2026-11-29T02:53:00Z");
+        let (s, m) = judge_timer(
+            &recorded(SCAN_TIMER, "run2/healthy/show-scan.timer.txt"),
+            now,
+            SCAN_TIME,
+        );
+        assert_eq!(s, Status::Ok, "{m}");
+        assert_eq!(m, "next run Mon 2026-11-30 08:30 EST (13:30 UTC)");
+        let (s, _) = judge_timer(
+            &recorded(
+                RESTART_TIMER,
+                "run2/healthy/show-execution-restart.timer.txt",
+            ),
+            now,
+            RESTART_TIME,
+        );
+        assert_eq!(s, Status::Ok);
+        // The two timers swapped: each is wrong for the other's time.
+        let (s, _) = judge_timer(
+            &recorded(SCAN_TIMER, "run2/healthy/show-execution-restart.timer.txt"),
+            now,
+            SCAN_TIME,
+        );
+        assert_eq!(s, Status::Fail);
+        let (s, m) = judge_timer(
+            &recorded(SCAN_TIMER, "run2/wrong-schedule/show-scan.timer.txt"),
+            now,
+            SCAN_TIME,
+        );
+        assert_eq!(s, Status::Fail);
+        assert!(m.contains("09:30:00 America/New_York"), "{m}");
+        // A day later the same recording is stale: computed against now, not matched as text.
+        let (s, _) = judge_timer(
+            &recorded(SCAN_TIMER, "run2/healthy/show-scan.timer.txt"),
+            utc("2026-11-30T14:00:00Z"),
+            SCAN_TIME,
+        );
+        assert_eq!(s, Status::Fail);
+        let (s, m) = judge_timer(
+            &recorded(RESTART_TIMER, "run1/show-timer-stopped.txt"),
+            now,
+            RESTART_TIME,
+        );
+        assert_eq!(s, Status::Fail);
+        assert!(m.contains("not active"), "{m}");
+        let (s, m) = judge_timer(
+            &recorded("avwap-nonexistent.timer", "run1/show-not-found.timer.txt"),
+            now,
+            SCAN_TIME,
+        );
+        assert_eq!(s, Status::Fail);
+        assert!(m.contains("not installed"), "{m}");
+        // systemctl run without TZ=UTC on a New York host: refused, not misread.
+        let (s, m) = judge_timer(
+            &recorded(SCAN_TIMER, "run1/show-scan.timer-TZ-NY.txt"),
+            now,
+            SCAN_TIME,
+        );
+        assert_eq!(s, Status::Fail);
+        assert!(m.contains("expected UTC"), "{m}");
+    }
+
+    fn config_in(dir: &Path) -> Config {
+        Config {
+            state_dir: dir.to_path_buf(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn a_stale_watchlist_is_a_warning_only_before_the_scan_or_without_a_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let path = config.watchlist_path();
+        crate::watchlist::write_watchlist(&path, &[]).unwrap();
+        // Written on Friday 2026-11-27 (NY).
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(utc("2026-11-27T14:00:00Z").into())
+            .unwrap();
+        let at = |now: &str| check_watchlist_gate(&config, utc(now));
+        assert_eq!(at("2026-11-27T20:00:00Z").status, Status::Ok);
+        // Saturday: no session.
+        let c = at("2026-11-28T15:00:00Z");
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message.starts_with("Watchlist is not from today (NY)."),
+            "{}",
+            c.message
+        );
+        // Monday 07:00 NY, before the 08:30 scan.
+        assert_eq!(at("2026-11-30T12:00:00Z").status, Status::Warn);
+        // Monday 10:00 NY: the scan should have replaced it.
+        let c = at("2026-11-30T15:00:00Z");
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.message.contains("file_date=2026-11-27 today=2026-11-30"),
+            "{}",
+            c.message
+        );
+        // Missing is always a failure.
+        std::fs::remove_file(&path).unwrap();
+        let c = at("2026-11-28T15:00:00Z");
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.message.starts_with("Watchlist missing: "));
+    }
+
+    fn db_in(dir: &Path) -> (PathBuf, StateDb) {
+        let path = dir.join(DB_FILE);
+        let db = StateDb::open(&path).unwrap();
+        (path, db)
+    }
+
+    #[test]
+    fn heartbeat_limits_follow_the_market() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let (path, db) = db_in(dir.path());
+        drop(db);
+        let open_now = utc("2026-11-30T15:00:00Z"); // Monday 10:00 EST
+        let closed_now = utc("2026-11-29T15:00:00Z"); // Sunday
+        let access = || check_state_db(&path).1;
+        assert_eq!(
+            check_heartbeat(&config, open_now, &access()).status,
+            Status::Fail
+        );
+        assert_eq!(
+            check_heartbeat(&config, closed_now, &access()).status,
+            Status::Warn
+        );
+        let db = StateDb::open(&path).unwrap();
+        db.heartbeat(open_now - Duration::seconds(100), "sim", 3)
+            .unwrap();
+        let c = check_heartbeat(&config, open_now, &access());
+        assert_eq!(c.status, Status::Ok, "{}", c.message);
+        db.heartbeat(open_now - Duration::seconds(181), "sim", 3)
+            .unwrap();
+        let c = check_heartbeat(&config, open_now, &access());
+        assert_eq!(c.status, Status::Fail, "{}", c.message);
+        assert!(
+            c.message.contains("execution.poll_seconds_open = 180 s"),
+            "{}",
+            c.message
+        );
+        // While closed the limit is 3 × poll_seconds_closed and staleness only warns.
+        db.heartbeat(closed_now - Duration::seconds(600), "sim", 3)
+            .unwrap();
+        assert_eq!(
+            check_heartbeat(&config, closed_now, &access()).status,
+            Status::Ok
+        );
+        db.heartbeat(closed_now - Duration::hours(2), "sim", 3)
+            .unwrap();
+        assert_eq!(
+            check_heartbeat(&config, closed_now, &access()).status,
+            Status::Warn
+        );
+    }
+
+    fn insert_position(path: &Path, symbol: &str) {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute(
+            "INSERT INTO positions (symbol, qty, avg_price, opened_session, entry_client_order_id,
+                stop_price, status, updated_at)
+             VALUES (?1, '10', '50.00', '2026-11-27', ?2, '48.00', 'open', '2026-11-27T15:00:00.000000Z')",
+            rusqlite::params![symbol, format!("avw-2026-11-27-{symbol}-en-1")],
+        )
+        .unwrap();
+    }
+
+    fn insert_stop(path: &Path, symbol: &str, status: &str) {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let cid = format!("avw-2026-11-27-{symbol}-st1-1");
+        conn.execute(
+            "INSERT INTO stops (symbol, client_order_id, stop_price, qty, updated_at)
+             VALUES (?1, ?2, '48.00', '10', '2026-11-27T15:00:00.000000Z')",
+            rusqlite::params![symbol, cid],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO orders (client_order_id, broker_order_id, symbol, side, qty, order_type,
+                stop_price, time_in_force, status, filled_qty, submitted_at, updated_at)
+             VALUES (?1, ?2, ?3, 'sell', '10', 'stop', '48.00', 'gtc', ?4, '0',
+                '2026-11-27T15:00:00.000000Z', '2026-11-27T15:00:00.000000Z')",
+            rusqlite::params![cid, format!("broker-{symbol}"), symbol, status],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn positions_without_a_working_stop_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, db) = db_in(dir.path());
+        drop(db);
+        let check = || check_protective_stops(&check_state_db(&path).1);
+        assert_eq!(check().status, Status::Ok);
+        assert_eq!(check().message, "no owned positions");
+        insert_position(&path, "AAPL");
+        let c = check();
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.message.contains("AAPL (10 shares, no stop)"),
+            "{}",
+            c.message
+        );
+        insert_stop(&path, "AAPL", "new");
+        let c = check();
+        assert_eq!(c.status, Status::Ok, "{}", c.message);
+        insert_position(&path, "MSFT");
+        insert_stop(&path, "MSFT", "canceled");
+        let c = check();
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.message.contains("1 of 2"), "{}", c.message);
+        assert!(
+            c.message
+                .contains("MSFT (stop avw-2026-11-27-MSFT-st1-1 is canceled)"),
+            "{}",
+            c.message
+        );
+    }
+
+    #[test]
+    fn quick_check_reads_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, db) = db_in(dir.path());
+        drop(db);
+        let (c, access) = check_state_db(&path);
+        assert_eq!(c.status, Status::Ok, "{}", c.message);
+        assert!(matches!(access, DbAccess::Open(_)));
+        // An older schema is not migrated by the check.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 0).unwrap();
+        drop(conn);
+        let (c, access) = check_state_db(&path);
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(matches!(access, DbAccess::Unavailable { .. }));
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let v: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 0, "the check must not migrate");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        assert_eq!(check_state_db(&path).0.status, Status::Fail);
+    }
+
+    #[test]
+    fn report_verdict_strict_and_rendering() {
+        let r = Report::new(vec![
+            CheckResult::new("a", Status::Ok, "fine"),
+            CheckResult::new("bb", Status::Warn, "hmm"),
+        ]);
+        assert_eq!(r.verdict, Status::Warn);
+        assert_eq!(r.exit_code(), 2);
+        assert_eq!(
+            r.render_human(),
+            "OK    a   fine\nWARN  bb  hmm\nverdict: WARN (1 ok, 1 warn, 0 fail)\n"
+        );
+        assert_eq!(
+            r.to_json(),
+            r#"{"verdict":"warn","checks":[{"name":"a","status":"ok","message":"fine"},{"name":"bb","status":"warn","message":"hmm"}]}"#
+        );
+        let s = r.strict();
+        assert_eq!(s.verdict, Status::Fail);
+        assert_eq!(s.exit_code(), 1);
+        assert_eq!(Report::new(vec![]).exit_code(), 0);
+    }
+
+    #[test]
+    fn without_systemd_one_warning_and_the_rest_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let procs = ProcTree::new(dir.path().join("proc"));
+        std::fs::create_dir_all(procs.root()).unwrap();
+        let tmux =
+            Tmux::from_env(&|k: &str| (k == ENV_TMUX).then(|| "/nonexistent/tmux".to_string()));
+        let systemd = FixtureSystemd::unavailable("laptop");
+        let report = run_checks(&CheckContext {
+            config: &config,
+            now: utc("2026-11-29T15:00:00Z"),
+            systemd: &systemd,
+            procs: &procs,
+            tmux: &tmux,
+        });
+        let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "systemd",
+                "watchlist",
+                "execution-process",
+                "tmux",
+                "state-db",
+                "kill-switch",
+                "heartbeat",
+                "protective-stops"
+            ]
+        );
+        assert_eq!(report.checks[0].status, Status::Warn);
+        assert!(report.checks[0]
+            .message
+            .starts_with("systemd not available: unit checks skipped"));
+        let tmux_check = report.check("tmux").unwrap();
+        assert_eq!(tmux_check.status, Status::Ok);
+        assert!(tmux_check.message.contains("not installed"));
+        // No process without systemd: a warning (nothing is expected to start it).
+        assert_eq!(
+            report.check("execution-process").unwrap().status,
+            Status::Warn
+        );
+    }
+}

@@ -1,0 +1,319 @@
+//! `avwap-execution simulate` and `report` as an operator runs them, from a fresh directory,
+//! offline: two simulated sessions of the demo data (2010-08-09 and 2010-08-10) with entries,
+//! stops, a trim and exits; a SIGKILL at the first trim send followed by a restart gives the
+//! same outcome; `report` on an empty state directory is an input error (13).
+
+use serde_json::Value;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const EXEC: &str = env!("CARGO_BIN_EXE_avwap-execution");
+const FIRST: &str = "2010-08-09";
+const DAYS: [&str; 2] = ["2010-08-09", "2010-08-10"];
+const SIGKILL: i32 = 9;
+
+/// The binary with a clean environment: no AVWAP_* variable, no sd_notify socket or watchdog
+/// inherited from the test's environment; warnings only in the log.
+fn exec(cwd: &Path) -> Command {
+    let mut cmd = Command::new(EXEC);
+    cmd.current_dir(cwd);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AVWAP_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn describe(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn simulate(cwd: &Path, state: &str, crash_at: Option<&str>) -> Output {
+    let mut cmd = exec(cwd);
+    cmd.args([
+        "simulate",
+        "--date",
+        FIRST,
+        "--days",
+        "2",
+        "--state-dir",
+        state,
+    ]);
+    if let Some(point) = crash_at {
+        cmd.env("AVWAP_TEST_CRASH_AT", point);
+    }
+    cmd.output().expect("run avwap-execution simulate")
+}
+
+fn report(cwd: &Path, state: &str, day: &str) -> Value {
+    let out = exec(cwd)
+        .args(["report", "--date", day, "--json", "--state-dir", state])
+        .output()
+        .expect("run avwap-execution report");
+    assert!(out.status.success(), "report {day}: {}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("report {day}: {e}"))
+}
+
+/// A fresh directory for one run (under Cargo's per-target temporary directory).
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("simulate_cli")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Directories `<name>-<pid>` left by test processes that are gone (a static is never
+/// dropped, so run A's directory outlives its process).
+fn remove_stale(name: &str) {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("simulate_cli");
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let pid = file.strip_prefix(name).and_then(|r| r.strip_prefix('-'));
+        if let Some(pid) = pid {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+/// Run A: the two days without interruption, once per test process.
+fn run_a() -> &'static (PathBuf, Vec<Value>) {
+    static A: OnceLock<(PathBuf, Vec<Value>)> = OnceLock::new();
+    A.get_or_init(|| {
+        remove_stale("A");
+        let cwd = fresh_dir("A");
+        let out = simulate(&cwd, "A", None);
+        assert!(out.status.success(), "simulate A: {}", describe(&out));
+        let reports = DAYS.iter().map(|day| report(&cwd, "A", day)).collect();
+        (cwd, reports)
+    })
+}
+
+fn items<'a>(report: &'a Value, key: &str) -> &'a Vec<Value> {
+    report[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} is not a list"))
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or("")
+}
+
+fn dec(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v[key].as_f64())
+        .unwrap_or(0.0)
+}
+
+/// The leg of one of our client order ids: `avw-YYYYMMDD-SYMBOL-<leg>-<attempt>`.
+fn leg(client_order_id: &str) -> &str {
+    let mut parts = client_order_id.rsplit('-');
+    parts.next();
+    parts.next().unwrap_or("")
+}
+
+#[test]
+fn simulated_days_show_entries_stops_a_trim_and_exits() {
+    let (_, reports) = run_a();
+    let orders: Vec<&Value> = reports.iter().flat_map(|r| items(r, "orders")).collect();
+    let fills: Vec<&Value> = reports.iter().flat_map(|r| items(r, "fills")).collect();
+    let filled = |want: &dyn Fn(&str) -> bool| {
+        orders
+            .iter()
+            .filter(|o| want(leg(str_of(o, "client_order_id"))) && dec(o, "filled_qty") > 0.0)
+            .count()
+    };
+    for (day, r) in DAYS.iter().zip(reports) {
+        assert_eq!(str_of(r, "date"), *day);
+        assert!(
+            !items(r, "entries_taken").is_empty(),
+            "{day}: no entry decision"
+        );
+        assert!(
+            r["skipped_by_reason"]
+                .as_object()
+                .is_some_and(|m| !m.is_empty()),
+            "{day}: no skip reasons"
+        );
+    }
+    assert!(filled(&|l| l == "en") >= 2, "entries filled");
+    assert!(
+        orders
+            .iter()
+            .any(|o| leg(str_of(o, "client_order_id")).starts_with("st")
+                && str_of(o, "order_type") == "stop"),
+        "protective stops"
+    );
+    assert!(filled(&|l| l == "tr") >= 1, "a trim filled");
+    let exits = filled(&|l| l == "ex") + filled(&|l| l.starts_with("st"));
+    assert!(exits >= 1, "an exit or a stop-out filled");
+    assert!(
+        fills.iter().any(|f| str_of(f, "side") == "buy")
+            && fills.iter().any(|f| str_of(f, "side") == "sell"),
+        "buys and sells recorded"
+    );
+    // Positions carried over: the second day's report has positions opened on the first.
+    assert!(items(&reports[1], "positions")
+        .iter()
+        .any(|p| str_of(p, "opened_session") == DAYS[0]));
+    assert!(items(&reports[1], "positions")
+        .iter()
+        .any(|p| str_of(p, "status") == "closed" && dec(p, "realized_pnl") != 0.0));
+}
+
+#[test]
+fn report_of_the_first_day_lists_only_what_existed_that_day() {
+    // The second day opens new positions (and their stops); the first day's report must not
+    // show them.
+    let (_, reports) = run_a();
+    let first = &reports[0];
+    let later: Vec<&Value> = items(first, "positions")
+        .iter()
+        .filter(|p| str_of(p, "opened_session") > DAYS[0])
+        .collect();
+    assert!(
+        later.is_empty(),
+        "{}'s report lists positions opened later: {later:#?}",
+        DAYS[0]
+    );
+    let later_stops: Vec<&Value> = items(first, "stops")
+        .iter()
+        .filter(|s| !str_of(s, "client_order_id").contains("-20100809-"))
+        .collect();
+    assert!(
+        later_stops.is_empty(),
+        "{}'s report lists stops placed later: {later_stops:#?}",
+        DAYS[0]
+    );
+}
+
+/// The parts of a day's report that describe the trading outcome.
+///
+/// Compared in full: orders (client order id, symbol, side, type, qty, filled qty, average
+/// fill price, limit and stop prices, status), positions, protective stops, realized P&L,
+/// and the entry decisions and each symbol's last skip reason. Left out:
+/// - `fills[].at`: the instant the fill was *recorded* (the cycle that saw it), not when it
+///   happened; after a restart a fill may be recorded by a different cycle than it would
+///   have been without the crash;
+/// - `entries_taken[].at`: decision stamps, for the same reason;
+/// - `events` and `skipped_by_reason`: counts of log lines; the interrupted cycle is run again
+///   after the restart, so its skip events are written twice and the lookups of the order
+///   whose answer was lost add `order_resolved` events. They are not the outcome.
+fn outcome(report: &Value) -> Value {
+    let strip = |list: &Vec<Value>, key: &str| -> Vec<Value> {
+        list.iter()
+            .map(|v| {
+                let mut v = v.clone();
+                if let Some(m) = v.as_object_mut() {
+                    m.remove(key);
+                }
+                v
+            })
+            .collect()
+    };
+    serde_json::json!({
+        "date": report["date"],
+        "orders": report["orders"],
+        "fills": strip(items(report, "fills"), "at"),
+        "positions": report["positions"],
+        "stops": report["stops"],
+        "realized_pnl_today": report["realized_pnl_today"],
+        "entries_taken": strip(items(report, "entries_taken"), "at"),
+        "last_skip_by_symbol": report["last_skip_by_symbol"],
+    })
+}
+
+/// Per section: the entries only in the run without the crash (`-`) and only in the run
+/// with it (`+`).
+fn differences(want: &Value, got: &Value) -> String {
+    let mut out = String::new();
+    for (key, w) in want.as_object().unwrap() {
+        let g = &got[key];
+        if w == g {
+            continue;
+        }
+        match (w.as_array(), g.as_array()) {
+            (Some(w), Some(g)) => {
+                for v in w.iter().filter(|v| !g.contains(v)) {
+                    out.push_str(&format!("- {key}: {v}\n"));
+                }
+                for v in g.iter().filter(|v| !w.contains(v)) {
+                    out.push_str(&format!("+ {key}: {v}\n"));
+                }
+            }
+            _ => out.push_str(&format!("- {key}: {w}\n+ {key}: {g}\n")),
+        }
+    }
+    out
+}
+
+#[test]
+fn sigkill_at_the_first_trim_send_then_restart_changes_nothing() {
+    let cwd = fresh_dir("B");
+    let crashed = simulate(&cwd, "B", Some("sent:tr"));
+    assert_eq!(
+        crashed.status.signal(),
+        Some(SIGKILL),
+        "the run must kill itself at the trim send: {}",
+        describe(&crashed)
+    );
+    assert!(String::from_utf8_lossy(&crashed.stderr).contains("AVWAP_TEST_CRASH_AT=sent:tr"));
+    // Killed in the middle of a session: some of the first day was recorded, not all of it.
+    let partial = report(&cwd, "B", DAYS[0]);
+    assert!(!items(&partial, "orders").is_empty());
+
+    let restarted = simulate(&cwd, "B", None);
+    assert!(restarted.status.success(), "{}", describe(&restarted));
+
+    let (_, a) = run_a();
+    for (i, day) in DAYS.iter().enumerate() {
+        let b = report(&cwd, "B", day);
+        let (want, got) = (outcome(&a[i]), outcome(&b));
+        assert!(
+            want == got,
+            "{day}: the crash and restart changed the outcome:\n{}",
+            differences(&want, &got)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&cwd);
+}
+
+#[test]
+fn report_on_an_empty_state_dir_is_a_clear_input_error() {
+    let cwd = fresh_dir("empty");
+    std::fs::create_dir_all(cwd.join("state")).unwrap();
+    let out = exec(&cwd)
+        .args(["report", "--date", FIRST, "--json", "--state-dir", "state"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(13), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no execution database") && stderr.contains("state"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no partial JSON on stdout");
+    assert_eq!(
+        std::fs::read_dir(cwd.join("state")).unwrap().count(),
+        0,
+        "report created files"
+    );
+    let _ = std::fs::remove_dir_all(&cwd);
+}
