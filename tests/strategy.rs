@@ -1056,7 +1056,12 @@ fn sizing_cap_risk_per_trade_binds() {
     // $100,000 × 0.5 % = $500 at risk; 50.00 − 45.00 = $5 a share → 100 shares (the symbol cap
     // would allow 199).
     let day = date(DAY1);
-    let mut sim = Sim::new(acme_breakout(day), ExecutionConfig::default(), "100000");
+    // A $5 stop on $50 is 10% away: allow it past the risk-too-wide check for this case.
+    let config = ExecutionConfig {
+        max_risk_pct: Decimal::new(20, 0),
+        ..ExecutionConfig::default()
+    };
+    let mut sim = Sim::new(acme_breakout(day), config, "100000");
     let wl = WatchlistInput::Fresh(vec![row(day, "ACME", "49.90", "45.00", "51.50", "53.00")]);
     sim.cycle(ny(day, "09:50"), &wl);
     assert_eq!(entry_qty(&sim, "ACME"), d("100"));

@@ -116,6 +116,22 @@ CREATE TABLE heartbeat (
     // 2: the realized P&L of each sell fill against the average cost at that moment, so a
     // day's P&L never changes when the symbol is traded again later.
     "ALTER TABLE fills ADD COLUMN realized_pnl TEXT;",
+    // 3: closed positions are kept, since the positions table holds one row per symbol and a
+    // new entry reuses it.
+    "CREATE TABLE position_history (
+        id INTEGER PRIMARY KEY,
+        symbol TEXT NOT NULL,
+        avg_price TEXT NOT NULL,
+        opened_session TEXT NOT NULL,
+        entry_client_order_id TEXT NOT NULL,
+        stop_price TEXT NOT NULL,
+        target_r1 TEXT,
+        target_r2 TEXT,
+        trimmed INTEGER NOT NULL,
+        realized_pnl TEXT NOT NULL,
+        closed_at TEXT NOT NULL,
+        UNIQUE (symbol, entry_client_order_id)
+    );",
 ];
 
 /// The schema version this build writes and understands.
@@ -1008,6 +1024,59 @@ impl StateDb {
         Ok(self.position_rows("symbol = ?1", &[&symbol])?.pop())
     }
 
+    /// Closed positions with the instant they closed, oldest first.
+    pub fn closed_positions(&self) -> Result<Vec<(OwnedPosition, DateTime<Utc>)>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT symbol, avg_price, opened_session, entry_client_order_id, stop_price,
+                    target_r1, target_r2, trimmed, realized_pnl, closed_at
+                 FROM position_history ORDER BY id",
+            )
+            .map_err(self.sql("reading closed positions"))?;
+        let rows: Vec<_> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, bool>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, String>(9)?,
+                ))
+            })
+            .map_err(self.sql("reading closed positions"))?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql("reading closed positions"))?;
+        rows.into_iter()
+            .map(
+                |(symbol, avg, opened, entry, stop, r1, r2, trimmed, pnl, closed)| {
+                    Ok((
+                        OwnedPosition {
+                            symbol,
+                            qty: Decimal::ZERO,
+                            avg_price: self.dec(&avg, "position_history.avg_price")?,
+                            opened_session: self
+                                .date(&opened, "position_history.opened_session")?,
+                            entry_client_order_id: entry,
+                            stop_price: self.dec(&stop, "position_history.stop_price")?,
+                            target_r1: self.dec_opt(r1, "position_history.target_r1")?,
+                            target_r2: self.dec_opt(r2, "position_history.target_r2")?,
+                            trimmed,
+                            open: false,
+                            realized_pnl: self.dec(&pnl, "position_history.realized_pnl")?,
+                        },
+                        self.time(&closed, "position_history.closed_at")?,
+                    ))
+                },
+            )
+            .collect()
+    }
+
     pub fn all_positions(&self) -> Result<Vec<OwnedPosition>, DbError> {
         self.position_rows("1 = 1", &[])
     }
@@ -1344,6 +1413,18 @@ fn apply_fill_to_position(
                 params![order.symbol, remaining.to_string(), status, pnl.round_dp(6).to_string(), ts(at)],
             )
             .map_err(sql_err("reducing a position"))?;
+            if remaining.is_zero() {
+                tx.execute(
+                    "INSERT OR IGNORE INTO position_history (symbol, avg_price, opened_session,
+                        entry_client_order_id, stop_price, target_r1, target_r2, trimmed,
+                        realized_pnl, closed_at)
+                     SELECT symbol, avg_price, opened_session, entry_client_order_id, stop_price,
+                        target_r1, target_r2, trimmed, realized_pnl, ?2
+                     FROM positions WHERE symbol = ?1",
+                    params![order.symbol, ts(at)],
+                )
+                .map_err(sql_err("keeping a closed position"))?;
+            }
             return Ok(Some(realized));
         }
     }

@@ -146,25 +146,31 @@ pub fn day_report(db: &StateDb, date: NaiveDate) -> Result<DayReport, DbError> {
             realized_pnl: f.realized_pnl,
         })
         .collect();
-    let positions: Vec<PositionLine> = db
-        .all_positions()?
+    // Open positions opened by this date, and positions closed on or after it (history).
+    let line = |p: crate::execution::db::OwnedPosition| PositionLine {
+        status: if p.open { "open" } else { "closed" },
+        symbol: p.symbol,
+        qty: p.qty,
+        avg_price: p.avg_price,
+        stop_price: p.stop_price,
+        target_r1: p.target_r1,
+        target_r2: p.target_r2,
+        trimmed: p.trimmed,
+        opened_session: p.opened_session,
+        realized_pnl: p.realized_pnl,
+    };
+    let mut positions: Vec<PositionLine> = db
+        .closed_positions()?
         .into_iter()
-        // Positions are kept one row per symbol (the latest trade), so only those opened by
-        // this date are shown; their state is the current one.
-        .filter(|p| p.opened_session <= date)
-        .map(|p| PositionLine {
-            status: if p.open { "open" } else { "closed" },
-            symbol: p.symbol,
-            qty: p.qty,
-            avg_price: p.avg_price,
-            stop_price: p.stop_price,
-            target_r1: p.target_r1,
-            target_r2: p.target_r2,
-            trimmed: p.trimmed,
-            opened_session: p.opened_session,
-            realized_pnl: p.realized_pnl,
-        })
+        .filter(|(p, closed)| p.opened_session <= date && calendar::ny_date(*closed) >= date)
+        .map(|(p, _)| line(p))
         .collect();
+    positions.extend(
+        db.open_positions()?
+            .into_iter()
+            .filter(|p| p.opened_session <= date)
+            .map(line),
+    );
     // Stops are the ones standing now: listed for the report of the latest session only.
     let latest = db.last_heartbeat()?.map(calendar::ny_date);
     let mut stops = Vec::new();
