@@ -1,0 +1,1 @@
+//! Alpaca: HTTP client, market data, trading (the `Broker` implementation). (Being written.)

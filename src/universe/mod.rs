@@ -1,0 +1,1 @@
+//! The universe: iShares IWV holdings parsing, loading, caching and fallback. (Being written.)
