@@ -11,7 +11,7 @@ use crate::execution::config::ExecutionConfig;
 use crate::execution::db::{EntryPlan, Intent, IntentState, OwnedPosition};
 use crate::execution::ids::{self, ClientOrderId, Leg};
 use crate::execution::lifecycle::{LifecycleError, OrderDesk, Placement};
-use crate::market_data::intraday::IntradayFeed;
+use crate::market_data::intraday::{IntradayFeed, MarketSnapshot};
 use crate::watchlist::WatchlistRow;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
@@ -159,6 +159,15 @@ pub fn run_cycle(
         }
     }
 
+    // One market-data call per cycle for every symbol it needs.
+    let mut symbols: Vec<String> = owned.iter().map(|p| p.symbol.clone()).collect();
+    if let WatchlistInput::Fresh(rows) = inputs.watchlist {
+        symbols.extend(rows.iter().map(|r| r.symbol.clone()));
+    }
+    symbols.sort();
+    symbols.dedup();
+    let market = inputs.feed.snapshot(&symbols, now, 2);
+
     // 5. Protection, then exits, per owned position; one symbol's failure stays with it.
     let open_orders = desk.db.open_orders()?;
     for position in &owned {
@@ -176,6 +185,7 @@ pub fn run_cycle(
             &open_orders,
             session.as_ref(),
             market_open,
+            &market,
             &mut report,
         );
         if let Err(e) = outcome {
@@ -193,7 +203,7 @@ pub fn run_cycle(
 
     // 6. Entries.
     if let (true, Some(session)) = (market_open, session) {
-        entries(desk, inputs, &session, &blocked, &mut report)?;
+        entries(desk, inputs, &session, &blocked, &market, &mut report)?;
     }
     Ok(report)
 }
@@ -310,6 +320,7 @@ fn manage_position(
     open: &[crate::execution::db::OrderRow],
     session: Option<&Session>,
     market_open: bool,
+    market: &MarketSnapshot,
     report: &mut CycleReport,
 ) -> Result<(), LifecycleError> {
     let symbol = position.symbol.as_str();
@@ -342,7 +353,7 @@ fn manage_position(
         }
         _ => position.qty,
     };
-    let price = inputs.feed.latest_price(symbol, now).and_then(decimal);
+    let price = market.latest_price(symbol).and_then(decimal);
     let current_stop = stop_order(open, symbol);
     let selling = working_sells(open, symbol);
     let desired = (held - selling).max(Decimal::ZERO);
@@ -546,6 +557,7 @@ fn entries(
     inputs: &CycleInputs<'_>,
     session: &Session,
     blocked: &BTreeSet<String>,
+    market: &MarketSnapshot,
     report: &mut CycleReport,
 ) -> Result<(), LifecycleError> {
     let now = desk.now;
@@ -561,7 +573,16 @@ fn entries(
         session: session.date,
         events: Vec::new(),
     };
-    let result = decide_entries(desk, inputs, session, blocked, rows, &mut decisions, report);
+    let result = decide_entries(
+        desk,
+        inputs,
+        session,
+        blocked,
+        rows,
+        market,
+        &mut decisions,
+        report,
+    );
     // Decisions are written even when an entry failed part-way.
     desk.db.events_batch(&decisions.events)?;
     result
@@ -574,6 +595,7 @@ fn decide_entries(
     session: &Session,
     blocked: &BTreeSet<String>,
     rows: &[WatchlistRow],
+    market: &MarketSnapshot,
     decisions: &mut Decisions,
     report: &mut CycleReport,
 ) -> Result<(), LifecycleError> {
@@ -659,7 +681,7 @@ fn decide_entries(
             continue;
         }
         // Breakout and hold on the last two closed 10-minute bars of today's session.
-        let bars = inputs.feed.last_closed_bars(symbol, now, 2);
+        let bars = market.last_bars(symbol);
         let today: Vec<_> = bars.iter().filter(|b| b.start >= session.open).collect();
         if let Some(last) = today.last() {
             let age = now - last.end;

@@ -68,6 +68,41 @@ pub trait IntradayFeed {
             .last()
             .map(|bar| bar.close)
     }
+
+    /// Everything one execution cycle needs, for all its symbols at once: the last `n` closed
+    /// bars and the latest price of each. The execution loop makes exactly this one call per
+    /// cycle; a network feed answers it with batched requests (the default asks per symbol).
+    fn snapshot(&self, symbols: &[String], now: DateTime<Utc>, n: usize) -> MarketSnapshot {
+        let mut snapshot = MarketSnapshot::default();
+        for symbol in symbols {
+            let bars = self.last_closed_bars(symbol, now, n.max(1));
+            if let Some(last) = bars.last() {
+                snapshot.latest.insert(symbol.clone(), last.close);
+            }
+            let skip = bars.len().saturating_sub(n);
+            snapshot.bars.insert(symbol.clone(), bars[skip..].to_vec());
+        }
+        snapshot
+    }
+}
+
+/// The market as one execution cycle sees it (see [`IntradayFeed::snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MarketSnapshot {
+    /// The last closed bars of each symbol, ascending.
+    pub bars: std::collections::BTreeMap<String, Vec<IntradayBar>>,
+    /// The close of each symbol's last closed bar.
+    pub latest: std::collections::BTreeMap<String, f64>,
+}
+
+impl MarketSnapshot {
+    pub fn latest_price(&self, symbol: &str) -> Option<f64> {
+        self.latest.get(symbol).copied()
+    }
+
+    pub fn last_bars(&self, symbol: &str) -> &[IntradayBar] {
+        self.bars.get(symbol).map_or(&[], Vec::as_slice)
+    }
 }
 
 impl<T: IntradayFeed + ?Sized> IntradayFeed for Box<T> {

@@ -1,0 +1,804 @@
+//! The Alpaca HTTP client: base URLs, key headers, timeouts, a request-rate limiter, `429`
+//! handling, bounded retries for idempotent GETs only, and typed errors.
+//!
+//! Rules this file enforces:
+//! - A mutating request (POST, PATCH, DELETE) is sent exactly once. A timeout, transport error
+//!   or 5xx on it is [`AlpacaError::UnknownOutcome`]: the caller looks the order up by its client
+//!   order id; nothing here ever resends it.
+//! - GETs are retried with exponential backoff on transport errors, 5xx and 429 (honouring
+//!   `Retry-After`), at most [`ClientConfig::max_get_retries`] times.
+//! - Every request first takes a token from the rate limiter (default 200 per minute, Alpaca's
+//!   account budget); `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset` pauses the limiter
+//!   until the reset.
+//! - The key pair lives in [`Secret`]s; it is only exposed when the headers are built, and no
+//!   `Debug` output or error message carries it.
+
+use crate::broker::BrokerError;
+use crate::execution::credentials::{AlpacaCredentials, CredentialError, CredentialStore, Secret};
+use reqwest::blocking::{Client, Response};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const PAPER_TRADING_URL: &str = "https://paper-api.alpaca.markets";
+pub const LIVE_TRADING_URL: &str = "https://api.alpaca.markets";
+pub const DATA_URL: &str = "https://data.alpaca.markets";
+
+pub const HEADER_KEY_ID: &str = "APCA-API-KEY-ID";
+pub const HEADER_SECRET_KEY: &str = "APCA-API-SECRET-KEY";
+
+/// Alpaca's documented budget: 200 requests per minute per account.
+pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 200;
+
+/// Which Alpaca environment the trading URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Paper,
+    Live,
+}
+
+/// Base URLs (no trailing slash). Tests point both at a loopback fake server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub trading: String,
+    pub data: String,
+}
+
+impl Endpoints {
+    pub fn for_environment(environment: Environment) -> Endpoints {
+        Endpoints {
+            trading: match environment {
+                Environment::Paper => PAPER_TRADING_URL,
+                Environment::Live => LIVE_TRADING_URL,
+            }
+            .to_string(),
+            data: DATA_URL.to_string(),
+        }
+    }
+
+    /// Both APIs served from one base URL (the fake server).
+    pub fn single(base: &str) -> Endpoints {
+        let base = base.trim_end_matches('/').to_string();
+        Endpoints {
+            trading: base.clone(),
+            data: base,
+        }
+    }
+}
+
+/// Client settings; every field has a default suitable for production.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub endpoints: Endpoints,
+    /// Time allowed to establish the TCP/TLS connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole request, response included.
+    pub timeout: Duration,
+    /// Request budget of the limiter (token bucket; burst = one tenth of it, at least 1).
+    pub requests_per_minute: u32,
+    /// How often a GET is retried after a transport error, 5xx or 429.
+    pub max_get_retries: u32,
+    /// First backoff between GET retries; doubles per attempt up to `max_backoff`.
+    pub backoff_base: Duration,
+    pub max_backoff: Duration,
+    /// Longest `Retry-After` / rate-limit reset we are willing to sleep through inside one
+    /// call; a longer one is returned as [`AlpacaError::RateLimited`].
+    pub max_rate_limit_wait: Duration,
+    pub user_agent: String,
+}
+
+impl ClientConfig {
+    pub fn new(endpoints: Endpoints) -> ClientConfig {
+        ClientConfig {
+            endpoints,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(15),
+            requests_per_minute: DEFAULT_REQUESTS_PER_MINUTE,
+            max_get_retries: 3,
+            backoff_base: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+            max_rate_limit_wait: Duration::from_secs(60),
+            user_agent: format!("avwap/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    pub fn for_environment(environment: Environment) -> ClientConfig {
+        ClientConfig::new(Endpoints::for_environment(environment))
+    }
+}
+
+/// Which API a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Trading,
+    Data,
+}
+
+/// Alpaca failures, classified by what the caller may safely do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlpacaError {
+    /// Credentials missing or unreadable (nothing was sent).
+    #[error("Alpaca credentials unavailable: {0}")]
+    Credentials(String),
+    /// 401: the key pair was refused.
+    #[error("Alpaca refused the API key (HTTP 401{}): {message}; check alpaca-key-id / alpaca-secret-key and that they belong to the {} environment", code_text(.code), .environment_hint)]
+    Auth {
+        code: Option<String>,
+        message: String,
+        environment_hint: String,
+    },
+    /// 403: forbidden. For orders this is a rejection (insufficient qty or buying power,
+    /// trading suspended); for market data usually the data subscription.
+    #[error("{}", forbidden_text(.code, .message, *.subscription))]
+    Forbidden {
+        code: Option<String>,
+        message: String,
+        /// "subscription does not permit …": the plan does not include this data.
+        subscription: bool,
+    },
+    /// 422 (or another 4xx): the request was refused; nothing was changed.
+    #[error("Alpaca rejected the request (HTTP {status}{}): {message}", code_text(.code))]
+    Rejected {
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+    #[error("not found at Alpaca: {message}")]
+    NotFound { message: String },
+    /// 429 that we did not (or could no longer) wait out.
+    #[error("Alpaca rate limit hit{}", .retry_after.map(|d| format!("; retry after {:.1} s", d.as_secs_f64())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    /// A GET failed (transport error, timeout or 5xx) after all retries; safe to retry later.
+    #[error("Alpaca read failed after {attempts} attempt(s): {message}")]
+    ReadFailed { attempts: u32, message: String },
+    /// A mutating request got no usable answer; its effect must be looked up, never assumed.
+    #[error("outcome of {method} {path} unknown: {message}")]
+    UnknownOutcome {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// The answer did not have the shape the spec promises.
+    #[error("unexpected Alpaca response to {path}: {message}")]
+    Decode { path: String, message: String },
+}
+
+fn code_text(code: &Option<String>) -> String {
+    code.as_ref()
+        .map(|c| format!(", code {c}"))
+        .unwrap_or_default()
+}
+
+fn forbidden_text(code: &Option<String>, message: &str, subscription: bool) -> String {
+    if subscription {
+        format!(
+            "forbidden by the Alpaca data subscription (HTTP 403{}): {message}; the plan does \
+             not include this data (free plans get no SIP data for the last 15 minutes: end \
+             the request earlier, or upgrade the plan)",
+            code_text(code)
+        )
+    } else {
+        format!("Alpaca refused the request (HTTP 403{}): {message}", code_text(code))
+    }
+}
+
+impl AlpacaError {
+    /// Whether this error says Alpaca did not act on the request.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            AlpacaError::Forbidden { .. }
+                | AlpacaError::Rejected { .. }
+                | AlpacaError::NotFound { .. }
+        )
+    }
+}
+
+impl From<AlpacaError> for BrokerError {
+    fn from(error: AlpacaError) -> BrokerError {
+        match error {
+            AlpacaError::Credentials(_) | AlpacaError::Auth { .. } => BrokerError::Auth {
+                message: error.to_string(),
+            },
+            AlpacaError::Forbidden {
+                code,
+                message,
+                subscription,
+            } => BrokerError::Rejected {
+                code,
+                message: if subscription {
+                    forbidden_text(&None, &message, true)
+                } else {
+                    message
+                },
+            },
+            AlpacaError::Rejected { code, message, .. } => BrokerError::Rejected { code, message },
+            AlpacaError::NotFound { message } => BrokerError::NotFound { message },
+            AlpacaError::RateLimited { retry_after } => BrokerError::RateLimited { retry_after },
+            AlpacaError::ReadFailed { .. } | AlpacaError::Decode { .. } => {
+                BrokerError::RetryableRead {
+                    message: error.to_string(),
+                }
+            }
+            AlpacaError::UnknownOutcome { .. } => BrokerError::UnknownOutcome {
+                message: error.to_string(),
+            },
+        }
+    }
+}
+
+impl From<CredentialError> for AlpacaError {
+    fn from(error: CredentialError) -> AlpacaError {
+        // CredentialError names the credential and where it was looked for, never a value.
+        AlpacaError::Credentials(error.to_string())
+    }
+}
+
+/// Alpaca's error body: `{"code": 40010001, "message": "…"}` (code is a number).
+#[derive(Debug, serde::Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Code and message from an error response body (or the raw text, shortened).
+fn parse_error_body(text: &str) -> (Option<String>, String) {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => {
+            let code = body.code.map(|c| match c {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            });
+            let message = body
+                .message
+                .unwrap_or_else(|| "(no message in the response)".to_string());
+            (code, message)
+        }
+        Err(_) => {
+            let trimmed: String = text.trim().chars().take(200).collect();
+            let message = if trimmed.is_empty() {
+                "(empty response body)".to_string()
+            } else {
+                trimmed
+            };
+            (None, message)
+        }
+    }
+}
+
+/// A token bucket: `per_minute` tokens a minute, holding at most `burst`. A pause (after a 429
+/// or an exhausted `X-RateLimit-Remaining`) blocks every token until it ends.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+    paused_until: Option<Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(per_minute: u32) -> RateLimiter {
+        let per_minute = per_minute.max(1);
+        let burst = f64::from((per_minute / 10).max(1));
+        RateLimiter {
+            per_second: f64::from(per_minute) / 60.0,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+            paused_until: None,
+        }
+    }
+
+    /// How long to wait before a token is available at `now`; takes it if zero.
+    pub fn try_take(&mut self, now: Instant) -> Duration {
+        if let Some(until) = self.paused_until {
+            if until > now {
+                return until - now;
+            }
+            self.paused_until = None;
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / self.per_second)
+        }
+    }
+
+    /// No token before `until` (a later pause wins over an earlier one).
+    pub fn pause_until(&mut self, until: Instant) {
+        if self.paused_until.is_none_or(|current| current < until) {
+            self.paused_until = Some(until);
+        }
+    }
+}
+
+/// What a response told us about the rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RateInfo {
+    retry_after: Option<Duration>,
+    /// Remaining is 0: wait this long for the reset.
+    exhausted_for: Option<Duration>,
+}
+
+fn rate_info(response: &Response) -> RateInfo {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .map(str::to_string)
+    };
+    // Retry-After in seconds (the HTTP-date form is not used by Alpaca; treated as absent).
+    let retry_after = header("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64);
+    let remaining = header("x-ratelimit-remaining").and_then(|v| v.parse::<i64>().ok());
+    let reset = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok());
+    let exhausted_for = match (remaining, reset) {
+        (Some(r), Some(reset)) if r <= 0 => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            Some(Duration::from_secs(reset.saturating_sub(now)))
+        }
+        _ => None,
+    };
+    RateInfo {
+        retry_after,
+        exhausted_for,
+    }
+}
+
+/// One request to send.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub api: Api,
+    pub method: Method,
+    pub path: &'a str,
+    pub query: Vec<(&'a str, String)>,
+    pub body: Option<serde_json::Value>,
+}
+
+impl<'a> Request<'a> {
+    pub fn get(api: Api, path: &'a str) -> Request<'a> {
+        Request {
+            api,
+            method: Method::GET,
+            path,
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn with_body(method: Method, path: &'a str, body: serde_json::Value) -> Request<'a> {
+        Request {
+            api: Api::Trading,
+            method,
+            path,
+            query: Vec::new(),
+            body: Some(body),
+        }
+    }
+
+    pub fn query(mut self, name: &'a str, value: impl Into<String>) -> Request<'a> {
+        self.query.push((name, value.into()));
+        self
+    }
+
+    fn is_idempotent_read(&self) -> bool {
+        self.method == Method::GET
+    }
+}
+
+/// A successful answer: status and body text.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// The Alpaca HTTP client. Shareable across threads (`&self` methods).
+pub struct AlpacaClient {
+    http: Client,
+    key_id: Secret,
+    secret_key: Secret,
+    config: ClientConfig,
+    limiter: Mutex<RateLimiter>,
+    requests: AtomicU64,
+}
+
+impl fmt::Debug for AlpacaClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlpacaClient")
+            .field("endpoints", &self.config.endpoints)
+            .field("key_id", &self.key_id)
+            .field("secret_key", &self.secret_key)
+            .field("requests_sent", &self.requests_sent())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AlpacaClient {
+    pub fn new(
+        credentials: &AlpacaCredentials,
+        config: ClientConfig,
+    ) -> Result<AlpacaClient, AlpacaError> {
+        let http = Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .user_agent(config.user_agent.clone())
+            .build()
+            .map_err(|e| AlpacaError::Credentials(format!("cannot build the HTTP client: {e}")))?;
+        Ok(AlpacaClient {
+            http,
+            key_id: credentials.key_id.clone(),
+            secret_key: credentials.secret_key.clone(),
+            limiter: Mutex::new(RateLimiter::new(config.requests_per_minute)),
+            config,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// Credentials from the store (systemd credentials, then `APCA_*`); fails fast, naming the
+    /// missing credential, before anything is sent.
+    pub fn from_store(
+        store: &CredentialStore,
+        config: ClientConfig,
+    ) -> Result<AlpacaClient, AlpacaError> {
+        let credentials = store.alpaca()?;
+        AlpacaClient::new(&credentials, config)
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// HTTP requests sent so far (every attempt counts), for the per-run report.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn environment_hint(&self) -> String {
+        let t = &self.config.endpoints.trading;
+        if t == PAPER_TRADING_URL {
+            "paper".to_string()
+        } else if t == LIVE_TRADING_URL {
+            "live".to_string()
+        } else {
+            format!("configured ({t})")
+        }
+    }
+
+    fn url(&self, api: Api, path: &str) -> String {
+        let base = match api {
+            Api::Trading => &self.config.endpoints.trading,
+            Api::Data => &self.config.endpoints.data,
+        };
+        format!("{}{path}", base.trim_end_matches('/'))
+    }
+
+    /// Wait for a rate-limit token, or fail when the pause is longer than we may wait.
+    fn take_token(&self) -> Result<(), AlpacaError> {
+        loop {
+            let wait = self
+                .limiter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .try_take(Instant::now());
+            if wait.is_zero() {
+                return Ok(());
+            }
+            if wait > self.config.max_rate_limit_wait {
+                return Err(AlpacaError::RateLimited {
+                    retry_after: Some(wait),
+                });
+            }
+            std::thread::sleep(wait);
+        }
+    }
+
+    fn pause(&self, wait: Duration) {
+        self.limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pause_until(Instant::now() + wait);
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.min(16));
+        self.config
+            .backoff_base
+            .saturating_mul(factor)
+            .min(self.config.max_backoff)
+    }
+
+    /// Send one attempt. Secrets go into the headers here and nowhere else.
+    fn send_once(&self, request: &Request<'_>) -> Result<Response, reqwest::Error> {
+        let mut builder = self
+            .http
+            .request(request.method.clone(), self.url(request.api, request.path))
+            .header(HEADER_KEY_ID, self.key_id.expose())
+            .header(HEADER_SECRET_KEY, self.secret_key.expose());
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        if let Some(body) = &request.body {
+            builder = builder.json(body);
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        builder.send()
+    }
+
+    /// Send a request: GETs with bounded retries, mutating requests exactly once.
+    pub fn execute(&self, request: &Request<'_>) -> Result<Answer, AlpacaError> {
+        let idempotent = request.is_idempotent_read();
+        let max_attempts = if idempotent {
+            self.config.max_get_retries + 1
+        } else {
+            1
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.take_token()?;
+            let sent = self.send_once(request);
+            let retry_wait = match sent {
+                Err(error) => {
+                    let message = describe_transport_error(&error);
+                    if !idempotent {
+                        return Err(AlpacaError::UnknownOutcome {
+                            method: request.method.to_string(),
+                            path: request.path.to_string(),
+                            message,
+                        });
+                    }
+                    if attempt >= max_attempts {
+                        return Err(AlpacaError::ReadFailed {
+                            attempts: attempt,
+                            message: format!("{} {}: {message}", request.method, request.path),
+                        });
+                    }
+                    self.backoff(attempt - 1)
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let info = rate_info(&response);
+                    if let Some(wait) = info.exhausted_for {
+                        self.pause(wait.min(self.config.max_rate_limit_wait));
+                    }
+                    let body = match response.text() {
+                        Ok(body) => body,
+                        Err(error) if !idempotent => {
+                            return Err(AlpacaError::UnknownOutcome {
+                                method: request.method.to_string(),
+                                path: request.path.to_string(),
+                                message: format!(
+                                    "HTTP {status} but the body was lost: {}",
+                                    describe_transport_error(&error)
+                                ),
+                            })
+                        }
+                        Err(error) => {
+                            if attempt >= max_attempts {
+                                return Err(AlpacaError::ReadFailed {
+                                    attempts: attempt,
+                                    message: describe_transport_error(&error),
+                                });
+                            }
+                            std::thread::sleep(self.backoff(attempt - 1));
+                            continue;
+                        }
+                    };
+                    if status.is_success() {
+                        return Ok(Answer {
+                            status: status.as_u16(),
+                            body,
+                        });
+                    }
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        let wait = info
+                            .retry_after
+                            .or(info.exhausted_for)
+                            .unwrap_or_else(|| self.backoff(attempt - 1));
+                        self.pause(wait.min(self.config.max_rate_limit_wait));
+                        tracing::warn!(
+                            method = %request.method,
+                            path = request.path,
+                            "Alpaca answered 429 (rate limit); waiting {:.1} s",
+                            wait.as_secs_f64()
+                        );
+                        // A 429 was not processed; still, a mutating request is not resent
+                        // here: the caller decides (an order is looked up by client id).
+                        if !idempotent
+                            || attempt >= max_attempts
+                            || wait > self.config.max_rate_limit_wait
+                        {
+                            return Err(AlpacaError::RateLimited {
+                                retry_after: Some(wait),
+                            });
+                        }
+                        // The limiter pause does the waiting.
+                        Duration::ZERO
+                    } else if status.is_server_error() {
+                        let (_, message) = parse_error_body(&body);
+                        if !idempotent {
+                            return Err(AlpacaError::UnknownOutcome {
+                                method: request.method.to_string(),
+                                path: request.path.to_string(),
+                                message: format!("HTTP {status}: {message}"),
+                            });
+                        }
+                        if attempt >= max_attempts {
+                            return Err(AlpacaError::ReadFailed {
+                                attempts: attempt,
+                                message: format!(
+                                    "{} {}: HTTP {status}: {message}",
+                                    request.method, request.path
+                                ),
+                            });
+                        }
+                        self.backoff(attempt - 1)
+                    } else {
+                        return Err(self.classify(status, request, &body));
+                    }
+                }
+            };
+            tracing::debug!(
+                method = %request.method,
+                path = request.path,
+                attempt,
+                "retrying an Alpaca read in {:.2} s",
+                retry_wait.as_secs_f64()
+            );
+            std::thread::sleep(retry_wait);
+        }
+    }
+
+    /// A 4xx other than 429.
+    fn classify(&self, status: StatusCode, request: &Request<'_>, body: &str) -> AlpacaError {
+        let (code, message) = parse_error_body(body);
+        match status {
+            StatusCode::UNAUTHORIZED => AlpacaError::Auth {
+                code,
+                message,
+                environment_hint: self.environment_hint(),
+            },
+            StatusCode::FORBIDDEN => AlpacaError::Forbidden {
+                subscription: message
+                    .to_ascii_lowercase()
+                    .contains("subscription does not permit"),
+                code,
+                message,
+            },
+            StatusCode::NOT_FOUND => AlpacaError::NotFound {
+                message: format!("{} {}: {message}", request.method, request.path),
+            },
+            other => AlpacaError::Rejected {
+                status: other.as_u16(),
+                code,
+                message,
+            },
+        }
+    }
+
+    /// Send and decode a JSON answer.
+    pub fn json<T: DeserializeOwned>(&self, request: &Request<'_>) -> Result<T, AlpacaError> {
+        let answer = self.execute(request)?;
+        serde_json::from_str(&answer.body).map_err(|e| AlpacaError::Decode {
+            path: request.path.to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// A transport error in words, without anything from the request but its URL.
+fn describe_transport_error(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "transport error"
+    };
+    // reqwest's Display carries the URL (no secrets: those travel in headers only).
+    let mut text = format!("{kind}: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        text.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_allows_a_burst_then_spaces_requests() {
+        let mut limiter = RateLimiter::new(600); // 10/s, burst 60
+        let now = Instant::now();
+        for _ in 0..60 {
+            assert_eq!(limiter.try_take(now), Duration::ZERO);
+        }
+        let wait = limiter.try_take(now);
+        assert!(wait > Duration::from_millis(90) && wait <= Duration::from_millis(100));
+        assert_eq!(
+            limiter.try_take(now + Duration::from_millis(100)),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn limiter_pause_blocks_tokens() {
+        let mut limiter = RateLimiter::new(200);
+        let now = Instant::now();
+        limiter.pause_until(now + Duration::from_secs(3));
+        assert_eq!(limiter.try_take(now), Duration::from_secs(3));
+        assert_eq!(
+            limiter.try_take(now + Duration::from_secs(3)),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn error_bodies_are_parsed_with_numeric_codes() {
+        let (code, message) =
+            parse_error_body(r#"{"code":40010001,"message":"client_order_id must be unique"}"#);
+        assert_eq!(code.as_deref(), Some("40010001"));
+        assert_eq!(message, "client_order_id must be unique");
+        let (code, message) = parse_error_body("<html>bad gateway</html>");
+        assert_eq!(code, None);
+        assert_eq!(message, "<html>bad gateway</html>");
+    }
+
+    #[test]
+    fn errors_map_to_broker_classes() {
+        let forbidden = AlpacaError::Forbidden {
+            code: Some("40310000".into()),
+            message: "insufficient qty available for order".into(),
+            subscription: false,
+        };
+        assert_eq!(
+            BrokerError::from(forbidden),
+            BrokerError::Rejected {
+                code: Some("40310000".into()),
+                message: "insufficient qty available for order".into()
+            }
+        );
+        let sub = AlpacaError::Forbidden {
+            code: None,
+            message: "subscription does not permit querying recent SIP data".into(),
+            subscription: true,
+        };
+        assert!(sub.to_string().contains("data subscription"), "{sub}");
+        assert!(matches!(
+            BrokerError::from(AlpacaError::UnknownOutcome {
+                method: "POST".into(),
+                path: "/v2/orders".into(),
+                message: "timed out".into()
+            }),
+            BrokerError::UnknownOutcome { .. }
+        ));
+        assert!(matches!(
+            BrokerError::from(AlpacaError::ReadFailed {
+                attempts: 4,
+                message: "HTTP 503".into()
+            }),
+            BrokerError::RetryableRead { .. }
+        ));
+    }
+}
