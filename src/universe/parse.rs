@@ -106,7 +106,9 @@ pub enum ParseError {
     Blocked(String),
     #[error("no header line with a `Ticker` column (and `Asset Class`, or `Ticker` first) in the first {0} lines: not a holdings CSV")]
     NoHeader(usize),
-    #[error("expected a raw iShares holdings file with an `Asset Class` column, found the header {0:?}")]
+    #[error(
+        "expected a raw iShares holdings file with an `Asset Class` column, found the header {0:?}"
+    )]
     NotRaw(String),
     #[error("expected a cleaned holdings file whose first line is the header `Ticker,Name,Sector,Weight`, found the header on line {0} after a preamble")]
     NotCleaned(u64),
@@ -150,7 +152,11 @@ pub fn parse_number(value: &str) -> Result<Option<f64>, String> {
 
 /// Classify a text that did not yield a header, for a clearer error.
 pub(crate) fn classify_non_csv(text: &str) -> Option<ParseError> {
-    let head: String = text.chars().take(4096).collect::<String>().to_ascii_lowercase();
+    let head: String = text
+        .chars()
+        .take(4096)
+        .collect::<String>()
+        .to_ascii_lowercase();
     let trimmed = head.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('<')
         || head.contains("<html")
@@ -195,8 +201,8 @@ fn parse_with(
     expect: Option<HoldingsFormat>,
 ) -> Result<Parsed, ParseError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let (header, as_of, first_nonblank) = find_header(text, opts.header_search_lines)
-        .ok_or_else(|| {
+    let (header, as_of, first_nonblank) =
+        find_header(text, opts.header_search_lines).ok_or_else(|| {
             classify_non_csv(text).unwrap_or(ParseError::NoHeader(opts.header_search_lines))
         })?;
     let cols = Columns::new(&header.fields);
@@ -235,14 +241,27 @@ fn parse_with(
         .has_headers(false)
         .flexible(true)
         .delimiter(header.delimiter)
-        .from_reader(text[header.offset..].as_bytes());
+        .from_reader(&text.as_bytes()[header.offset..]);
     let ncols = header.fields.len();
+    let (mut scanned_to, mut lines_before) = (0usize, 0u64);
     for (index, result) in reader.records().enumerate() {
         let record = result.map_err(|e| ParseError::Csv(e.to_string()))?;
         if index == 0 {
             continue; // the header itself
         }
-        let line = header.line - 1 + record.position().map_or(index as u64 + 1, |p| p.line());
+        // Line numbers from byte offsets (the csv crate's own count drifts on CRLF input).
+        // On CRLF input the reported start can sit on the `\n` ending the previous line.
+        let body = &text.as_bytes()[header.offset..];
+        let mut byte = record.position().map_or(scanned_to, |p| p.byte() as usize);
+        while byte < body.len() && matches!(body[byte], b'\r' | b'\n') {
+            byte += 1;
+        }
+        lines_before += body[scanned_to..byte.min(body.len())]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        scanned_to = byte.max(scanned_to);
+        let line = header.line + lines_before;
         let fields: Vec<&str> = record.iter().map(clean_field).collect();
         if fields.iter().all(|f| f.is_empty()) {
             continue;
@@ -307,7 +326,9 @@ fn parse_with(
         let weight = match parse_number(get(cols.weight)) {
             Ok(w) => w,
             Err(e) => {
-                report.rejected.push((line, format!("{symbol}: weight {e}")));
+                report
+                    .rejected
+                    .push((line, format!("{symbol}: weight {e}")));
                 continue;
             }
         };
@@ -377,16 +398,17 @@ fn non_equity_reason(
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .collect();
-    if words.iter().any(|w| matches!(*w, "CVR" | "CVRS"))
-        || name_upper.contains("CONTINGENT VALUE")
+    if words.iter().any(|w| matches!(*w, "CVR" | "CVRS")) || name_upper.contains("CONTINGENT VALUE")
     {
         return Some(format!("contingent value right ({name:?})"));
     }
-    if words.iter().any(|w| *w == "ESCROW") {
+    if words.contains(&"ESCROW") {
         return Some(format!("escrow ({name:?})"));
     }
     if ticker.bytes().any(|b| b.is_ascii_digit()) {
-        return Some("ticker with digits (escrow/placeholder or future), not a listed stock".into());
+        return Some(
+            "ticker with digits (escrow/placeholder or future), not a listed stock".into(),
+        );
     }
     None
 }
@@ -514,8 +536,14 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(parse_date("Jul 24, 2026"), NaiveDate::from_ymd_opt(2026, 7, 24));
-        assert_eq!(parse_date("07/24/2026"), NaiveDate::from_ymd_opt(2026, 7, 24));
+        assert_eq!(
+            parse_date("Jul 24, 2026"),
+            NaiveDate::from_ymd_opt(2026, 7, 24)
+        );
+        assert_eq!(
+            parse_date("07/24/2026"),
+            NaiveDate::from_ymd_opt(2026, 7, 24)
+        );
         assert_eq!(
             as_of_date(&["Fund Holdings as of".into(), "Jul 24, 2026".into()]),
             NaiveDate::from_ymd_opt(2026, 7, 24)
@@ -528,7 +556,8 @@ mod tests {
 
     #[test]
     fn tab_delimited_cleaned() {
-        let text = "Ticker\tName\tSector\tWeight\nAAPL\tAPPLE\tIT\t5.0\nBRKB\tBERKSHIRE\tFin\t1.0\n";
+        let text =
+            "Ticker\tName\tSector\tWeight\nAAPL\tAPPLE\tIT\t5.0\nBRKB\tBERKSHIRE\tFin\t1.0\n";
         let p = parse_cleaned(text, &ParseOptions::default()).unwrap();
         let syms: Vec<_> = p.members.iter().map(|m| m.symbol.as_str()).collect();
         assert_eq!(syms, ["AAPL", "BRK.B"]);
