@@ -181,7 +181,10 @@ fn forbidden_text(code: &Option<String>, message: &str, subscription: bool) -> S
             code_text(code)
         )
     } else {
-        format!("Alpaca refused the request (HTTP 403{}): {message}", code_text(code))
+        format!(
+            "Alpaca refused the request (HTTP 403{}): {message}",
+            code_text(code)
+        )
     }
 }
 

@@ -1,0 +1,1238 @@
+//! The Alpaca client and `AlpacaBroker` against the fault-injecting fake Trading API
+//! (`tests/fake_alpaca`), orders placed through the real `OrderDesk` with an in-memory
+//! `StateDb`: no fault yields a duplicate order or a lost fill.
+//!
+//! Conformance: `every_request_conforms_to_the_contract` drives every request the client can
+//! send and validates what the fake recorded against `CONTRACT`, the facts copied from the
+//! official spec (`trading-api.json`) — so `cargo test` needs no files outside this repo. The
+//! `#[ignore]`d `every_request_conforms_to_the_official_spec` walks the same requests against the
+//! spec JSON itself and checks that `CONTRACT` agrees with it; run it with
+//! `cargo test --test alpaca_client -- --ignored` where `../shared/reference/alpaca/` exists (or
+//! point `AVWAP_ALPACA_TRADING_SPEC` at the file).
+
+mod fake_alpaca;
+
+use avwap::alpaca::{AlpacaBroker, AlpacaClient, AlpacaError, ClientConfig, Endpoints};
+use avwap::broker::{
+    Broker, BrokerError, OrderRequest, OrderStatus, OrderType, ReplaceRequest, Side, TimeInForce,
+};
+use avwap::execution::credentials::{AlpacaCredentials, CredentialStore};
+use avwap::execution::db::{Intent, IntentState, StateDb};
+use avwap::execution::lifecycle::{Failpoints, OrderDesk, Placement};
+use chrono::{DateTime, Utc};
+use fake_alpaca::{FakeAlpaca, Fault, Recorded, KEY_ID, SECRET};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn store(pairs: &[(&'static str, &'static str)]) -> CredentialStore {
+    let pairs: Vec<(&'static str, &'static str)> = pairs.to_vec();
+    CredentialStore::new(None, move |k| {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    })
+}
+
+fn credentials() -> AlpacaCredentials {
+    store(&[("APCA_API_KEY_ID", KEY_ID), ("APCA_API_SECRET_KEY", SECRET)])
+        .alpaca()
+        .unwrap()
+}
+
+fn config(base: &str) -> ClientConfig {
+    let mut config = ClientConfig::new(Endpoints::single(base));
+    config.connect_timeout = Duration::from_millis(500);
+    config.timeout = Duration::from_millis(700);
+    config.requests_per_minute = 600_000;
+    config.backoff_base = Duration::from_millis(10);
+    config.max_backoff = Duration::from_millis(40);
+    config.max_get_retries = 3;
+    config
+}
+
+fn broker(fake: &FakeAlpaca) -> AlpacaBroker {
+    let client = AlpacaClient::new(&credentials(), config(&fake.url())).unwrap();
+    AlpacaBroker::new(client, "alpaca-paper")
+}
+
+const NOW: &str = "2026-11-30T15:00:00Z";
+
+fn buy_intent(cid: &str, qty: &str) -> Intent {
+    Intent {
+        client_order_id: cid.into(),
+        session: "2026-11-30".parse().unwrap(),
+        symbol: "AXTA".into(),
+        leg: "en".into(),
+        attempt: 1,
+        side: Side::Buy,
+        qty: dec(qty),
+        order_type: OrderType::Limit,
+        limit_price: Some(dec("33.20")),
+        stop_price: None,
+        time_in_force: TimeInForce::Day,
+        replaces_order_id: None,
+        plan: None,
+        state: IntentState::Journaled,
+        reason: None,
+        created_at: t(NOW),
+        updated_at: t(NOW),
+    }
+}
+
+fn desk<'a>(
+    db: &'a mut StateDb,
+    broker: &'a mut AlpacaBroker,
+    now: DateTime<Utc>,
+    failpoints: &'a Failpoints,
+) -> OrderDesk<'a> {
+    OrderDesk {
+        db,
+        broker,
+        now,
+        failpoints,
+        unknown_outcome_grace: Duration::from_secs(30),
+    }
+}
+
+fn request(cid: &str, side: Side, qty: &str, order_type: OrderType) -> OrderRequest {
+    OrderRequest {
+        client_order_id: cid.into(),
+        symbol: "AXTA".into(),
+        side,
+        qty: dec(qty),
+        order_type,
+        limit_price: (order_type == OrderType::Limit).then(|| dec("33.20")),
+        stop_price: (order_type == OrderType::Stop).then(|| dec("31.55")),
+        time_in_force: if order_type == OrderType::Stop {
+            TimeInForce::Gtc
+        } else {
+            TimeInForce::Day
+        },
+    }
+}
+
+const CID: &str = "avw-20261130-AXTA-en-1";
+
+fn assert_no_secret(text: &str) {
+    assert!(!text.contains(SECRET), "the secret leaked into {text:?}");
+    assert!(
+        !text.contains("zq8Xw3vLeak"),
+        "part of the secret leaked into {text:?}"
+    );
+}
+
+fn total_filled(db: &StateDb, cid: &str) -> Decimal {
+    db.fills()
+        .unwrap()
+        .iter()
+        .filter(|f| f.client_order_id == cid)
+        .map(|f| f.qty)
+        .sum()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults on order submission: never a duplicate, never a lost fill.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn timeout_after_accept_is_resolved_by_lookup_without_a_duplicate_or_lost_fill() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    let mut db = StateDb::open_in_memory().unwrap();
+    let fp = Failpoints::none();
+    fake.inject(
+        "POST",
+        "/v2/orders",
+        Fault::TimeoutAfterAccept(Duration::from_millis(1500)),
+        1,
+    );
+    let started = Instant::now();
+    let placement = desk(&mut db, &mut alpaca, t(NOW), &fp)
+        .place(buy_intent(CID, "100"))
+        .unwrap();
+    assert!(matches!(placement, Placement::Unknown(_)), "{placement:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "not bounded"
+    );
+    assert_eq!(fake.count("POST", "/v2/orders"), 1, "the POST was retried");
+
+    // It fills partly while we do not know about it.
+    let order = fake.order_by_client_id(CID).expect("the fake accepted it");
+    fake.fill(&order.id, dec("40"), dec("33.10"));
+
+    let blocked = desk(&mut db, &mut alpaca, t(NOW), &fp)
+        .resolve_unresolved()
+        .unwrap();
+    assert!(blocked.is_empty(), "{blocked:?}");
+    assert_eq!(
+        db.intent(CID).unwrap().unwrap().state,
+        IntentState::Acknowledged
+    );
+    assert_eq!(total_filled(&db, CID), dec("40"));
+
+    fake.fill(&order.id, dec("60"), dec("33.12"));
+    let open = alpaca.open_orders().unwrap();
+    desk(&mut db, &mut alpaca, t(NOW), &fp)
+        .refresh_open_orders(&open)
+        .unwrap();
+    assert_eq!(total_filled(&db, CID), dec("100"));
+    assert_eq!(fake.orders().len(), 1);
+    assert_eq!(fake.count("POST", "/v2/orders"), 1);
+}
+
+#[test]
+fn server_error_before_accept_ends_not_placed_after_the_grace() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    let mut db = StateDb::open_in_memory().unwrap();
+    let fp = Failpoints::none();
+    fake.inject("POST", "/v2/orders", Fault::Status(503), 1);
+    let placement = desk(&mut db, &mut alpaca, t(NOW), &fp)
+        .place(buy_intent(CID, "100"))
+        .unwrap();
+    assert!(matches!(placement, Placement::Unknown(_)), "{placement:?}");
+    assert_eq!(
+        fake.count("POST", "/v2/orders"),
+        1,
+        "a 5xx POST was retried"
+    );
+    assert!(fake.orders().is_empty());
+
+    // Within the grace the symbol stays blocked; after it, the order is proven absent.
+    let blocked = desk(&mut db, &mut alpaca, t(NOW), &fp)
+        .resolve_unresolved()
+        .unwrap();
+    assert_eq!(blocked, vec!["AXTA".to_string()]);
+    let later = t("2026-11-30T15:01:00Z");
+    desk(&mut db, &mut alpaca, later, &fp)
+        .resolve_unresolved()
+        .unwrap();
+    assert_eq!(
+        db.intent(CID).unwrap().unwrap().state,
+        IntentState::NotPlaced
+    );
+    assert_eq!(fake.count("POST", "/v2/orders"), 1);
+}
+
+#[test]
+fn server_error_after_accept_is_adopted_by_lookup() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    let mut db = StateDb::open_in_memory().unwrap();
+    let fp = Failpoints::none();
+    fake.inject("POST", "/v2/orders", Fault::StatusAfterAccept(500), 1);
+    let placement = desk(&mut db, &mut alpaca, t(NOW), &fp)
+        .place(buy_intent(CID, "100"))
+        .unwrap();
+    assert!(matches!(placement, Placement::Unknown(_)), "{placement:?}");
+    let order = fake.order_by_client_id(CID).unwrap();
+    fake.fill(&order.id, dec("100"), dec("33.00"));
+    desk(&mut db, &mut alpaca, t(NOW), &fp)
+        .resolve_unresolved()
+        .unwrap();
+    assert_eq!(total_filled(&db, CID), dec("100"));
+    assert_eq!(fake.orders().len(), 1);
+    assert_eq!(fake.count("POST", "/v2/orders"), 1);
+}
+
+#[test]
+fn rate_limited_post_is_not_retried_and_is_resolved() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    let mut db = StateDb::open_in_memory().unwrap();
+    let fp = Failpoints::none();
+    fake.inject(
+        "POST",
+        "/v2/orders",
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    let err = alpaca
+        .submit(&request(CID, Side::Buy, "10", OrderType::Limit))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        BrokerError::RateLimited {
+            retry_after: Some(Duration::from_secs(1))
+        }
+    );
+    assert_eq!(fake.count("POST", "/v2/orders"), 1);
+    assert!(fake.orders().is_empty());
+
+    // Through the desk: the same fault is an unknown outcome, resolved by lookup.
+    fake.inject(
+        "POST",
+        "/v2/orders",
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    let cid2 = "avw-20261130-AXTA-en-2";
+    let placement = desk(&mut db, &mut alpaca, t(NOW), &fp)
+        .place(buy_intent(cid2, "10"))
+        .unwrap();
+    assert!(matches!(placement, Placement::Unknown(_)), "{placement:?}");
+    // The limiter honours Retry-After: the lookup waits for it.
+    let started = Instant::now();
+    desk(&mut db, &mut alpaca, t("2026-11-30T15:05:00Z"), &fp)
+        .resolve_unresolved()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!(
+        db.intent(cid2).unwrap().unwrap().state,
+        IntentState::NotPlaced
+    );
+    assert_eq!(fake.count("POST", "/v2/orders"), 2);
+}
+
+#[test]
+fn duplicate_client_order_id_is_rejected_forever() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    let first = alpaca
+        .submit(&request(CID, Side::Buy, "10", OrderType::Limit))
+        .unwrap();
+    alpaca.cancel(&first.id).unwrap();
+    let err = alpaca
+        .submit(&request(CID, Side::Buy, "10", OrderType::Limit))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        BrokerError::Rejected {
+            code: Some("40010001".into()),
+            message: "client_order_id must be unique".into()
+        }
+    );
+    assert_eq!(fake.orders().len(), 1);
+    let again = alpaca.order_by_client_id(CID).unwrap().unwrap();
+    assert_eq!(again.status, OrderStatus::Canceled);
+}
+
+#[test]
+fn shares_held_by_an_open_stop_are_not_available_until_it_is_resized() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    let entry = alpaca
+        .submit(&request(CID, Side::Buy, "100", OrderType::Limit))
+        .unwrap();
+    fake.fill(&entry.id, dec("100"), dec("33.00"));
+    let stop = alpaca
+        .submit(&request(
+            "avw-20261130-AXTA-st1-1",
+            Side::Sell,
+            "100",
+            OrderType::Stop,
+        ))
+        .unwrap();
+    assert_eq!(stop.time_in_force, TimeInForce::Gtc);
+    let trim = request("avw-20261130-AXTA-tr-1", Side::Sell, "50", OrderType::Limit);
+    match alpaca.submit(&trim).unwrap_err() {
+        BrokerError::Rejected { code, message } => {
+            assert_eq!(code.as_deref(), Some("40310000"));
+            assert!(message.contains("insufficient qty"), "{message}");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    // Resize the stop first (replace), then the trim fits.
+    let resized = alpaca
+        .replace(
+            &stop.id,
+            &ReplaceRequest {
+                client_order_id: "avw-20261130-AXTA-st2-1".into(),
+                qty: Some(dec("50")),
+                limit_price: None,
+                stop_price: Some(dec("32.10")),
+            },
+        )
+        .unwrap();
+    assert_eq!(resized.qty, dec("50"));
+    assert_eq!(resized.stop_price, Some(dec("32.10")));
+    let old = alpaca
+        .order_by_client_id("avw-20261130-AXTA-st1-1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.status, OrderStatus::Replaced);
+    assert_eq!(old.replaced_by.as_deref(), Some(resized.id.as_str()));
+    // The trim's id was not consumed by the refused attempt? Alpaca refuses before storing it.
+    let trim_ok = alpaca.submit(&trim).unwrap();
+    assert_eq!(trim_ok.status, OrderStatus::New);
+    let positions = alpaca.positions().unwrap();
+    assert_eq!(positions.len(), 1);
+    assert_eq!(positions[0].qty, dec("100"));
+    assert_eq!(positions[0].avg_entry_price, dec("33.00"));
+}
+
+#[test]
+fn cumulative_partial_fills_become_deltas_without_duplicates() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    let mut db = StateDb::open_in_memory().unwrap();
+    let fp = Failpoints::none();
+    let placement = desk(&mut db, &mut alpaca, t(NOW), &fp)
+        .place(buy_intent(CID, "100"))
+        .unwrap();
+    let Placement::Acknowledged(order) = placement else {
+        panic!("{placement:?}")
+    };
+    for (qty, price) in [("30", "33.00"), ("0", ""), ("45", "33.10"), ("0", "")] {
+        if qty != "0" {
+            fake.fill(&order.id, dec(qty), dec(price));
+        }
+        let open = alpaca.open_orders().unwrap();
+        desk(&mut db, &mut alpaca, t(NOW), &fp)
+            .refresh_open_orders(&open)
+            .unwrap();
+    }
+    let fills: Vec<_> = db
+        .fills()
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.client_order_id == CID)
+        .collect();
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    assert_eq!(fills[0].qty, dec("30"));
+    assert_eq!(fills[1].qty, dec("45"));
+    assert_eq!(fills[1].cumulative_qty, dec("75"));
+    let wire = alpaca.order_by_client_id(CID).unwrap().unwrap();
+    assert_eq!(wire.filled_qty, dec("75"));
+    assert_eq!(wire.status, OrderStatus::PartiallyFilled);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults on reads: bounded retries, Retry-After and X-RateLimit-* honoured.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn reads_are_retried_on_5xx_a_bounded_number_of_times() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    fake.inject("GET", "/v2/account", Fault::Status(502), 2);
+    let account = alpaca.account().unwrap();
+    assert_eq!(account.equity, dec("100000.00"));
+    assert_eq!(fake.count("GET", "/v2/account"), 3);
+
+    fake.inject("GET", "/v2/clock", Fault::Status(500), 100);
+    let err = alpaca.clock().unwrap_err();
+    assert!(matches!(err, BrokerError::RetryableRead { .. }), "{err:?}");
+    assert_eq!(fake.count("GET", "/v2/clock"), 4, "1 try + 3 retries");
+    assert!(err.to_string().contains("500"), "{err}");
+}
+
+#[test]
+fn a_429_on_a_read_waits_for_retry_after_then_succeeds() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    fake.inject(
+        "GET",
+        "/v2/positions",
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    let started = Instant::now();
+    assert!(alpaca.positions().unwrap().is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(950));
+    assert_eq!(fake.count("GET", "/v2/positions"), 2);
+}
+
+#[test]
+fn an_exhausted_quota_pauses_the_next_request_until_the_reset() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    fake.inject(
+        "GET",
+        "/v2/clock",
+        Fault::QuotaExhausted { reset_in_secs: 1 },
+        1,
+    );
+    alpaca.clock().unwrap();
+    let started = Instant::now();
+    alpaca.clock().unwrap();
+    // Reset is whole seconds: between ~0 and 1 s from now; it must not be zero wait unless
+    // the second boundary just passed, so only bound it from above.
+    assert!(started.elapsed() <= Duration::from_millis(1500));
+    assert_eq!(alpaca.requests_sent(), 2);
+}
+
+#[test]
+fn the_rate_limiter_spaces_requests() {
+    let fake = FakeAlpaca::start();
+    let mut config = config(&fake.url());
+    config.requests_per_minute = 600; // 10/s, burst 60
+    let client = AlpacaClient::new(&credentials(), config).unwrap();
+    let mut alpaca = AlpacaBroker::new(client, "alpaca-paper");
+    let started = Instant::now();
+    for _ in 0..65 {
+        alpaca.clock().unwrap();
+    }
+    // 60 from the burst, then 5 at 10/s.
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    assert_eq!(alpaca.requests_sent(), 65);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replace, cancel, suspend, open orders, statuses.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn replace_cancel_and_suspend_trade() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    let order = alpaca
+        .submit(&request(CID, Side::Buy, "10", OrderType::Limit))
+        .unwrap();
+    let new = alpaca
+        .replace(
+            &order.id,
+            &ReplaceRequest {
+                client_order_id: "avw-20261130-AXTA-en-2".into(),
+                qty: None,
+                limit_price: Some(dec("33.25")),
+                stop_price: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(new.limit_price, Some(dec("33.25")));
+    assert_eq!(new.qty, dec("10"));
+    alpaca.cancel(&new.id).unwrap();
+    assert!(matches!(
+        alpaca.cancel(&new.id).unwrap_err(),
+        BrokerError::Rejected { .. }
+    ));
+    assert!(matches!(
+        alpaca
+            .cancel("00000000-0000-4000-8000-999999999999")
+            .unwrap_err(),
+        BrokerError::NotFound { .. }
+    ));
+    assert_eq!(fake.count("DELETE", &format!("/v2/orders/{}", new.id)), 2);
+
+    alpaca.suspend_new_orders(true).unwrap();
+    assert!(alpaca.account().unwrap().trading_suspended);
+    match alpaca
+        .submit(&request(
+            "avw-20261130-AXTA-en-3",
+            Side::Buy,
+            "1",
+            OrderType::Market,
+        ))
+        .unwrap_err()
+    {
+        BrokerError::Rejected { code, .. } => assert_eq!(code.as_deref(), Some("40310000")),
+        other => panic!("{other:?}"),
+    }
+    alpaca.suspend_new_orders(false).unwrap();
+    assert!(!alpaca.account().unwrap().trading_suspended);
+    alpaca
+        .submit(&request(
+            "avw-20261130-AXTA-en-4",
+            Side::Buy,
+            "1",
+            OrderType::Market,
+        ))
+        .unwrap();
+}
+
+#[test]
+fn open_orders_follow_pagination() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    for i in 0..502 {
+        alpaca
+            .submit(&request(
+                &format!("avw-20261130-AXTA-en-{i}"),
+                Side::Buy,
+                "1",
+                OrderType::Limit,
+            ))
+            .unwrap();
+    }
+    let open = alpaca.open_orders().unwrap();
+    assert_eq!(open.len(), 502);
+    let mut ids: Vec<_> = open.iter().map(|o| o.id.clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 502);
+    assert_eq!(fake.count("GET", "/v2/orders"), 2);
+}
+
+#[test]
+fn by_client_order_id_404_is_none_and_unknown_statuses_are_errors() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    assert_eq!(alpaca.order_by_client_id("nope").unwrap(), None);
+    let order = alpaca
+        .submit(&request(CID, Side::Buy, "10", OrderType::Limit))
+        .unwrap();
+    fake.set_status(&order.id, "done_for_day");
+    let err = alpaca.order_by_client_id(CID).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("done_for_day"), "{text}");
+    assert!(text.contains("neither treated as open"), "{text}");
+    let err = alpaca.open_orders();
+    assert!(err.is_err() || err.unwrap().is_empty());
+}
+
+#[test]
+fn live_confirmation_compares_the_account_number() {
+    let fake = FakeAlpaca::start();
+    let alpaca = broker(&fake);
+    let ok = avwap::execution::credentials::Secret::new(fake_alpaca::ACCOUNT_NUMBER.into());
+    assert!(alpaca.confirm_live_account(&ok).is_ok());
+    let wrong = avwap::execution::credentials::Secret::new("PA999".into());
+    let err = alpaca.confirm_live_account(&wrong).unwrap_err();
+    assert!(matches!(err, BrokerError::Auth { .. }));
+    assert!(!err.to_string().contains(fake_alpaca::ACCOUNT_NUMBER));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fail fast without credentials or network; secrets never leak.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn missing_credentials_fail_fast_naming_what_is_missing() {
+    let started = Instant::now();
+    let err = AlpacaClient::from_store(
+        &store(&[("APCA_API_KEY_ID", KEY_ID)]),
+        ClientConfig::new(Endpoints::single("http://127.0.0.1:9")),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("alpaca-secret-key"), "{text}");
+    assert!(text.contains("APCA_API_SECRET_KEY"), "{text}");
+    assert!(started.elapsed() < Duration::from_millis(200));
+    let broker_err = BrokerError::from(err);
+    assert!(matches!(broker_err, BrokerError::Auth { .. }));
+
+    let text = AlpacaClient::from_store(&store(&[]), ClientConfig::new(Endpoints::single("x")))
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("alpaca-key-id"), "{text}");
+}
+
+#[test]
+fn unreachable_base_url_fails_within_the_timeout() {
+    // A port nobody listens on: connection refused.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let mut alpaca = AlpacaBroker::new(
+        AlpacaClient::new(&credentials(), config(&url)).unwrap(),
+        "alpaca-paper",
+    );
+    let started = Instant::now();
+    let err = alpaca.clock().unwrap_err();
+    assert!(matches!(err, BrokerError::RetryableRead { .. }), "{err:?}");
+    assert!(err.to_string().contains("could not connect"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let err = alpaca
+        .submit(&request(CID, Side::Buy, "1", OrderType::Market))
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::UnknownOutcome { .. }), "{err:?}");
+
+    // A server that accepts but never answers: bounded by the read timeout × attempts.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let mut cfg = config(&url);
+    cfg.max_get_retries = 1;
+    let mut alpaca = AlpacaBroker::new(AlpacaClient::new(&credentials(), cfg).unwrap(), "x");
+    let started = Instant::now();
+    let err = alpaca.account().unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output_or_errors() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    assert_no_secret(&format!("{alpaca:?}"));
+    assert_no_secret(&format!("{:#?}", alpaca.client()));
+    assert_no_secret(&format!("{:?}", credentials()));
+
+    // Wrong key: 401 → Auth, and neither key appears.
+    let bad = store(&[
+        ("APCA_API_KEY_ID", KEY_ID),
+        ("APCA_API_SECRET_KEY", "WRONG-zq8Xw3vLeak-other"),
+    ])
+    .alpaca()
+    .unwrap();
+    let mut wrong = AlpacaBroker::new(AlpacaClient::new(&bad, config(&fake.url())).unwrap(), "p");
+    let err = wrong.account().unwrap_err();
+    assert!(matches!(err, BrokerError::Auth { .. }), "{err:?}");
+    assert_no_secret(&err.to_string());
+    assert_no_secret(&format!("{err:?}"));
+    assert!(err.to_string().contains("401"), "{err}");
+
+    // Every error class rendered.
+    fake.inject("POST", "/v2/orders", Fault::Status(500), 1);
+    let e = alpaca
+        .submit(&request(CID, Side::Buy, "1", OrderType::Market))
+        .unwrap_err();
+    assert_no_secret(&format!("{e} {e:?}"));
+    fake.inject("GET", "/v2/clock", Fault::Status(503), 10);
+    let e = alpaca.clock().unwrap_err();
+    assert_no_secret(&format!("{e} {e:?}"));
+    // The key headers were sent (the fake records them, minus the secret).
+    let recorded = fake.requests();
+    assert!(recorded.iter().all(|r| r
+        .headers
+        .iter()
+        .any(|(n, v)| n == "apca-api-key-id" && v == KEY_ID)));
+}
+
+#[test]
+fn subscription_errors_say_so() {
+    let err = AlpacaError::Forbidden {
+        code: None,
+        message: "subscription does not permit querying recent SIP data".into(),
+        subscription: true,
+    };
+    let text = BrokerError::from(err).to_string();
+    assert!(text.contains("data subscription"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conformance with the official spec.
+// ---------------------------------------------------------------------------------------------
+
+/// A value kind as the spec declares it.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Str,
+    /// `type: string` carrying a decimal (Alpaca sends every number of money/qty as a string).
+    DecimalStr,
+    Int,
+    Bool,
+    Enum(&'static [&'static str]),
+}
+
+struct Op {
+    method: &'static str,
+    /// `{order_id}` matches one path segment.
+    path: &'static str,
+    query: &'static [(&'static str, Kind)],
+    body: &'static [(&'static str, Kind)],
+    required_body: &'static [&'static str],
+}
+
+const ORDER_TYPE: Kind = Kind::Enum(&["market", "limit", "stop", "stop_limit", "trailing_stop"]);
+const TIF: Kind = Kind::Enum(&["day", "gtc", "opg", "cls", "ioc", "fok"]);
+
+/// Facts copied from `trading-api.json` (Trading API v2): paths, methods, parameter names and
+/// kinds, body field names and kinds, enum values. Checked against the spec by the ignored test.
+const CONTRACT: &[Op] = &[
+    Op {
+        method: "GET",
+        path: "/v2/clock",
+        query: &[],
+        body: &[],
+        required_body: &[],
+    },
+    Op {
+        method: "GET",
+        path: "/v2/account",
+        query: &[],
+        body: &[],
+        required_body: &[],
+    },
+    Op {
+        method: "GET",
+        path: "/v2/positions",
+        query: &[],
+        body: &[],
+        required_body: &[],
+    },
+    Op {
+        method: "GET",
+        path: "/v2/orders",
+        query: &[
+            ("status", Kind::Enum(&["open", "closed", "all"])),
+            ("limit", Kind::Int),
+            ("after", Kind::Str),
+            ("until", Kind::Str),
+            ("direction", Kind::Enum(&["asc", "desc"])),
+            ("nested", Kind::Bool),
+            ("symbols", Kind::Str),
+            ("side", Kind::Str),
+            ("before_order_id", Kind::Str),
+            ("after_order_id", Kind::Str),
+        ],
+        body: &[],
+        required_body: &[],
+    },
+    Op {
+        method: "POST",
+        path: "/v2/orders",
+        query: &[],
+        body: &[
+            ("symbol", Kind::Str),
+            ("qty", Kind::DecimalStr),
+            ("side", Kind::Enum(&["buy", "sell"])),
+            ("type", ORDER_TYPE),
+            ("time_in_force", TIF),
+            ("limit_price", Kind::DecimalStr),
+            ("stop_price", Kind::DecimalStr),
+            ("client_order_id", Kind::Str),
+        ],
+        required_body: &["type", "time_in_force"],
+    },
+    Op {
+        method: "GET",
+        path: "/v2/orders:by_client_order_id",
+        query: &[("client_order_id", Kind::Str)],
+        body: &[],
+        required_body: &[],
+    },
+    Op {
+        method: "PATCH",
+        path: "/v2/orders/{order_id}",
+        query: &[],
+        body: &[
+            ("qty", Kind::DecimalStr),
+            ("limit_price", Kind::DecimalStr),
+            ("stop_price", Kind::DecimalStr),
+            ("time_in_force", TIF),
+            ("client_order_id", Kind::Str),
+        ],
+        required_body: &[],
+    },
+    Op {
+        method: "DELETE",
+        path: "/v2/orders/{order_id}",
+        query: &[],
+        body: &[],
+        required_body: &[],
+    },
+    Op {
+        method: "PATCH",
+        path: "/v2/account/configurations",
+        query: &[],
+        body: &[("suspend_trade", Kind::Bool)],
+        required_body: &[],
+    },
+];
+
+fn path_matches(template: &str, path: &str) -> bool {
+    let (a, b): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    a.len() == b.len()
+        && a.iter()
+            .zip(&b)
+            .all(|(t, p)| (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) || t == p)
+}
+
+fn check_text(kind: Kind, value: &str) -> Result<(), String> {
+    match kind {
+        Kind::Str => Ok(()),
+        Kind::DecimalStr => value
+            .parse::<Decimal>()
+            .map(|_| ())
+            .map_err(|_| format!("{value:?} is not a decimal")),
+        Kind::Int => value
+            .parse::<i64>()
+            .map(|_| ())
+            .map_err(|_| format!("{value:?} is not an integer")),
+        Kind::Bool => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(format!("{value:?} is not a boolean")),
+        },
+        Kind::Enum(values) => {
+            if values.contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("{value:?} is not one of {values:?}"))
+            }
+        }
+    }
+}
+
+fn check_json(kind: Kind, value: &Value) -> Result<(), String> {
+    match (kind, value) {
+        (Kind::Bool, Value::Bool(_)) => Ok(()),
+        (Kind::Bool, other) => Err(format!("{other} is not a JSON boolean")),
+        (Kind::Int, Value::Number(n)) if n.is_i64() => Ok(()),
+        (_, Value::String(s)) if !matches!(kind, Kind::Int | Kind::Bool) => check_text(kind, s),
+        (_, other) => Err(format!("{other} has the wrong JSON type for {kind:?}")),
+    }
+}
+
+fn check_against_contract(r: &Recorded) -> Result<(), String> {
+    let op = CONTRACT
+        .iter()
+        .find(|op| op.method == r.method && path_matches(op.path, &r.path))
+        .ok_or_else(|| format!("{} {} is not in the contract", r.method, r.path))?;
+    for (name, value) in &r.query {
+        let (_, kind) =
+            op.query.iter().find(|(n, _)| n == name).ok_or_else(|| {
+                format!("{} {}: unknown query parameter {name}", r.method, r.path)
+            })?;
+        check_text(*kind, value).map_err(|e| format!("{} {} {name}: {e}", r.method, r.path))?;
+    }
+    match &r.body {
+        None if op.body.is_empty() => {}
+        None => return Err(format!("{} {}: body missing", r.method, r.path)),
+        Some(_) if op.body.is_empty() => {
+            return Err(format!("{} {}: unexpected body", r.method, r.path))
+        }
+        Some(Value::Object(fields)) => {
+            for (name, value) in fields {
+                let (_, kind) =
+                    op.body.iter().find(|(n, _)| n == name).ok_or_else(|| {
+                        format!("{} {}: unknown body field {name}", r.method, r.path)
+                    })?;
+                check_json(*kind, value)
+                    .map_err(|e| format!("{} {} {name}: {e}", r.method, r.path))?;
+            }
+            for name in op.required_body {
+                if !fields.contains_key(*name) {
+                    return Err(format!("{} {}: required {name} missing", r.method, r.path));
+                }
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "{} {}: body {other} is not an object",
+                r.method, r.path
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Sends every kind of request the client can send; returns what the fake recorded.
+fn exercise_every_request() -> Vec<Recorded> {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    alpaca.clock().unwrap();
+    alpaca.account().unwrap();
+    alpaca.positions().unwrap();
+    alpaca.open_orders().unwrap();
+    let mut ids = Vec::new();
+    for (i, (side, order_type)) in [
+        (Side::Buy, OrderType::Limit),
+        (Side::Buy, OrderType::Market),
+        (Side::Buy, OrderType::Stop),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let order = alpaca
+            .submit(&request(&format!("{CID}{i}"), side, "7", order_type))
+            .unwrap();
+        ids.push(order.id);
+    }
+    fake.fill(&ids[1], dec("7"), dec("33"));
+    alpaca
+        .submit(&request("sell-1", Side::Sell, "7", OrderType::Stop))
+        .unwrap();
+    alpaca.order_by_client_id(&format!("{CID}0")).unwrap();
+    alpaca.order_by_client_id("absent").unwrap();
+    alpaca
+        .replace(
+            &ids[0],
+            &ReplaceRequest {
+                client_order_id: "r-1".into(),
+                qty: Some(dec("5")),
+                limit_price: Some(dec("33.3")),
+                stop_price: None,
+            },
+        )
+        .unwrap();
+    alpaca
+        .replace(
+            &ids[2],
+            &ReplaceRequest {
+                client_order_id: "r-2".into(),
+                qty: None,
+                limit_price: None,
+                stop_price: Some(dec("31.9")),
+            },
+        )
+        .unwrap();
+    alpaca.cancel(&ids[2]).unwrap_err(); // replaced: not cancelable, still a valid request
+    alpaca.suspend_new_orders(true).unwrap();
+    alpaca.suspend_new_orders(false).unwrap();
+    let recorded = fake.requests();
+    // Every operation of the contract was exercised.
+    for op in CONTRACT {
+        assert!(
+            recorded
+                .iter()
+                .any(|r| r.method == op.method && path_matches(op.path, &r.path)),
+            "{} {} was not exercised",
+            op.method,
+            op.path
+        );
+    }
+    recorded
+}
+
+#[test]
+fn every_request_conforms_to_the_contract() {
+    let recorded = exercise_every_request();
+    let errors: Vec<String> = recorded
+        .iter()
+        .filter_map(|r| check_against_contract(r).err())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // Decimals travel as strings.
+    let post = recorded
+        .iter()
+        .find(|r| r.method == "POST" && r.body.as_ref().is_some_and(|b| b["type"] == "limit"))
+        .unwrap();
+    let body = post.body.as_ref().unwrap();
+    assert_eq!(body["qty"], Value::String("7".into()));
+    assert_eq!(body["limit_price"], Value::String("33.20".into()));
+}
+
+#[test]
+fn the_contract_check_catches_violations() {
+    let bad = |method: &str, path: &str, query: &[(&str, &str)], body: Option<Value>| Recorded {
+        method: method.into(),
+        path: path.into(),
+        query: query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body,
+        headers: Vec::new(),
+    };
+    for r in [
+        bad("GET", "/v2/orders", &[("status", "working")], None),
+        bad("GET", "/v2/orders", &[("page_size", "5")], None),
+        bad("GET", "/v2/orders/by_client_order_id", &[], None),
+        bad(
+            "POST",
+            "/v2/orders",
+            &[],
+            Some(serde_json::json!({"type":"limit","time_in_force":"day","qty":7})),
+        ),
+        bad(
+            "POST",
+            "/v2/orders",
+            &[],
+            Some(serde_json::json!({"type":"stop_market","time_in_force":"day"})),
+        ),
+        bad(
+            "PATCH",
+            "/v2/account/configurations",
+            &[],
+            Some(serde_json::json!({"suspend_trade":"true"})),
+        ),
+    ] {
+        assert!(check_against_contract(&r).is_err(), "{r:?}");
+    }
+}
+
+/// Resolve a local `$ref` (`#/components/...`).
+fn resolve<'a>(spec: &'a Value, node: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let mut at = spec;
+            for part in reference.trim_start_matches("#/").split('/') {
+                at = &at[part];
+            }
+            resolve(spec, at)
+        }
+        None => node,
+    }
+}
+
+fn spec_kind_ok(spec: &Value, schema: &Value, value: &Value) -> Result<(), String> {
+    let schema = resolve(spec, schema);
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        if !values.contains(value) {
+            return Err(format!("{value} not in enum {values:?}"));
+        }
+    }
+    match (schema.get("type").and_then(Value::as_str), value) {
+        (Some("string"), Value::String(_))
+        | (Some("boolean"), Value::Bool(_))
+        | (Some("integer"), Value::Number(_))
+        | (Some("number"), Value::Number(_))
+        | (None, _) => Ok(()),
+        (Some(t), v) => Err(format!("{v} is not of spec type {t}")),
+    }
+}
+
+/// A query value as the JSON value its schema expects.
+fn query_value(spec: &Value, schema: &Value, text: &str) -> Value {
+    match resolve(spec, schema).get("type").and_then(Value::as_str) {
+        Some("integer") | Some("number") => text
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or(Value::String(text.into())),
+        Some("boolean") => text
+            .parse::<bool>()
+            .map(Value::Bool)
+            .unwrap_or(Value::String(text.into())),
+        _ => Value::String(text.into()),
+    }
+}
+
+fn check_against_spec(spec: &Value, r: &Recorded) -> Result<(), String> {
+    let paths = spec["paths"].as_object().unwrap();
+    let (template, item) = paths
+        .iter()
+        .find(|(t, _)| path_matches(t, &r.path))
+        .ok_or_else(|| format!("{}: no such path in the spec", r.path))?;
+    let op = item
+        .get(r.method.to_ascii_lowercase())
+        .ok_or_else(|| format!("{} {template}: no such method in the spec", r.method))?;
+    let params: Vec<&Value> = op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(item["parameters"].as_array().into_iter().flatten())
+        .map(|p| resolve(spec, p))
+        .collect();
+    for (name, text) in &r.query {
+        let param = params
+            .iter()
+            .find(|p| p["name"] == name.as_str() && p["in"] == "query")
+            .ok_or_else(|| format!("{} {template}: query {name} not in the spec", r.method))?;
+        let value = query_value(spec, &param["schema"], text);
+        spec_kind_ok(spec, &param["schema"], &value)
+            .map_err(|e| format!("{} {template} query {name}: {e}", r.method))?;
+    }
+    if let Some(Value::Object(fields)) = &r.body {
+        let schema = resolve(
+            spec,
+            &op["requestBody"]["content"]["application/json"]["schema"],
+        );
+        let props = schema["properties"]
+            .as_object()
+            .ok_or_else(|| format!("{} {template}: spec has no body", r.method))?;
+        for (name, value) in fields {
+            let prop = props.get(name).ok_or_else(|| {
+                format!("{} {template}: body field {name} not in the spec", r.method)
+            })?;
+            spec_kind_ok(spec, prop, value)
+                .map_err(|e| format!("{} {template} body {name}: {e}", r.method))?;
+        }
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let required = required.as_str().unwrap();
+            // The spec marks `notional` required; it is exclusive with `qty`.
+            if required == "notional" && fields.contains_key("qty") {
+                continue;
+            }
+            if !fields.contains_key(required) {
+                return Err(format!(
+                    "{} {template}: required {required} missing",
+                    r.method
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs ../shared/reference/alpaca/trading-api.json (or AVWAP_ALPACA_TRADING_SPEC); \
+            the hard-coded CONTRACT test covers the same requests without it"]
+fn every_request_conforms_to_the_official_spec() {
+    let path = std::env::var("AVWAP_ALPACA_TRADING_SPEC").unwrap_or_else(|_| {
+        format!(
+            "{}/../shared/reference/alpaca/trading-api.json",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read the official spec at {path}: {e}"));
+    let spec: Value = serde_json::from_str(&text).unwrap();
+
+    // 1. What the client sends, against the spec itself.
+    let recorded = exercise_every_request();
+    let errors: Vec<String> = recorded
+        .iter()
+        .filter_map(|r| check_against_spec(&spec, r).err())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The walker itself catches violations.
+    let mut bad = recorded
+        .iter()
+        .find(|r| r.method == "POST")
+        .unwrap()
+        .clone();
+    bad.body.as_mut().unwrap()["qty"] = Value::from(7);
+    assert!(check_against_spec(&spec, &bad).is_err());
+    bad.body.as_mut().unwrap()["qty"] = Value::from("7");
+    bad.body.as_mut().unwrap()["type"] = Value::from("stop_market");
+    assert!(check_against_spec(&spec, &bad).is_err());
+    bad.path = "/v2/orders/by_client_order_id/x".into();
+    assert!(check_against_spec(&spec, &bad).is_err());
+
+    // 2. The hard-coded CONTRACT agrees with the spec (names, kinds, enums).
+    for op in CONTRACT {
+        let item = &spec["paths"][op.path];
+        let o = &item[op.method.to_ascii_lowercase()];
+        assert!(o.is_object(), "{} {} not in the spec", op.method, op.path);
+        for (name, kind) in op.query {
+            let param = o["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| resolve(&spec, p))
+                .find(|p| p["name"] == *name)
+                .unwrap_or_else(|| {
+                    panic!("{} {} query {name} not in the spec", op.method, op.path)
+                });
+            if let Kind::Enum(values) = kind {
+                let spec_values: Vec<&str> = resolve(&spec, &param["schema"])["enum"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap())
+                    .collect();
+                assert_eq!(&spec_values[..], *values, "{} query {name}", op.path);
+            }
+        }
+        if !op.body.is_empty() {
+            let schema = resolve(
+                &spec,
+                &o["requestBody"]["content"]["application/json"]["schema"],
+            );
+            for (name, kind) in op.body {
+                let prop = resolve(&spec, &schema["properties"][*name]);
+                let spec_type = prop["type"].as_str().unwrap_or("");
+                match kind {
+                    Kind::Bool => assert_eq!(spec_type, "boolean", "{} {name}", op.path),
+                    Kind::Int => assert_eq!(spec_type, "integer", "{} {name}", op.path),
+                    Kind::Str | Kind::DecimalStr => {
+                        assert_eq!(spec_type, "string", "{} {name}", op.path)
+                    }
+                    Kind::Enum(values) => {
+                        let spec_values: Vec<&str> = prop["enum"]
+                            .as_array()
+                            .unwrap_or_else(|| panic!("{} {name}: no enum", op.path))
+                            .iter()
+                            .map(|v| v.as_str().unwrap())
+                            .collect();
+                        assert_eq!(&spec_values[..], *values, "{} body {name}", op.path);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,785 @@
+//! A stateful fake of the Alpaca Trading API on 127.0.0.1, for tests (std only: a
+//! `TcpListener`, a minimal HTTP/1.1 parser, one thread per connection, `Connection: close`).
+//!
+//! Follows the official spec (`trading-api.json`) for the subset we use, and Alpaca's observed
+//! behaviour: `client_order_id` unique forever (422 `40010001`), shares held by open sells are
+//! not available (403 `40310000`), replace creates a new order and marks the old `replaced`
+//! with `replaced_by`, `filled_qty` is cumulative, `suspend_trade` blocks new orders.
+//!
+//! Fault injection per method and path prefix: timeout after accepting, 5xx before or after
+//! processing, 429 with `Retry-After`, an exhausted `X-RateLimit-Remaining`. Every request is
+//! recorded (method, path, query pairs, JSON body) for the conformance checks.
+
+#![allow(dead_code)]
+
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const KEY_ID: &str = "PKFAKEKEYID000000001";
+/// Recognisable, so a leak into any output can be searched for.
+pub const SECRET: &str = "FAKE-SECRET-zq8Xw3vLeak-canary";
+pub const ACCOUNT_NUMBER: &str = "PA3FAKE0001";
+
+/// An injected fault.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Process the request, then say nothing for this long (past the client's timeout).
+    TimeoutAfterAccept(Duration),
+    /// Answer this status without processing.
+    Status(u16),
+    /// Process the request, then answer this status (e.g. 500 after the order exists).
+    StatusAfterAccept(u16),
+    /// 429 with `Retry-After` (seconds), without processing.
+    TooManyRequests { retry_after_secs: u64 },
+    /// Process normally but report `X-RateLimit-Remaining: 0`, reset in this many seconds.
+    QuotaExhausted { reset_in_secs: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Value>,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeOrder {
+    pub id: String,
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: String,
+    pub order_type: String,
+    pub time_in_force: String,
+    pub qty: Decimal,
+    pub filled_qty: Decimal,
+    pub filled_avg_price: Option<Decimal>,
+    pub limit_price: Option<Decimal>,
+    pub stop_price: Option<Decimal>,
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub replaced_by: Option<String>,
+    pub replaces: Option<String>,
+}
+
+impl FakeOrder {
+    fn is_open(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "new"
+                | "accepted"
+                | "pending_new"
+                | "partially_filled"
+                | "pending_cancel"
+                | "pending_replace"
+                | "held"
+        )
+    }
+
+    fn json(&self) -> Value {
+        let dec = |d: &Option<Decimal>| d.map(|d| d.to_string());
+        json!({
+            "id": self.id,
+            "client_order_id": self.client_order_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "submitted_at": self.created_at,
+            "filled_at": null,
+            "expired_at": null,
+            "canceled_at": null,
+            "failed_at": null,
+            "replaced_at": null,
+            "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
+            "asset_id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415",
+            "symbol": self.symbol,
+            "asset_class": "us_equity",
+            "notional": null,
+            "qty": self.qty.to_string(),
+            "filled_qty": self.filled_qty.to_string(),
+            "filled_avg_price": dec(&self.filled_avg_price),
+            "order_class": "",
+            "order_type": self.order_type,
+            "type": self.order_type,
+            "side": self.side,
+            "position_intent": if self.side == "buy" { "buy_to_open" } else { "sell_to_close" },
+            "time_in_force": self.time_in_force,
+            "limit_price": dec(&self.limit_price),
+            "stop_price": dec(&self.stop_price),
+            "status": self.status,
+            "extended_hours": false,
+            "legs": null,
+            "trail_percent": null,
+            "trail_price": null,
+            "hwm": null,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    orders: Vec<FakeOrder>,
+    used_client_ids: HashSet<String>,
+    /// symbol → (qty, avg entry price)
+    positions: HashMap<String, (Decimal, Decimal)>,
+    suspend_trade: bool,
+    next_id: u64,
+    requests: Vec<Recorded>,
+    faults: Vec<(String, String, Fault, usize)>,
+}
+
+impl State {
+    fn now_text(&mut self) -> String {
+        self.next_id += 1;
+        let base = chrono::DateTime::parse_from_rfc3339("2026-11-30T15:00:00Z").unwrap();
+        (base + chrono::Duration::milliseconds(self.next_id as i64))
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    }
+
+    fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("00000000-0000-4000-8000-{:012}", self.next_id)
+    }
+
+    /// Shares of `symbol` not held by open sells (other than `except`).
+    fn available(&self, symbol: &str, except: Option<&str>) -> Decimal {
+        let held = self.positions.get(symbol).map(|p| p.0).unwrap_or_default();
+        let reserved: Decimal = self
+            .orders
+            .iter()
+            .filter(|o| o.symbol == symbol && o.side == "sell" && o.is_open())
+            .filter(|o| Some(o.id.as_str()) != except)
+            .map(|o| o.qty - o.filled_qty)
+            .sum();
+        held - reserved
+    }
+
+    fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let index = self
+            .faults
+            .iter()
+            .position(|(m, p, _, n)| m == method && path.starts_with(p.as_str()) && *n > 0)?;
+        let entry = &mut self.faults[index];
+        entry.3 -= 1;
+        let fault = entry.2.clone();
+        if entry.3 == 0 {
+            self.faults.remove(index);
+        }
+        Some(fault)
+    }
+}
+
+/// The fake server; stops when dropped.
+pub struct FakeAlpaca {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for FakeAlpaca {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+impl FakeAlpaca {
+    pub fn start() -> FakeAlpaca {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || handle(stream, &s));
+            }
+        });
+        FakeAlpaca { addr, state, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Inject `fault` for the next `times` requests with this method and path prefix.
+    pub fn inject(&self, method: &str, path_prefix: &str, fault: Fault, times: usize) {
+        self.lock()
+            .faults
+            .push((method.to_string(), path_prefix.to_string(), fault, times));
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    }
+
+    pub fn orders(&self) -> Vec<FakeOrder> {
+        self.lock().orders.clone()
+    }
+
+    pub fn order_by_client_id(&self, client_order_id: &str) -> Option<FakeOrder> {
+        self.lock()
+            .orders
+            .iter()
+            .find(|o| o.client_order_id == client_order_id)
+            .cloned()
+    }
+
+    pub fn set_position(&self, symbol: &str, qty: Decimal, avg_entry_price: Decimal) {
+        self.lock()
+            .positions
+            .insert(symbol.to_string(), (qty, avg_entry_price));
+    }
+
+    pub fn position(&self, symbol: &str) -> Option<(Decimal, Decimal)> {
+        self.lock().positions.get(symbol).copied()
+    }
+
+    /// Force a status (e.g. one our code does not handle).
+    pub fn set_status(&self, order_id: &str, status: &str) {
+        let mut state = self.lock();
+        if let Some(o) = state.orders.iter_mut().find(|o| o.id == order_id) {
+            o.status = status.to_string();
+        }
+    }
+
+    /// Fill `qty` more shares of an open order at `price`: `filled_qty` grows cumulatively,
+    /// `filled_avg_price` is the running average, the position follows.
+    pub fn fill(&self, order_id: &str, qty: Decimal, price: Decimal) {
+        let mut state = self.lock();
+        let now = state.now_text();
+        let order = state
+            .orders
+            .iter_mut()
+            .find(|o| o.id == order_id)
+            .expect("fill: no such order");
+        assert!(
+            order.is_open(),
+            "fill: order {order_id} is {}",
+            order.status
+        );
+        let total = order.filled_qty + qty;
+        assert!(total <= order.qty, "fill: overfill of {order_id}");
+        let avg = order.filled_avg_price.unwrap_or_default() * order.filled_qty + price * qty;
+        order.filled_avg_price = Some((avg / total).round_dp(4));
+        order.filled_qty = total;
+        order.status = if total == order.qty {
+            "filled"
+        } else {
+            "partially_filled"
+        }
+        .to_string();
+        order.updated_at = now;
+        let (symbol, side) = (order.symbol.clone(), order.side.clone());
+        let entry = state
+            .positions
+            .entry(symbol.clone())
+            .or_insert((Decimal::ZERO, Decimal::ZERO));
+        if side == "buy" {
+            let cost = entry.0 * entry.1 + qty * price;
+            entry.0 += qty;
+            entry.1 = (cost / entry.0).round_dp(4);
+        } else {
+            entry.0 -= qty;
+        }
+        if entry.0.is_zero() {
+            state.positions.remove(&symbol);
+        }
+    }
+}
+
+fn status_text(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+struct Reply {
+    status: u16,
+    body: Option<Value>,
+    headers: Vec<(String, String)>,
+}
+
+fn reply(status: u16, body: Value) -> Reply {
+    Reply {
+        status,
+        body: Some(body),
+        headers: Vec::new(),
+    }
+}
+
+fn error(status: u16, code: u64, message: &str) -> Reply {
+    reply(status, json!({"code": code, "message": message}))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) {
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let (method, target) = (method.to_string(), target.to_string());
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = h.split_once(':') {
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_string());
+            if name == "content-length" {
+                length = value.parse().unwrap_or(0);
+            }
+            headers.push((name, value));
+        }
+    }
+    let mut body = vec![0u8; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let (path, query_text) = target.split_once('?').unwrap_or((&target, ""));
+    let path = percent_decode(path);
+    let query: Vec<(String, String)> = query_text
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    let json_body: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_slice(&body)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned())),
+        )
+    };
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let authorized = header("apca-api-key-id").as_deref() == Some(KEY_ID)
+        && header("apca-api-secret-key").as_deref() == Some(SECRET);
+
+    let (fault, mut answer) = {
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        st.requests.push(Recorded {
+            method: method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            body: json_body.clone(),
+            headers: headers
+                .iter()
+                .filter(|(n, _)| n != "apca-api-secret-key")
+                .cloned()
+                .collect(),
+        });
+        let fault = st.take_fault(&method, &path);
+        let answer = match &fault {
+            Some(Fault::Status(code)) => error(*code, 50010000, "internal server error"),
+            Some(Fault::TooManyRequests { retry_after_secs }) => {
+                let mut r = error(429, 42910000, "rate limit exceeded");
+                r.headers
+                    .push(("Retry-After".into(), retry_after_secs.to_string()));
+                r
+            }
+            _ if !authorized => error(401, 40110000, "request is not authorized"),
+            _ => route(&mut st, &method, &path, &query, json_body.as_ref()),
+        };
+        (fault, answer)
+    };
+    match fault {
+        Some(Fault::TimeoutAfterAccept(wait)) => {
+            std::thread::sleep(wait);
+            return; // connection dropped without an answer
+        }
+        Some(Fault::StatusAfterAccept(code)) => {
+            answer = error(code, 50010000, "internal server error");
+        }
+        Some(Fault::QuotaExhausted { reset_in_secs }) => {
+            let reset = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + reset_in_secs;
+            answer
+                .headers
+                .push(("X-RateLimit-Remaining".into(), "0".into()));
+            answer
+                .headers
+                .push(("X-RateLimit-Reset".into(), reset.to_string()));
+        }
+        _ => {}
+    }
+    let text = answer.body.map(|b| b.to_string()).unwrap_or_default();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        answer.status,
+        status_text(answer.status),
+        text.len()
+    );
+    if !text.is_empty() {
+        out.push_str("Content-Type: application/json; charset=UTF-8\r\n");
+    }
+    for (n, v) in &answer.headers {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(&text);
+    let mut stream = stream;
+    let _ = stream.write_all(out.as_bytes());
+    let _ = stream.flush();
+}
+
+fn str_field<'a>(body: &'a Value, name: &str) -> Result<Option<&'a str>, Reply> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(error(422, 40010000, &format!("{name} must be a string"))),
+    }
+}
+
+fn dec_field(body: &Value, name: &str) -> Result<Option<Decimal>, Reply> {
+    match str_field(body, name)? {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<Decimal>()
+            .map(Some)
+            .map_err(|_| error(422, 40010000, &format!("invalid {name}"))),
+    }
+}
+
+fn route(
+    st: &mut State,
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    body: Option<&Value>,
+) -> Reply {
+    let q = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let empty = json!({});
+    let body = body.unwrap_or(&empty);
+    let result: Result<Reply, Reply> = (|| match (method, path) {
+        ("GET", "/v2/clock") => Ok(reply(
+            200,
+            json!({"timestamp":"2026-11-30T10:00:00.123-05:00","is_open":true,
+                   "next_open":"2026-12-01T09:30:00-05:00","next_close":"2026-11-30T16:00:00-05:00"}),
+        )),
+        ("GET", "/v2/account") => Ok(reply(
+            200,
+            json!({"id":"e6fe16f3-64a4-4921-8928-cadf02f92f98","account_number":ACCOUNT_NUMBER,
+                   "status":"ACTIVE","currency":"USD","cash":"100000","equity":"100000.00",
+                   "buying_power":"200000.00","trade_suspended_by_user":st.suspend_trade,
+                   "trading_blocked":false,"account_blocked":false,"pattern_day_trader":false}),
+        )),
+        ("GET", "/v2/positions") => {
+            let mut list: Vec<_> = st.positions.iter().collect();
+            list.sort_by(|a, b| a.0.cmp(b.0));
+            let avail: Vec<Value> = list
+                .iter()
+                .map(|(sym, (qty, avg))| {
+                    json!({"symbol":sym,"asset_class":"us_equity","exchange":"NYSE",
+                           "qty":qty.to_string(),"qty_available":st.available(sym, None).to_string(),
+                           "avg_entry_price":avg.to_string(),"side":"long",
+                           "market_value":(qty * avg).to_string(),"cost_basis":(qty * avg).to_string()})
+                })
+                .collect();
+            Ok(reply(200, Value::Array(avail)))
+        }
+        ("GET", "/v2/orders") => {
+            let status = q("status").unwrap_or("open");
+            if !["open", "closed", "all"].contains(&status) {
+                return Err(error(422, 40010000, "invalid status"));
+            }
+            let limit: usize = q("limit").map(|l| l.parse().unwrap_or(0)).unwrap_or(50);
+            if limit == 0 || limit > 500 {
+                return Err(error(422, 40010000, "invalid limit"));
+            }
+            let mut list: Vec<&FakeOrder> = st
+                .orders
+                .iter()
+                .filter(|o| match status {
+                    "open" => o.is_open(),
+                    "closed" => !o.is_open(),
+                    _ => true,
+                })
+                .collect();
+            if q("direction").unwrap_or("desc") == "desc" {
+                list.reverse();
+            }
+            if let Some(after) = q("after_order_id") {
+                // Orders submitted after that one (in submission order).
+                let pos = st.orders.iter().position(|o| o.id == after);
+                let Some(pos) = pos else {
+                    return Err(error(422, 40010000, "after_order_id not found"));
+                };
+                let later: HashSet<&str> =
+                    st.orders[pos + 1..].iter().map(|o| o.id.as_str()).collect();
+                list.retain(|o| later.contains(o.id.as_str()));
+            }
+            Ok(reply(
+                200,
+                Value::Array(list.iter().take(limit).map(|o| o.json()).collect()),
+            ))
+        }
+        ("POST", "/v2/orders") => submit(st, body),
+        ("GET", "/v2/orders:by_client_order_id") => {
+            let cid = q("client_order_id").unwrap_or("");
+            st.orders
+                .iter()
+                .find(|o| o.client_order_id == cid)
+                .map(|o| reply(200, o.json()))
+                .ok_or_else(|| error(404, 40410000, "order not found"))
+        }
+        ("PATCH", "/v2/account/configurations") => {
+            match body.get("suspend_trade") {
+                Some(Value::Bool(b)) => st.suspend_trade = *b,
+                Some(_) => return Err(error(422, 40010000, "suspend_trade must be a boolean")),
+                None => {}
+            }
+            Ok(reply(
+                200,
+                json!({"dtbp_check":"entry","trade_confirm_email":"all","suspend_trade":st.suspend_trade,
+                       "no_shorting":false,"fractional_trading":true,"max_margin_multiplier":"4"}),
+            ))
+        }
+        (m, p) if p.starts_with("/v2/orders/") => {
+            let id = &p["/v2/orders/".len()..];
+            let Some(index) = st.orders.iter().position(|o| o.id == id) else {
+                return Err(error(404, 40410000, "order not found"));
+            };
+            match m {
+                "GET" => Ok(reply(200, st.orders[index].json())),
+                "DELETE" => {
+                    if !st.orders[index].is_open() {
+                        return Err(error(422, 42210000, "order is not cancelable"));
+                    }
+                    let now = st.now_text();
+                    let o = &mut st.orders[index];
+                    o.status = "canceled".into();
+                    o.updated_at = now;
+                    Ok(Reply {
+                        status: 204,
+                        body: None,
+                        headers: Vec::new(),
+                    })
+                }
+                "PATCH" => replace(st, index, body),
+                _ => Err(error(405, 40510000, "method not allowed")),
+            }
+        }
+        _ => Err(error(404, 40410000, "endpoint not found")),
+    })();
+    result.unwrap_or_else(|e| e)
+}
+
+fn take_client_id(st: &mut State, body: &Value) -> Result<String, Reply> {
+    let cid = match str_field(body, "client_order_id")? {
+        Some(c) if c.len() > 128 => {
+            return Err(error(422, 40010000, "client_order_id is too long"))
+        }
+        Some(c) => c.to_string(),
+        None => st.new_id(),
+    };
+    if !st.used_client_ids.insert(cid.clone()) {
+        return Err(error(422, 40010001, "client_order_id must be unique"));
+    }
+    Ok(cid)
+}
+
+fn submit(st: &mut State, body: &Value) -> Result<Reply, Reply> {
+    if st.suspend_trade {
+        return Err(error(
+            403,
+            40310000,
+            "new orders are rejected by user request",
+        ));
+    }
+    let symbol = str_field(body, "symbol")?
+        .ok_or_else(|| error(422, 40010000, "symbol is required"))?
+        .to_string();
+    let qty = dec_field(body, "qty")?.ok_or_else(|| error(422, 40010000, "qty is required"))?;
+    let side = str_field(body, "side")?.unwrap_or("");
+    if side != "buy" && side != "sell" {
+        return Err(error(422, 40010000, "invalid side"));
+    }
+    let side = side.to_string();
+    let order_type = str_field(body, "type")?.unwrap_or("").to_string();
+    if !["market", "limit", "stop", "stop_limit", "trailing_stop"].contains(&order_type.as_str()) {
+        return Err(error(422, 40010000, "invalid order type"));
+    }
+    let tif = str_field(body, "time_in_force")?.unwrap_or("").to_string();
+    if !["day", "gtc", "opg", "cls", "ioc", "fok"].contains(&tif.as_str()) {
+        return Err(error(422, 40010000, "invalid time_in_force"));
+    }
+    let limit_price = dec_field(body, "limit_price")?;
+    let stop_price = dec_field(body, "stop_price")?;
+    if order_type == "limit" && limit_price.is_none() {
+        return Err(error(422, 40010000, "limit_price is required"));
+    }
+    if order_type == "stop" && stop_price.is_none() {
+        return Err(error(422, 40010000, "stop_price is required"));
+    }
+    if side == "sell" {
+        let available = st.available(&symbol, None);
+        if qty > available {
+            return Err(error(
+                403,
+                40310000,
+                &format!("insufficient qty available for order (requested: {qty}, available: {available})"),
+            ));
+        }
+    }
+    let cid = take_client_id(st, body)?;
+    let id = st.new_id();
+    let now = st.now_text();
+    let order = FakeOrder {
+        id,
+        client_order_id: cid,
+        symbol,
+        side,
+        order_type,
+        time_in_force: tif,
+        qty,
+        filled_qty: Decimal::ZERO,
+        filled_avg_price: None,
+        limit_price,
+        stop_price,
+        status: "new".into(),
+        created_at: now.clone(),
+        updated_at: now,
+        replaced_by: None,
+        replaces: None,
+    };
+    let json = order.json();
+    st.orders.push(order);
+    Ok(reply(200, json))
+}
+
+fn replace(st: &mut State, index: usize, body: &Value) -> Result<Reply, Reply> {
+    let old = st.orders[index].clone();
+    if !old.is_open() {
+        return Err(error(422, 42210000, "order is not open"));
+    }
+    let qty = dec_field(body, "qty")?.unwrap_or(old.qty);
+    let limit_price = dec_field(body, "limit_price")?.or(old.limit_price);
+    let stop_price = dec_field(body, "stop_price")?.or(old.stop_price);
+    if old.side == "sell" {
+        let available = st.available(&old.symbol, Some(&old.id));
+        if qty - old.filled_qty > available {
+            return Err(error(
+                403,
+                40310000,
+                &format!("insufficient qty available for order (requested: {qty}, available: {available})"),
+            ));
+        }
+    }
+    let cid = take_client_id(st, body)?;
+    let id = st.new_id();
+    let now = st.now_text();
+    let new = FakeOrder {
+        id: id.clone(),
+        client_order_id: cid,
+        qty,
+        filled_qty: Decimal::ZERO,
+        filled_avg_price: None,
+        limit_price,
+        stop_price,
+        status: "new".into(),
+        created_at: now.clone(),
+        updated_at: now.clone(),
+        replaced_by: None,
+        replaces: Some(old.id.clone()),
+        ..old
+    };
+    let o = &mut st.orders[index];
+    o.status = "replaced".into();
+    o.replaced_by = Some(id);
+    o.updated_at = now;
+    let json = new.json();
+    st.orders.push(new);
+    Ok(reply(200, json))
+}
