@@ -124,6 +124,15 @@ impl<T: IntradayFeed + ?Sized> IntradayFeed for Box<T> {
     }
 }
 
+/// A recorded-bars file that cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot replay intraday bars from {path} (line {line}): {message}")]
+pub struct ReplayError {
+    pub path: std::path::PathBuf,
+    pub line: u64,
+    pub message: String,
+}
+
 /// A feed over an explicit list of bars (tests, replays of recorded bars).
 #[derive(Debug, Clone, Default)]
 pub struct BarListFeed {
@@ -138,6 +147,77 @@ impl BarListFeed {
             feed.push(bar);
         }
         feed
+    }
+
+    /// Replay recorded bars from a CSV file with the header
+    /// `Symbol,Start,End,Open,High,Low,Close,Volume` (times in RFC 3339). Every row must parse
+    /// and be a valid bar (low ≤ open, close ≤ high, positive prices, volume ≥ 0); the first bad
+    /// row is an error naming its line.
+    pub fn from_csv(path: &std::path::Path) -> Result<Self, ReplayError> {
+        let err = |line: u64, message: String| ReplayError {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let mut reader = csv::Reader::from_path(path).map_err(|e| err(0, e.to_string()))?;
+        let expected = [
+            "Symbol", "Start", "End", "Open", "High", "Low", "Close", "Volume",
+        ];
+        let headers = reader.headers().map_err(|e| err(1, e.to_string()))?.clone();
+        if headers.iter().collect::<Vec<_>>() != expected {
+            return Err(err(1, format!("the header must be {}", expected.join(","))));
+        }
+        let mut feed = Self::default();
+        for record in reader.records() {
+            let record = record.map_err(|e| err(0, e.to_string()))?;
+            let line = record.position().map_or(0, |p| p.line());
+            let time = |i: usize| {
+                DateTime::parse_from_rfc3339(&record[i])
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        err(
+                            line,
+                            format!("{} {:?} is not an RFC 3339 time", expected[i], &record[i]),
+                        )
+                    })
+            };
+            let num = |i: usize| {
+                record[i]
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| {
+                        err(
+                            line,
+                            format!("{} {:?} is not a number", expected[i], &record[i]),
+                        )
+                    })
+            };
+            let bar = IntradayBar {
+                symbol: record[0].to_string(),
+                start: time(1)?,
+                end: time(2)?,
+                open: num(3)?,
+                high: num(4)?,
+                low: num(5)?,
+                close: num(6)?,
+                volume: num(7)?,
+            };
+            let valid = bar.start < bar.end
+                && bar.low > 0.0
+                && bar.low <= bar.open.min(bar.close)
+                && bar.high >= bar.open.max(bar.close)
+                && bar.volume >= 0.0;
+            if !valid {
+                return Err(err(
+                    line,
+                    "not a valid bar (times, low ≤ open/close ≤ high, prices > 0, volume ≥ 0)"
+                        .into(),
+                ));
+            }
+            feed.push(bar);
+        }
+        Ok(feed)
     }
 
     /// Adds a bar (a bar with the same symbol and end replaces the earlier one).
@@ -781,5 +861,45 @@ mod tests {
             prop_assert_eq!(path.len(), if session.early_close { 21 } else { 39 });
             check_invariants(&path, &bar, &session);
         }
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+
+    #[test]
+    fn replays_recorded_bars_and_rejects_bad_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bars.csv");
+        std::fs::write(
+            &path,
+            "Symbol,Start,End,Open,High,Low,Close,Volume\n\
+             AXTA,2026-11-30T14:30:00Z,2026-11-30T14:40:00Z,33.00,33.20,32.90,33.10,12000\n\
+             AXTA,2026-11-30T14:40:00Z,2026-11-30T14:50:00Z,33.10,33.40,33.05,33.35,9000\n",
+        )
+        .unwrap();
+        let feed = BarListFeed::from_csv(&path).unwrap();
+        let now: DateTime<Utc> = "2026-11-30T14:55:00Z".parse().unwrap();
+        let bars = feed.last_closed_bars("AXTA", now, 2);
+        assert_eq!(bars.len(), 2);
+        assert_eq!(feed.latest_price("AXTA", now), Some(33.35));
+        // Before the second bar closed it is not visible.
+        let early: DateTime<Utc> = "2026-11-30T14:45:00Z".parse().unwrap();
+        assert_eq!(feed.latest_price("AXTA", early), Some(33.10));
+
+        std::fs::write(
+            &path,
+            "Symbol,Start,End,Open,High,Low,Close,Volume\n\
+             AXTA,2026-11-30T14:30:00Z,2026-11-30T14:40:00Z,33.00,32.20,32.90,33.10,12000\n",
+        )
+        .unwrap();
+        let err = BarListFeed::from_csv(&path).unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        std::fs::write(&path, "Date,Close\n").unwrap();
+        assert!(BarListFeed::from_csv(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("header"));
     }
 }
