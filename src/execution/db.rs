@@ -1137,22 +1137,7 @@ impl StateDb {
     // ---- events and heartbeat ----
 
     pub fn event(&self, event: &Event) -> Result<(), DbError> {
-        self.conn
-            .execute(
-                "INSERT INTO events (at, session, kind, symbol, client_order_id, message, details)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    ts(event.at),
-                    event.session.map(|d| d.to_string()),
-                    event.kind,
-                    event.symbol,
-                    event.client_order_id,
-                    event.message,
-                    event.details,
-                ],
-            )
-            .map_err(self.sql("writing an event"))?;
-        Ok(())
+        insert_event(&self.conn, event).map_err(self.sql("writing an event"))
     }
 
     pub fn events(&self, session: Option<NaiveDate>) -> Result<Vec<Event>, DbError> {
@@ -1215,20 +1200,7 @@ impl StateDb {
         };
         let tx = self.conn.transaction().map_err(err.clone())?;
         for event in events {
-            tx.execute(
-                "INSERT INTO events (at, session, kind, symbol, client_order_id, message, details)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    ts(event.at),
-                    event.session.map(|d| d.to_string()),
-                    event.kind,
-                    event.symbol,
-                    event.client_order_id,
-                    event.message,
-                    event.details,
-                ],
-            )
-            .map_err(err.clone())?;
+            insert_event(&tx, event).map_err(err.clone())?;
         }
         tx.commit().map_err(err)
     }
@@ -1300,6 +1272,23 @@ impl StateDb {
     fn status(&self, s: &str) -> Result<OrderStatus, DbError> {
         OrderStatus::parse(s).ok_or_else(|| self.corrupt("orders.status", s))
     }
+}
+
+fn insert_event(conn: &Connection, event: &Event) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO events (at, session, kind, symbol, client_order_id, message, details)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            ts(event.at),
+            event.session.map(|d| d.to_string()),
+            event.kind,
+            event.symbol,
+            event.client_order_id,
+            event.message,
+            event.details,
+        ],
+    )
+    .map(|_| ())
 }
 
 /// Move the owned position by one fill (inside the order-update transaction). Returns the
