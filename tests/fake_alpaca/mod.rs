@@ -1,4 +1,5 @@
-//! A stateful fake of the Alpaca Trading API on 127.0.0.1, for tests (std only: a
+//! A stateful fake of the Alpaca Trading API (and of the Market Data API's
+//! `GET /v2/stocks/bars`) on 127.0.0.1, for tests (std only: a
 //! `TcpListener`, a minimal HTTP/1.1 parser, one thread per connection, `Connection: close`).
 //!
 //! Follows the official spec (`trading-api.json`) for the subset we use, and Alpaca's observed
@@ -6,15 +7,20 @@
 //! not available (403 `40310000`), replace creates a new order and marks the old `replaced`
 //! with `replaced_by`, `filled_qty` is cumulative, `suspend_trade` blocks new orders.
 //!
+//! Bars follow `market-data-api.json`: parameters are validated against the spec's names and
+//! enums, the page holds at most `limit` bars over all symbols (ordered by symbol, then time),
+//! and `next_page_token` is opaque and `null` on the last page.
+//!
 //! Fault injection per method and path prefix: timeout after accepting, 5xx before or after
 //! processing, 429 with `Retry-After`, an exhausted `X-RateLimit-Remaining`. Every request is
 //! recorded (method, path, query pairs, JSON body) for the conformance checks.
 
 #![allow(dead_code)]
 
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,8 +130,21 @@ impl FakeOrder {
     }
 }
 
+/// One stored bar of the fake Market Data API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeBar {
+    pub t: DateTime<Utc>,
+    pub o: f64,
+    pub h: f64,
+    pub l: f64,
+    pub c: f64,
+    pub v: u64,
+}
+
 #[derive(Debug, Default)]
 struct State {
+    /// symbol → bars sorted by `t`.
+    bars: BTreeMap<String, Vec<FakeBar>>,
     orders: Vec<FakeOrder>,
     used_client_ids: HashSet<String>,
     /// symbol → (qty, avg entry price)
@@ -259,6 +278,34 @@ impl FakeAlpaca {
 
     pub fn position(&self, symbol: &str) -> Option<(Decimal, Decimal)> {
         self.lock().positions.get(symbol).copied()
+    }
+
+    /// Store bars of `symbol` as given (any `t`), replacing what it had.
+    pub fn set_bars(&self, symbol: &str, mut bars: Vec<FakeBar>) {
+        bars.sort_by_key(|b| b.t);
+        self.lock().bars.insert(symbol.to_string(), bars);
+    }
+
+    /// Store one daily bar per date for each symbol, stamped like Alpaca's: `t` is midnight
+    /// New York in UTC. Prices are deterministic and valid (low ≤ open, close ≤ high).
+    pub fn add_daily_bars(&self, symbols: &[String], dates: &[NaiveDate]) {
+        let mut state = self.lock();
+        for (k, symbol) in symbols.iter().enumerate() {
+            let list = state.bars.entry(symbol.clone()).or_default();
+            for (i, date) in dates.iter().enumerate() {
+                let base = 20.0 + (k % 50) as f64 + (i % 17) as f64 * 0.25;
+                list.push(FakeBar {
+                    t: avwap::calendar::ny_instant(*date, NaiveTime::MIN),
+                    o: base,
+                    h: base + 1.0,
+                    l: base - 1.0,
+                    c: base + 0.5,
+                    v: 100_000 + (i as u64) * 10,
+                });
+            }
+            list.sort_by_key(|b| b.t);
+            list.dedup_by_key(|b| b.t);
+        }
     }
 
     /// Force a status (e.g. one our code does not handle).
@@ -543,6 +590,7 @@ fn route(
     let empty = json!({});
     let body = body.unwrap_or(&empty);
     let result: Result<Reply, Reply> = (|| match (method, path) {
+        ("GET", "/v2/stocks/bars") => stock_bars(st, query),
         ("GET", "/v2/clock") => Ok(reply(
             200,
             json!({"timestamp":"2026-11-30T10:00:00.123-05:00","is_open":true,
@@ -782,4 +830,151 @@ fn replace(st: &mut State, index: usize, body: &Value) -> Result<Reply, Reply> {
     let json = new.json();
     st.orders.push(new);
     Ok(reply(200, json))
+}
+
+fn bad_request(message: &str) -> Reply {
+    error(400, 40010000, message)
+}
+
+fn encode_token(symbol: &str, t: DateTime<Utc>) -> String {
+    format!("{symbol}|{}", t.timestamp())
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_token(token: &str) -> Option<(String, DateTime<Utc>)> {
+    let bytes: Option<Vec<u8>> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .collect();
+    let text = String::from_utf8(bytes?).ok()?;
+    let (symbol, ts) = text.split_once('|')?;
+    Some((
+        symbol.to_string(),
+        DateTime::from_timestamp(ts.parse().ok()?, 0)?,
+    ))
+}
+
+/// `GET /v2/stocks/bars` (daily timeframe only), per `market-data-api.json`.
+fn stock_bars(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
+    let q = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let known = [
+        "symbols",
+        "timeframe",
+        "start",
+        "end",
+        "limit",
+        "adjustment",
+        "asof",
+        "feed",
+        "currency",
+        "page_token",
+        "sort",
+    ];
+    if let Some((k, _)) = query.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(bad_request(&format!("unknown parameter {k}")));
+    }
+    let mut symbols: Vec<&str> = q("symbols")
+        .ok_or_else(|| bad_request("symbols is required"))?
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .collect();
+    if symbols.is_empty() {
+        return Err(bad_request("symbols is required"));
+    }
+    symbols.sort_unstable();
+    symbols.dedup();
+    match q("timeframe") {
+        Some("1Day") | Some("1D") => {}
+        None => return Err(bad_request("timeframe is required")),
+        Some(other) => return Err(bad_request(&format!("fake serves 1Day only, not {other}"))),
+    }
+    let time = |name: &str| -> Result<Option<DateTime<Utc>>, Reply> {
+        q(name)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| bad_request(&format!("invalid {name}")))
+            })
+            .transpose()
+    };
+    let start = time("start")?.unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let end = time("end")?.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let limit: usize = match q("limit") {
+        None => 1000,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|l| (1..=10_000).contains(l))
+            .ok_or_else(|| bad_request("invalid limit"))?,
+    };
+    if let Some(adj) = q("adjustment") {
+        if !adj
+            .split(',')
+            .all(|a| ["raw", "split", "dividend", "spin-off", "all"].contains(&a))
+        {
+            return Err(bad_request("invalid adjustment"));
+        }
+    }
+    if let Some(feed) = q("feed") {
+        if !["iex", "otc", "sip", "boats"].contains(&feed) {
+            return Err(bad_request("invalid feed"));
+        }
+    }
+    match q("sort") {
+        None | Some("asc") => {}
+        Some("desc") => return Err(bad_request("fake serves sort=asc only")),
+        Some(_) => return Err(bad_request("invalid sort")),
+    }
+    let after = match q("page_token") {
+        None => None,
+        Some(t) => Some(decode_token(t).ok_or_else(|| bad_request("invalid page_token"))?),
+    };
+    let mut page: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    let mut taken = 0usize;
+    let mut last: Option<(&str, DateTime<Utc>)> = None;
+    let mut more = false;
+    'symbols: for symbol in symbols {
+        if let Some((s, _)) = &after {
+            if symbol < s.as_str() {
+                continue;
+            }
+        }
+        let Some(list) = st.bars.get(symbol) else {
+            continue;
+        };
+        let mut from = list.partition_point(|b| b.t < start);
+        if let Some((s, t)) = &after {
+            if symbol == s.as_str() {
+                from = from.max(list.partition_point(|b| b.t <= *t));
+            }
+        }
+        for bar in &list[from..] {
+            if bar.t > end {
+                break;
+            }
+            if taken == limit {
+                more = true;
+                break 'symbols;
+            }
+            page.entry(symbol).or_default().push(json!({
+                "t": bar.t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "o": bar.o, "h": bar.h, "l": bar.l, "c": bar.c, "v": bar.v,
+                "n": 1000, "vw": (bar.h + bar.l) / 2.0,
+            }));
+            taken += 1;
+            last = Some((symbol, bar.t));
+        }
+    }
+    let token = match (more, last) {
+        (true, Some((s, t))) => Value::String(encode_token(s, t)),
+        _ => Value::Null,
+    };
+    Ok(reply(200, json!({"bars": page, "next_page_token": token})))
 }
