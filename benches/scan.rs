@@ -78,7 +78,7 @@ fn measure(store_path: &Path, out_dir: &Path) {
 
     let started = Instant::now();
     let store = BarStore::open(store_path).expect("open store");
-    let mut source = StoreSource { store };
+    let mut source = StoreSource::new(store);
     let outcome = run_scan(&mut source, &plan, &config).expect("scan");
     let rows = output::rows(&outcome.candidates, plan.scan_date, &HashMap::new()).expect("rows");
     let report = output::report(&outcome, String::new(), false, "bench", 0.0);

@@ -91,6 +91,35 @@ pub struct Config {
     pub scan: crate::scan::config::ScanConfig,
     pub execution: crate::execution::config::ExecutionConfig,
     pub alerts: AlertsConfig,
+    pub alpaca: AlpacaConfig,
+}
+
+/// `[alpaca]`: endpoints and data settings (credentials are never in this file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlpacaConfig {
+    /// Trading API base URL (paper by default; the live URL is only used in mode alpaca-live).
+    pub trading_url: String,
+    /// Market Data API base URL.
+    pub data_url: String,
+    /// Daily-bar feed: "sip" (consolidated; default) or "iex" (a fraction of real volume).
+    pub feed: String,
+    /// Daily-bar adjustment: "raw", "split" (default), "dividend" or "all".
+    pub adjustment: String,
+    /// Request budget shared by every call of one process.
+    pub requests_per_minute: u32,
+}
+
+impl Default for AlpacaConfig {
+    fn default() -> Self {
+        Self {
+            trading_url: "https://paper-api.alpaca.markets".to_string(),
+            data_url: "https://data.alpaca.markets".to_string(),
+            feed: "sip".to_string(),
+            adjustment: "split".to_string(),
+            requests_per_minute: 200,
+        }
+    }
 }
 
 /// `[alerts]`: the optional webhook (its URL is a credential, never in this file).
@@ -128,6 +157,7 @@ impl Default for Config {
             scan: crate::scan::config::ScanConfig::default(),
             execution: crate::execution::config::ExecutionConfig::default(),
             alerts: AlertsConfig::default(),
+            alpaca: AlpacaConfig::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ exits 0 without touching the existing watchlist.
 Exit codes:
   0   watchlist written (possibly empty), or no session today
   10  bad command line or configuration
+  12  Alpaca unreachable or credentials missing/refused (--provider alpaca); nothing written
   13  input problem: no bars, stale or incomplete data below scan.min_coverage, missing
       regime benchmark, unreadable bar store or CSV; the previous watchlist is left in place
   70  internal error";
@@ -66,6 +67,8 @@ enum Provider {
     Csv,
     /// A seeded synthetic market ending at the data date (offline end-to-end tests; not real data)
     Synthetic,
+    /// Production: the universe from iShares (cached), bars topped up from Alpaca into the store
+    Alpaca,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +177,7 @@ fn run(args: Args, alerts: &mut Option<Alerts>) -> Result<ExitCode, Failure> {
             }
             None => HashMap::new(),
         };
+        let mut alpaca_universe = None;
         let source: Box<dyn BarSource> = match args.provider {
             Provider::Store => {
                 let path = bar_store_path(&config.state_dir);
@@ -185,7 +189,32 @@ fn run(args: Args, alerts: &mut Option<Alerts>) -> Result<ExitCode, Failure> {
                 }
                 let store =
                     BarStore::open(&path).map_err(|e| fail(ExitCode::InputError)(e.into()))?;
-                Box::new(StoreSource { store })
+                Box::new(StoreSource::new(store))
+            }
+            Provider::Alpaca => {
+                let prepared = avwap::scan::providers::prepare_alpaca(
+                    &config,
+                    &scan_config,
+                    plan.data_as_of,
+                    SystemClock.now(),
+                )
+                .map_err(|e| {
+                    use avwap::scan::providers::AlpacaProviderError as E;
+                    let code = match &e {
+                        E::Config(_) => ExitCode::ConfigError,
+                        E::Universe(_) | E::Store(_) => ExitCode::InputError,
+                        E::Alpaca(_) | E::TopUp(_) => ExitCode::BrokerUnavailable,
+                    };
+                    fail(code)(e.into())
+                })?;
+                tracing::info!(
+                    requests = prepared.requests,
+                    bars_written = prepared.bars_written,
+                    universe = %prepared.universe_source,
+                    "Alpaca data ready"
+                );
+                alpaca_universe = Some((prepared.sectors, prepared.universe_source));
+                Box::new(prepared.source)
             }
             Provider::Synthetic => {
                 scan_config = avwap::scan::demo::demo_config(&scan_config);
@@ -208,7 +237,18 @@ fn run(args: Args, alerts: &mut Option<Alerts>) -> Result<ExitCode, Failure> {
                 })
             }
         };
-        (source, sectors, "all symbols of the bar source".to_string())
+        match alpaca_universe {
+            // The universe's sectors, unless the operator configured a sectors file.
+            Some((universe_sectors, universe_source)) => {
+                let sectors = if sectors.is_empty() {
+                    universe_sectors
+                } else {
+                    sectors
+                };
+                (source, sectors, universe_source)
+            }
+            None => (source, sectors, "all symbols of the bar source".to_string()),
+        }
     };
 
     std::fs::create_dir_all(&config.state_dir)

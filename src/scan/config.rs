@@ -20,6 +20,7 @@ pub struct ScanConfig {
     /// Optional `Symbol,Name,Sector` (or `Symbol,Sector`) CSV giving each symbol's sector;
     /// symbols without one get "Unknown". Relative paths are inside the state directory.
     pub sectors_file: String,
+    pub universe: UniverseConfig,
     pub regime: RegimeConfig,
     pub liquidity: LiquidityConfig,
     pub gates: GateThresholds,
@@ -38,6 +39,7 @@ impl Default for ScanConfig {
             min_coverage: 0.9,
             history_days: 730,
             sectors_file: String::new(),
+            universe: UniverseConfig::default(),
             regime: RegimeConfig::default(),
             liquidity: LiquidityConfig::default(),
             gates: GateThresholds::default(),
@@ -55,6 +57,27 @@ impl ScanConfig {
     /// The sectors file, if configured, resolved against the state directory.
     pub fn sectors_path(&self, state_dir: &std::path::Path) -> Option<PathBuf> {
         (!self.sectors_file.is_empty()).then(|| state_dir.join(&self.sectors_file))
+    }
+}
+
+/// `[scan.universe]`: where `--provider alpaca` gets the Russell 3000 members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UniverseConfig {
+    /// iShares IWV holdings (raw or a cleaned `Ticker,Name,Sector,Weight` file): a URL or a
+    /// path (relative to the state directory). The last good copy is cached in the state
+    /// directory and used when this source fails.
+    pub source: String,
+    /// A holdings file with fewer equity rows than this is refused (an error page, a cut file).
+    pub min_members: usize,
+}
+
+impl Default for UniverseConfig {
+    fn default() -> Self {
+        Self {
+            source: "https://www.ishares.com/us/products/239714/ishares-russell-3000-etf/1467271812596.ajax?fileType=csv&fileName=IWV_holdings&dataType=fund".to_string(),
+            min_members: 1000,
+        }
     }
 }
 

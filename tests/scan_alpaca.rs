@@ -1,0 +1,206 @@
+//! `avwap-scan --provider alpaca` end to end against the fake Alpaca server: universe from a
+//! cleaned holdings file, bars topped up into the store, only missing sessions fetched again,
+//! and a clear, fast failure without credentials.
+
+mod fake_alpaca;
+
+use avwap::calendar;
+use avwap::market_data::synthetic::SyntheticMarket;
+use avwap::watchlist::read_watchlist;
+use chrono::{NaiveDate, NaiveTime};
+use fake_alpaca::{FakeAlpaca, FakeBar, KEY_ID, SECRET};
+use std::path::Path;
+use std::process::{Command, Output};
+
+const SCAN: &str = env!("CARGO_BIN_EXE_avwap-scan");
+
+fn scan(state: &Path, config: &Path, creds: bool) -> Output {
+    let mut cmd = Command::new(SCAN);
+    cmd.args([
+        "--provider",
+        "alpaca",
+        "--as-of",
+        "2026-11-30",
+        "--state-dir",
+    ])
+    .arg(state)
+    .arg("--config")
+    .arg(config)
+    .env_remove("AVWAP_CONFIG")
+    .env_remove("AVWAP_STATE_DIR")
+    .env_remove("CREDENTIALS_DIRECTORY")
+    .env("RUST_LOG", "warn");
+    if creds {
+        cmd.env("APCA_API_KEY_ID", KEY_ID)
+            .env("APCA_API_SECRET_KEY", SECRET);
+    } else {
+        cmd.env_remove("APCA_API_KEY_ID")
+            .env_remove("APCA_API_SECRET_KEY");
+    }
+    cmd.output().expect("run avwap-scan")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// 60 synthetic symbols × 300 sessions up to the data date, served as Alpaca daily bars.
+fn serve_market(fake: &FakeAlpaca, last: NaiveDate) -> Vec<String> {
+    let market = SyntheticMarket {
+        seed: 77,
+        symbols: 60,
+        sessions: 300,
+        last_session: last,
+        defect_fraction: 0.0,
+    };
+    let dates = market.session_dates().unwrap();
+    let mut symbols = Vec::new();
+    for i in 0..market.symbols {
+        // Letters only: a holdings ticker with digits is dropped as a future or an escrow line.
+        let symbol = format!(
+            "SY{}{}",
+            (b'A' + (i / 26) as u8) as char,
+            (b'A' + (i % 26) as u8) as char
+        );
+        let bars = market
+            .bars(i, &dates)
+            .into_iter()
+            .map(|b| FakeBar {
+                t: calendar::ny_instant(b.date, NaiveTime::MIN),
+                o: b.open,
+                h: b.high,
+                l: b.low,
+                c: b.close,
+                v: b.volume as u64,
+            })
+            .collect();
+        fake.set_bars(&symbol, bars);
+        symbols.push(symbol);
+    }
+    symbols
+}
+
+fn setup(fake: &FakeAlpaca, dir: &Path) -> std::path::PathBuf {
+    let symbols = serve_market(fake, "2026-11-27".parse().unwrap());
+    let mut holdings = String::from("Ticker,Name,Sector,Weight\n");
+    for (i, s) in symbols.iter().enumerate() {
+        holdings.push_str(&format!("{s},Synthetic {i},Industrials,0.1\n"));
+    }
+    std::fs::write(dir.join("holdings.csv"), holdings).unwrap();
+    let config = dir.join("avwap.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[scan.universe]\nsource = \"holdings.csv\"\nmin_members = 50\n\n\
+             [scan.regime]\nbenchmark = \"equal-weight\"\n\n\
+             [alpaca]\ntrading_url = \"{url}\"\ndata_url = \"{url}\"\n",
+            url = fake.url()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn alpaca_provider_tops_up_the_store_and_scans_the_universe() {
+    let fake = FakeAlpaca::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(&fake, dir.path());
+
+    let out = scan(dir.path(), &config, true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_watchlist(&dir.path().join("daily_candidates.csv")).unwrap();
+    assert!(rows
+        .iter()
+        .all(|r| r.data_as_of == "2026-11-27".parse::<NaiveDate>().unwrap()));
+    assert!(rows.iter().all(|r| r.sector == "Industrials"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("scan.json")).unwrap()).unwrap();
+    assert_eq!(json["counts"]["universe"], 60);
+    assert!(
+        json["universe"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("holdings.csv"),
+        "{}",
+        json["universe"]
+    );
+    let first = fake.count("GET", "/v2/stocks/bars");
+    assert!(first >= 2, "a cold fill pages through {first} requests");
+    // Every bars request asks for SIP, split-adjusted, explicit start and end.
+    for r in fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v2/stocks/bars")
+    {
+        let has = |k: &str, v: Option<&str>| {
+            r.query
+                .iter()
+                .any(|(key, value)| key == k && v.is_none_or(|v| value == v))
+        };
+        assert!(
+            has("feed", Some("sip")) && has("adjustment", Some("split")),
+            "{:?}",
+            r.query
+        );
+        assert!(has("start", None) && has("end", None), "{:?}", r.query);
+    }
+
+    // The same scan again: the store is current, nothing more is fetched, same list.
+    let before = std::fs::read(dir.path().join("daily_candidates.csv")).unwrap();
+    let out = scan(dir.path(), &config, true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fake.count("GET", "/v2/stocks/bars"), first);
+    assert_eq!(
+        std::fs::read(dir.path().join("daily_candidates.csv")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn without_credentials_it_fails_fast_and_writes_nothing() {
+    let fake = FakeAlpaca::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(&fake, dir.path());
+    let started = std::time::Instant::now();
+    let out = scan(dir.path(), &config, false);
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        stderr(&out).contains("APCA_API_KEY_ID") || stderr(&out).contains("alpaca-key-id"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        fake.requests().len(),
+        0,
+        "nothing may be sent without credentials"
+    );
+    assert!(!dir.path().join("daily_candidates.csv").exists());
+}
+
+#[test]
+fn unreachable_alpaca_fails_with_its_own_code() {
+    let fake = FakeAlpaca::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(&fake, dir.path());
+    // Point the data URL at a closed port.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(
+        &config,
+        text.replace(&fake.url(), &format!("http://{closed}")),
+    )
+    .unwrap();
+    let out = scan(dir.path(), &config, true);
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains(SECRET),
+        "the secret leaked: {}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("daily_candidates.csv").exists());
+}
