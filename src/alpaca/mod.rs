@@ -7,6 +7,7 @@
 //! `market-data-api.json`); `tests/alpaca_client.rs` checks what the client sends against them.
 
 pub mod client;
+pub mod intraday;
 pub mod market_data;
 pub mod trading;
 pub mod types;

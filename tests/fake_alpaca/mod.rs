@@ -1,5 +1,6 @@
 //! A stateful fake of the Alpaca Trading API (and of the Market Data API's
-//! `GET /v2/stocks/bars`) on 127.0.0.1, for tests (std only: a
+//! `GET /v2/stocks/bars`, daily and 10-minute, and `GET /v2/stocks/trades/latest`) on 127.0.0.1,
+//! for tests (std only: a
 //! `TcpListener`, a minimal HTTP/1.1 parser, one thread per connection, `Connection: close`).
 //!
 //! Follows the official spec (`trading-api.json`) for the subset we use, and Alpaca's observed
@@ -145,6 +146,10 @@ pub struct FakeBar {
 struct State {
     /// symbol → bars sorted by `t`.
     bars: BTreeMap<String, Vec<FakeBar>>,
+    /// symbol → 10-minute bars sorted by `t` (bar START), served for `timeframe=10Min`.
+    intraday_bars: BTreeMap<String, Vec<FakeBar>>,
+    /// symbol → latest trade (`t`, `p`, `s`), served by `GET /v2/stocks/trades/latest`.
+    latest_trades: BTreeMap<String, (DateTime<Utc>, f64, u64)>,
     orders: Vec<FakeOrder>,
     used_client_ids: HashSet<String>,
     /// symbol → (qty, avg entry price)
@@ -284,6 +289,20 @@ impl FakeAlpaca {
     pub fn set_bars(&self, symbol: &str, mut bars: Vec<FakeBar>) {
         bars.sort_by_key(|b| b.t);
         self.lock().bars.insert(symbol.to_string(), bars);
+    }
+
+    /// Store 10-minute bars of `symbol` (`t` = bar START, as Alpaca stamps them), replacing
+    /// what it had; served for `timeframe=10Min`.
+    pub fn set_intraday_bars(&self, symbol: &str, mut bars: Vec<FakeBar>) {
+        bars.sort_by_key(|b| b.t);
+        self.lock().intraday_bars.insert(symbol.to_string(), bars);
+    }
+
+    /// Set the latest trade of `symbol` (served by `GET /v2/stocks/trades/latest`).
+    pub fn set_latest_trade(&self, symbol: &str, t: DateTime<Utc>, price: f64, size: u64) {
+        self.lock()
+            .latest_trades
+            .insert(symbol.to_string(), (t, price, size));
     }
 
     /// Store one daily bar per date for each symbol, stamped like Alpaca's: `t` is midnight
@@ -591,6 +610,7 @@ fn route(
     let body = body.unwrap_or(&empty);
     let result: Result<Reply, Reply> = (|| match (method, path) {
         ("GET", "/v2/stocks/bars") => stock_bars(st, query),
+        ("GET", "/v2/stocks/trades/latest") => latest_trades(st, query),
         ("GET", "/v2/clock") => Ok(reply(
             200,
             json!({"timestamp":"2026-11-30T10:00:00.123-05:00","is_open":true,
@@ -890,11 +910,16 @@ fn stock_bars(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
     }
     symbols.sort_unstable();
     symbols.dedup();
-    match q("timeframe") {
-        Some("1Day") | Some("1D") => {}
+    let store = match q("timeframe") {
+        Some("1Day") | Some("1D") => &st.bars,
+        Some("10Min") | Some("10T") => &st.intraday_bars,
         None => return Err(bad_request("timeframe is required")),
-        Some(other) => return Err(bad_request(&format!("fake serves 1Day only, not {other}"))),
-    }
+        Some(other) => {
+            return Err(bad_request(&format!(
+                "fake serves 1Day and 10Min only, not {other}"
+            )))
+        }
+    };
     let time = |name: &str| -> Result<Option<DateTime<Utc>>, Reply> {
         q(name)
             .map(|v| {
@@ -946,7 +971,7 @@ fn stock_bars(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
                 continue;
             }
         }
-        let Some(list) = st.bars.get(symbol) else {
+        let Some(list) = store.get(symbol) else {
             continue;
         };
         let mut from = list.partition_point(|b| b.t < start);
@@ -977,4 +1002,45 @@ fn stock_bars(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
         _ => Value::Null,
     };
     Ok(reply(200, json!({"bars": page, "next_page_token": token})))
+}
+
+/// `GET /v2/stocks/trades/latest`, per `market-data-api.json` (`symbols` required, `feed` from
+/// `stock_latest_feed`, `currency`). Symbols without a trade are absent from `trades`.
+fn latest_trades(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
+    let q = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let known = ["symbols", "feed", "currency"];
+    if let Some((k, _)) = query.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(bad_request(&format!("unknown parameter {k}")));
+    }
+    let symbols: Vec<&str> = q("symbols")
+        .ok_or_else(|| bad_request("symbols is required"))?
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .collect();
+    if symbols.is_empty() {
+        return Err(bad_request("symbols is required"));
+    }
+    if let Some(feed) = q("feed") {
+        if !["sip", "iex", "delayed_sip", "boats", "overnight", "otc"].contains(&feed) {
+            return Err(bad_request("invalid feed"));
+        }
+    }
+    let mut trades = serde_json::Map::new();
+    for symbol in symbols {
+        if let Some((t, p, size)) = st.latest_trades.get(symbol) {
+            trades.insert(
+                symbol.to_string(),
+                json!({
+                    "t": t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                    "p": p, "s": size, "x": "V", "i": 1, "c": ["@"], "z": "C",
+                }),
+            );
+        }
+    }
+    Ok(reply(200, json!({"trades": trades})))
 }
