@@ -33,7 +33,8 @@ use serde::Deserialize;
 
 use super::client::{AlpacaClient, AlpacaError, Api, Request};
 use super::market_data::{
-    symbol_batches, Adjustment, Feed, BARS_PATH, DEFAULT_MAX_SYMBOLS_CHARS, MAX_PAGE_LIMIT,
+    advance_page, symbol_batches, Adjustment, Feed, BARS_PATH, DEFAULT_MAX_SYMBOLS_CHARS,
+    MAX_PAGE_LIMIT,
 };
 use crate::calendar::{self, Session};
 use crate::market_data::intraday::{IntradayBar, IntradayFeed, MarketSnapshot, BAR_MINUTES};
@@ -214,15 +215,8 @@ impl AlpacaIntradayFeed {
                     );
                 }
             }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(next) if token.as_deref() == Some(next.as_str()) => {
-                    return Err(AlpacaError::Decode {
-                        path: BARS_PATH.to_string(),
-                        message: format!("next_page_token {next:?} repeated; stopping"),
-                    });
-                }
-                Some(next) => token = Some(next),
-                None => break,
+            if !advance_page(&mut token, page.next_page_token)? {
+                break;
             }
         }
         Ok(out

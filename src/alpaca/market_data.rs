@@ -285,15 +285,8 @@ pub fn daily_bars_detailed(
                     );
                 }
             }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(next) if token.as_deref() == Some(next.as_str()) => {
-                    return Err(AlpacaError::Decode {
-                        path: BARS_PATH.to_string(),
-                        message: format!("next_page_token {next:?} repeated; stopping"),
-                    });
-                }
-                Some(next) => token = Some(next),
-                None => break,
+            if !advance_page(&mut token, page.next_page_token)? {
+                break;
             }
         }
     }
@@ -404,6 +397,25 @@ pub fn top_up(
         "Alpaca daily-bar top-up done"
     );
     Ok(report)
+}
+
+/// Move to the next page of a paginated bars response: `Ok(false)` when there is none. A
+/// token that repeats would loop forever, so it is an error.
+pub(crate) fn advance_page(
+    token: &mut Option<String>,
+    next: Option<String>,
+) -> Result<bool, AlpacaError> {
+    match next.filter(|t| !t.is_empty()) {
+        Some(next) if token.as_deref() == Some(next.as_str()) => Err(AlpacaError::Decode {
+            path: BARS_PATH.to_string(),
+            message: format!("next_page_token {next:?} repeated; stopping"),
+        }),
+        Some(next) => {
+            *token = Some(next);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 #[cfg(test)]
