@@ -33,7 +33,7 @@ use serde::Deserialize;
 
 use super::client::{AlpacaClient, AlpacaError, Api, Request};
 use super::market_data::{
-    advance_page, symbol_batches, Adjustment, Feed, BARS_PATH, DEFAULT_MAX_SYMBOLS_CHARS,
+    advance_page, symbol_batches, Adjustment, BarsPage, Feed, BARS_PATH, DEFAULT_MAX_SYMBOLS_CHARS,
     MAX_PAGE_LIMIT,
 };
 use crate::calendar::{self, Session};
@@ -79,24 +79,6 @@ impl Default for IntradayOptions {
 pub struct AlpacaIntradayFeed {
     pub client: AlpacaClient,
     pub options: IntradayOptions,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireBar {
-    t: DateTime<Utc>,
-    o: f64,
-    h: f64,
-    l: f64,
-    c: f64,
-    v: f64,
-}
-
-#[derive(Debug, Deserialize)]
-struct BarsPage {
-    #[serde(default)]
-    bars: Option<HashMap<String, Vec<WireBar>>>,
-    #[serde(default)]
-    next_page_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

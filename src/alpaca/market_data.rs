@@ -139,22 +139,24 @@ pub struct DailyBars {
     pub dropped_out_of_range: u64,
 }
 
+/// One bar as `/v2/stocks/bars` sends it (any timeframe; `t` is the bar's start).
 #[derive(Debug, Deserialize)]
-struct WireBar {
-    t: DateTime<Utc>,
-    o: f64,
-    h: f64,
-    l: f64,
-    c: f64,
-    v: f64,
+pub(crate) struct WireBar {
+    pub(crate) t: DateTime<Utc>,
+    pub(crate) o: f64,
+    pub(crate) h: f64,
+    pub(crate) l: f64,
+    pub(crate) c: f64,
+    pub(crate) v: f64,
 }
 
+/// One page of `/v2/stocks/bars`.
 #[derive(Debug, Deserialize)]
-struct BarsPage {
+pub(crate) struct BarsPage {
     #[serde(default)]
-    bars: Option<HashMap<String, Vec<WireBar>>>,
+    pub(crate) bars: Option<HashMap<String, Vec<WireBar>>>,
     #[serde(default)]
-    next_page_token: Option<String>,
+    pub(crate) next_page_token: Option<String>,
 }
 
 /// Characters a symbol takes in the query string once percent-encoded.
