@@ -98,12 +98,18 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlpacaConfig {
-    /// Trading API base URL (paper by default; the live URL is only used in mode alpaca-live).
+    /// Paper Trading API base URL: mode alpaca-paper (and the scan's asset list unless live).
+    /// Never the live host: alpaca-paper refuses to start if it is.
     pub trading_url: String,
+    /// Live Trading API base URL: used by mode alpaca-live only.
+    pub live_trading_url: String,
     /// Market Data API base URL.
     pub data_url: String,
     /// Daily-bar feed: "sip" (consolidated; default) or "iex" (a fraction of real volume).
     pub feed: String,
+    /// 10-minute bars and latest trades for the execution loop: "iex" (default; free plans
+    /// cannot read the last 15 minutes of SIP) or "sip" (a paid plan).
+    pub intraday_feed: String,
     /// Daily-bar adjustment: "raw", "split" (default), "dividend" or "all".
     pub adjustment: String,
     /// Request budget shared by every call of one process.
@@ -113,11 +119,23 @@ pub struct AlpacaConfig {
 impl Default for AlpacaConfig {
     fn default() -> Self {
         Self {
-            trading_url: "https://paper-api.alpaca.markets".to_string(),
-            data_url: "https://data.alpaca.markets".to_string(),
+            trading_url: crate::alpaca::PAPER_TRADING_URL.to_string(),
+            live_trading_url: crate::alpaca::LIVE_TRADING_URL.to_string(),
+            data_url: crate::alpaca::DATA_URL.to_string(),
             feed: "sip".to_string(),
+            intraday_feed: "iex".to_string(),
             adjustment: "split".to_string(),
             requests_per_minute: 200,
+        }
+    }
+}
+
+impl AlpacaConfig {
+    /// The Trading API base URL `mode` talks to: live only for alpaca-live.
+    pub fn trading_url_for(&self, mode: Mode) -> &str {
+        match mode {
+            Mode::AlpacaLive => &self.live_trading_url,
+            Mode::Sim | Mode::DryRun | Mode::AlpacaPaper => &self.trading_url,
         }
     }
 }

@@ -571,7 +571,7 @@ fn open_orders_follow_pagination() {
 }
 
 #[test]
-fn by_client_order_id_404_is_none_and_unknown_statuses_are_errors() {
+fn by_client_order_id_404_is_none_and_unknown_statuses_are_errors_not_closed() {
     let fake = FakeAlpaca::start();
     let mut alpaca = broker(&fake);
     assert_eq!(alpaca.order_by_client_id("nope").unwrap(), None);
@@ -579,9 +579,15 @@ fn by_client_order_id_404_is_none_and_unknown_statuses_are_errors() {
         .submit(&request(CID, Side::Buy, "10", OrderType::Limit))
         .unwrap();
     fake.set_status(&order.id, "done_for_day");
+    let known = alpaca.order_by_client_id(CID).unwrap().unwrap();
+    assert!(
+        known.status.is_open(),
+        "done_for_day may fill the next session"
+    );
+    fake.set_status(&order.id, "teleported");
     let err = alpaca.order_by_client_id(CID).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("done_for_day"), "{text}");
+    assert!(text.contains("teleported"), "{text}");
     assert!(text.contains("neither treated as open"), "{text}");
     let err = alpaca.open_orders();
     assert!(err.is_err() || err.unwrap().is_empty());
@@ -832,6 +838,32 @@ const CONTRACT: &[Op] = &[
         body: &[("suspend_trade", Kind::Bool)],
         required_body: &[],
     },
+    Op {
+        method: "GET",
+        path: "/v2/calendar",
+        // `start`/`end`: `type: string, format: date-time` (Go `legacyTime`, which also takes
+        // the `YYYY-MM-DD` dates we send).
+        query: &[
+            ("start", Kind::Str),
+            ("end", Kind::Str),
+            ("date_type", Kind::Enum(&["TRADING", "SETTLEMENT"])),
+        ],
+        body: &[],
+        required_body: &[],
+    },
+    Op {
+        method: "GET",
+        path: "/v2/assets",
+        // `status`, `asset_class`, `exchange`: `type: string` (no enum in the parameter).
+        query: &[
+            ("status", Kind::Str),
+            ("asset_class", Kind::Str),
+            ("exchange", Kind::Str),
+            ("attributes", Kind::Str),
+        ],
+        body: &[],
+        required_body: &[],
+    },
 ];
 
 fn path_matches(template: &str, path: &str) -> bool {
@@ -973,6 +1005,21 @@ fn exercise_every_request() -> Vec<Recorded> {
     alpaca.cancel(&ids[2]).unwrap_err(); // replaced: not cancelable, still a valid request
     alpaca.suspend_new_orders(true).unwrap();
     alpaca.suspend_new_orders(false).unwrap();
+    fake.set_calendar(vec![fake_alpaca::FakeCalendarDay::new(
+        "2026-11-27".parse().unwrap(),
+        "09:30",
+        "13:00",
+    )]);
+    let (_, days) = avwap::alpaca::calendar::fetch_calendar(
+        alpaca.client(),
+        "2026-11-25".parse().unwrap(),
+        "2027-01-29".parse().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(days.len(), 1);
+    fake.set_assets(vec![fake_alpaca::FakeAsset::equity("AXTA", "NYSE")]);
+    let assets = avwap::alpaca::assets::fetch_tradable_equities(alpaca.client()).unwrap();
+    assert_eq!(assets.members.len(), 1);
     let recorded = fake.requests();
     // Every operation of the contract was exercised.
     for op in CONTRACT {
@@ -1022,6 +1069,9 @@ fn the_contract_check_catches_violations() {
         bad("GET", "/v2/orders", &[("status", "working")], None),
         bad("GET", "/v2/orders", &[("page_size", "5")], None),
         bad("GET", "/v2/orders/by_client_order_id", &[], None),
+        bad("GET", "/v2/calendar", &[("date_type", "trading")], None),
+        bad("GET", "/v2/calendar", &[("from", "2026-11-25")], None),
+        bad("GET", "/v2/assets", &[("class", "us_equity")], None),
         bad(
             "POST",
             "/v2/orders",

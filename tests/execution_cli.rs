@@ -31,17 +31,32 @@ fn stderr(o: &Output) -> String {
 }
 
 #[test]
-fn broker_modes_refuse_to_start_and_touch_nothing() {
+fn broker_modes_without_credentials_fail_fast_and_touch_nothing() {
     for mode in ["dry-run", "alpaca-paper", "alpaca-live"] {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let out = run(&["--mode", mode, "--once"], &state);
-        assert_eq!(out.status.code(), Some(69), "{mode}: {}", stderr(&out));
+        let started = Instant::now();
+        let out = exec_cmd(&["--mode", mode, "--once"], &state)
+            .env_remove("APCA_API_KEY_ID")
+            .env_remove("APCA_API_SECRET_KEY")
+            .env_remove("AVWAP_LIVE_ACCOUNT")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(10), "{mode}: {err}");
         assert!(
-            stderr(&out).contains("not yet available"),
-            "{}",
-            stderr(&out)
+            started.elapsed() < Duration::from_secs(5),
+            "{mode} took {:?}",
+            started.elapsed()
         );
+        let named = if mode == "alpaca-live" {
+            "alpaca-live-account"
+        } else {
+            "alpaca-key-id"
+        };
+        assert!(err.contains(named), "{mode}: {err}");
+        assert!(err.contains("nothing"), "{mode}: {err}");
         assert!(!state.exists(), "{mode} created the state directory");
     }
 }
@@ -64,7 +79,7 @@ fn unknown_mode_is_a_config_error_never_live() {
 }
 
 #[test]
-fn at_is_refused_outside_sim() {
+fn at_is_refused_against_a_real_alpaca_and_in_live() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(
         &[

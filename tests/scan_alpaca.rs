@@ -1,6 +1,7 @@
 //! `avwap-scan --provider alpaca` end to end against the fake Alpaca server: universe from a
 //! cleaned holdings file, bars topped up into the store, only missing sessions fetched again,
-//! and a clear, fast failure without credentials.
+//! a clear, fast failure without credentials, and Alpaca's asset list as the universe when no
+//! holdings source or cache is usable.
 
 mod fake_alpaca;
 
@@ -8,7 +9,7 @@ use avwap::calendar;
 use avwap::market_data::synthetic::SyntheticMarket;
 use avwap::watchlist::read_watchlist;
 use chrono::{NaiveDate, NaiveTime};
-use fake_alpaca::{FakeAlpaca, FakeBar, KEY_ID, SECRET};
+use fake_alpaca::{FakeAlpaca, FakeAsset, FakeBar, KEY_ID, SECRET};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -203,4 +204,65 @@ fn unreachable_alpaca_fails_with_its_own_code() {
         stderr(&out)
     );
     assert!(!dir.path().join("daily_candidates.csv").exists());
+}
+
+#[test]
+fn without_holdings_or_cache_the_universe_falls_back_to_alpaca_assets() {
+    let fake = FakeAlpaca::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(&fake, dir.path());
+    // The configured holdings file is gone and nothing was ever cached.
+    std::fs::remove_file(dir.path().join("holdings.csv")).unwrap();
+    // The same 60 symbols `setup` serves bars for, now listed as Alpaca assets.
+    let symbols = serve_market(&fake, "2026-11-27".parse().unwrap());
+    let mut assets: Vec<FakeAsset> = symbols
+        .iter()
+        .enumerate()
+        .map(|(i, s)| FakeAsset::equity(s, if i % 2 == 0 { "NYSE" } else { "NASDAQ" }))
+        .collect();
+    // Not for the universe: OTC, not tradable.
+    assets.push(FakeAsset::equity("OTCX", "OTC"));
+    let mut halted = FakeAsset::equity("HALTD", "NYSE");
+    halted.tradable = false;
+    assets.push(halted);
+    fake.set_assets(assets);
+
+    let out = scan(dir.path(), &config, true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("holdings.csv"), "{}", stderr(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("scan.json")).unwrap()).unwrap();
+    assert_eq!(json["counts"]["universe"], 60);
+    let source = json["universe"]["source"].as_str().unwrap();
+    assert!(source.contains("alpaca assets"), "{source}");
+    assert!(source.contains("degraded"), "{source}");
+    assert_eq!(fake.count("GET", "/v2/assets"), 1);
+    let bars_symbols: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v2/stocks/bars")
+        .flat_map(|r| {
+            r.query
+                .iter()
+                .filter(|(k, _)| k == "symbols")
+                .flat_map(|(_, v)| v.split(',').map(str::to_string).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!bars_symbols.iter().any(|s| s == "OTCX" || s == "HALTD"));
+
+    // min_members still applies: too few assets fail the scan and keep the old list.
+    fake.set_assets(vec![FakeAsset::equity("AAA", "NYSE")]);
+    let before = std::fs::read(dir.path().join("daily_candidates.csv")).unwrap();
+    let out = scan(dir.path(), &config, true);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fewer than the minimum"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("daily_candidates.csv")).unwrap(),
+        before
+    );
 }

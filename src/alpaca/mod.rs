@@ -1,16 +1,23 @@
 //! Alpaca: the HTTP client ([`client`]: base URLs, key headers, timeouts, rate limiter, GET-only
 //! retries, typed errors), the Trading API wire shapes ([`types`]) and the execution core's
-//! `Broker` over Alpaca ([`trading`]), and daily bars with the bar-store top-up
-//! ([`market_data`]). The universe fallback is still to come (issue 8).
+//! `Broker` over Alpaca ([`trading`]), daily bars with the bar-store top-up ([`market_data`]),
+//! intraday bars and latest trades ([`intraday`]), Alpaca's market calendar cached and compared
+//! with avwap's ([`calendar`]), and the active US-equity assets as the universe's last fallback
+//! ([`assets`]).
 //!
 //! Every request shape follows Alpaca's official OpenAPI specs (`trading-api.json`,
 //! `market-data-api.json`); `tests/alpaca_client.rs` checks what the client sends against them.
 
+pub mod assets;
+pub mod calendar;
 pub mod client;
 pub mod intraday;
 pub mod market_data;
 pub mod trading;
 pub mod types;
 
-pub use client::{AlpacaClient, AlpacaError, ClientConfig, Endpoints, Environment};
+pub use client::{
+    AlpacaClient, AlpacaError, ClientConfig, Endpoints, Environment, DATA_URL, LIVE_TRADING_URL,
+    PAPER_TRADING_URL,
+};
 pub use trading::AlpacaBroker;

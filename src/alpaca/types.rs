@@ -286,8 +286,28 @@ mod tests {
     }
 
     #[test]
+    fn every_spec_status_is_known_and_the_non_final_ones_are_open() {
+        for status in [
+            "done_for_day",
+            "held",
+            "calculated",
+            "stopped",
+            "accepted_for_bidding",
+        ] {
+            let wire: WireOrder = serde_json::from_str(&order_json(status)).unwrap();
+            let order = wire.into_broker().unwrap();
+            assert!(order.status.is_open(), "{status} may still fill");
+            assert_eq!(order.status.as_str(), status);
+        }
+        for status in ["filled", "canceled", "expired", "replaced", "rejected"] {
+            let wire: WireOrder = serde_json::from_str(&order_json(status)).unwrap();
+            assert!(!wire.into_broker().unwrap().status.is_open(), "{status}");
+        }
+    }
+
+    #[test]
     fn unknown_statuses_are_errors_not_open() {
-        for status in ["done_for_day", "held", "calculated", "bogus"] {
+        for status in ["bogus", "Filled", ""] {
             let wire: WireOrder = serde_json::from_str(&order_json(status)).unwrap();
             let err = wire.into_broker().unwrap_err();
             assert!(err.0.contains(status), "{err}");

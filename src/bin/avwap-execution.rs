@@ -10,19 +10,21 @@ use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
 Modes: sim (default; built-in simulated broker, no credentials), dry-run, alpaca-paper,
-alpaca-live. An unknown mode is a configuration error, never live. In this build only sim
-trades; the other modes refuse to start with a clear message.
+alpaca-live. An unknown mode is a configuration error, never live. dry-run reads Alpaca market
+data and records orders in a local book (dry_run_broker.sqlite), never sending them; the
+alpaca modes need the keys (credentials alpaca-key-id / alpaca-secret-key, or APCA_API_KEY_ID /
+APCA_API_SECRET_KEY) and alpaca-live also the account number in alpaca-live-account (or
+AVWAP_LIVE_ACCOUNT), which must match the account of the keys.
 
 Kill switch: create the file KILL_SWITCH in the state directory (or set
 execution.kill_switch = true) to stop all new entries at once; exits and stops keep working.
 
 Exit codes:
   0   stopped cleanly (SIGTERM/SIGINT after the current step, or --once / flatten done)
-  10  bad command line or configuration
+  10  bad command line, configuration or missing credentials (never restarted)
   11  another avwap-execution holds the state-directory lock
   12  the broker is unreachable or refused our credentials
   13  input problem (state directory, database of a newer avwap, bar store)
-  69  this mode is not available in this build
   70  internal error";
 
 /// Trade today's watchlist with broker-side protective stops.
@@ -46,7 +48,7 @@ struct Args {
     /// Run one cycle, then exit
     #[arg(long)]
     once: bool,
-    /// Run as if the time were this (RFC 3339, or YYYY-MM-DDTHH:MM New York); sim mode only
+    /// Run as if the time were this (RFC 3339, or YYYY-MM-DDTHH:MM New York); sim mode (and tests against a loopback fake)
     #[arg(long, value_name = "TIME", global = true)]
     at: Option<String>,
 }
@@ -113,8 +115,8 @@ fn main() -> std::process::ExitCode {
     let clock: Box<dyn Clock> = match &args.at {
         None => Box::new(SystemClock),
         Some(text) => {
-            if !service::fixed_clock_allowed(config.mode) {
-                eprintln!("avwap-execution: --at is only allowed in sim mode");
+            if !service::fixed_clock_allowed(&config) {
+                eprintln!("avwap-execution: --at is only allowed in sim mode (and in dry-run/alpaca-paper against a server on this machine, for tests)");
                 return ExitCode::ConfigError.into();
             }
             match service::parse_at(text) {

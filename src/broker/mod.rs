@@ -67,6 +67,11 @@ wire_names!(OrderStatus {
     Replaced => "replaced",
     Rejected => "rejected",
     Suspended => "suspended",
+    DoneForDay => "done_for_day",
+    AcceptedForBidding => "accepted_for_bidding",
+    Stopped => "stopped",
+    Calculated => "calculated",
+    Held => "held",
 });
 
 /// Order states, as Alpaca names them.
@@ -85,10 +90,20 @@ pub enum OrderStatus {
     Replaced,
     Rejected,
     Suspended,
+    /// No more executions today; may work again the next session.
+    DoneForDay,
+    AcceptedForBidding,
+    /// A trade is guaranteed but not yet reported.
+    Stopped,
+    /// Done for the day, settlement calculations pending: fills may still be reported.
+    Calculated,
+    /// Waiting for a trigger (e.g. a bracket leg).
+    Held,
 }
 
 impl OrderStatus {
-    /// Still working at the broker (may fill).
+    /// Still working at the broker (may fill). Every status that is not final counts as open:
+    /// an order that may still fill must never be taken for dead.
     pub fn is_open(self) -> bool {
         matches!(
             self,
@@ -99,6 +114,11 @@ impl OrderStatus {
                 | OrderStatus::PendingCancel
                 | OrderStatus::PendingReplace
                 | OrderStatus::Suspended
+                | OrderStatus::DoneForDay
+                | OrderStatus::AcceptedForBidding
+                | OrderStatus::Stopped
+                | OrderStatus::Calculated
+                | OrderStatus::Held
         )
     }
 }

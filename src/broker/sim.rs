@@ -366,6 +366,9 @@ pub struct SimBroker {
     path: PathBuf,
     config: SimConfig,
     feed: Box<dyn IntradayFeed + Send>,
+    /// Runs for [`SimFault::CrashAfterAccept`] once the call is committed; `None` aborts the
+    /// process. A test server in front of the simulator kills its client instead.
+    crash_hook: Option<Box<dyn Fn() + Send>>,
 }
 
 impl fmt::Debug for SimBroker {
@@ -507,7 +510,15 @@ impl SimBroker {
             path,
             config,
             feed,
+            crash_hook: None,
         })
+    }
+
+    /// Instead of aborting this process on [`SimFault::CrashAfterAccept`], run `hook` and
+    /// answer `UnknownOutcome` (for a server in front of the simulator, whose client is the
+    /// process that must crash).
+    pub fn set_crash_hook(&mut self, hook: Box<dyn Fn() + Send>) {
+        self.crash_hook = Some(hook);
     }
 
     /// The file this broker lives in (`:memory:` for an in-memory one).
@@ -683,7 +694,15 @@ impl SimBroker {
         };
         tx.commit().map_err(sql_error)?;
         match (result, fault) {
-            (Ok(_), Some(SimFault::CrashAfterAccept)) => std::process::abort(),
+            (Ok(_), Some(SimFault::CrashAfterAccept)) => match &self.crash_hook {
+                Some(hook) => {
+                    hook();
+                    Err(BrokerError::UnknownOutcome {
+                        message: "simulated crash after accept".to_string(),
+                    })
+                }
+                None => std::process::abort(),
+            },
             (Ok(_), Some(fault)) => Err(fault.error(method)),
             (result, _) => result,
         }

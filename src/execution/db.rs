@@ -1237,6 +1237,14 @@ impl StateDb {
         at.map(|a| self.time(&a, "heartbeat.at")).transpose()
     }
 
+    /// The mode of the last cycle that ran on this database, if any.
+    pub fn last_heartbeat_mode(&self) -> Result<Option<String>, DbError> {
+        self.conn
+            .query_row("SELECT mode FROM heartbeat WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .map_err(self.sql("reading the heartbeat"))
+    }
+
     // ---- parsing helpers ----
 
     fn dec(&self, s: &str, what: &'static str) -> Result<Decimal, DbError> {

@@ -9,7 +9,8 @@
 //! - [`lifecycle`]: journal → send → acknowledge → fills; unknown-outcome resolution.
 //! - [`phases`]: session phases and poll cadence.
 //! - [`report`]: a session's decisions, orders, fills, stops and P&L.
-//! - [`service`]: the `avwap-execution` process: modes, lock, loop, shutdown.
+//! - [`service`]: the `avwap-execution` process: lock, loop, shutdown.
+//! - [`venue`]: what each mode trades against (simulated book, Alpaca paper/live) and its checks.
 //! - [`process`]: lock, sd_notify, signals, kill switch; [`credentials`]: secrets.
 
 pub mod config;
@@ -22,3 +23,4 @@ pub mod phases;
 pub mod process;
 pub mod report;
 pub mod service;
+pub mod venue;

@@ -6,10 +6,12 @@ use crate::broker::sim::{SimBroker, SimConfig};
 use crate::broker::Broker;
 use crate::calendar::{self, Clock};
 use crate::config::{Config, Mode};
+use crate::execution::credentials::CredentialStore;
 use crate::execution::db::{StateDb, DB_FILE};
 use crate::execution::engine::{self, CycleInputs, CycleReport, WatchlistInput};
 use crate::execution::lifecycle::{Failpoints, LifecycleError, OrderDesk};
 use crate::execution::process::{KillSwitch, Notifier, ShutdownSignal, StateLock};
+use crate::execution::venue::{self, SharedFeed, DRY_RUN_BROKER_FILE};
 use crate::exit::ExitCode;
 use crate::market_data::intraday::{IntradayFeed, SyntheticIntradayFeed};
 use crate::market_data::BarStore;
@@ -61,23 +63,11 @@ pub enum Command {
     Flatten,
 }
 
-/// Refuse every mode that cannot trade safely in this build. Never falls through to "live".
-pub fn check_mode(mode: Mode) -> Result<(), ServiceError> {
-    match mode {
-        Mode::Sim => Ok(()),
-        Mode::DryRun => Err(ServiceError::new(
-            ExitCode::NotImplemented,
-            "mode dry-run is not yet available: it needs real market data from Alpaca, which this build does not have. Nothing was traded. Use --mode sim.",
-        )),
-        Mode::AlpacaPaper => Err(ServiceError::new(
-            ExitCode::NotImplemented,
-            "mode alpaca-paper is not yet available in this build (the Alpaca integration has not landed). Nothing was traded. Use --mode sim.",
-        )),
-        Mode::AlpacaLive => Err(ServiceError::new(
-            ExitCode::NotImplemented,
-            "mode alpaca-live is not yet available in this build (the Alpaca integration has not landed); it will also require a separate live confirmation. Nothing was traded.",
-        )),
-    }
+/// Refuse a configuration a mode cannot run safely with (URLs of the wrong environment).
+/// Credentials and the account are checked when the venue opens.
+pub fn check_mode(config: &Config) -> Result<(), ServiceError> {
+    venue::check_urls(config.mode, &config.alpaca)
+        .map_err(|e| ServiceError::new(e.exit_code(), e.to_string()))
 }
 
 /// The watchlist for the engine: valid and for today's New York date, or unavailable with
@@ -98,8 +88,24 @@ pub fn watchlist_input(path: &Path, now: DateTime<Utc>) -> WatchlistInput {
     }
 }
 
-/// Daily bars for the simulator's intraday path: the symbols of the watchlist and of our
-/// positions, from the bar store in the state directory (empty when there is none).
+/// The market `sim` trades on: the seeded synthetic 10-minute path of `symbols` from the bar
+/// store in the state directory, extended through `today` (the store holds closed sessions
+/// only). Empty when there is no store. Public for test servers that must show a client the
+/// same prices.
+pub fn sim_market(
+    state_dir: &Path,
+    symbols: &[String],
+    today: chrono::NaiveDate,
+) -> Result<SyntheticIntradayFeed, ServiceError> {
+    let mut feed = sim_feed(state_dir, symbols)?;
+    if let Err(e) = feed.extend_through(today) {
+        tracing::warn!("cannot extend the simulated price path to {today}: {e}");
+    }
+    Ok(feed)
+}
+
+/// Daily bars for the simulator's intraday path, from the bar store in the state directory
+/// (empty when there is none).
 fn sim_feed(state_dir: &Path, symbols: &[String]) -> Result<SyntheticIntradayFeed, ServiceError> {
     let path = bar_store_path(state_dir);
     if !path.exists() {
@@ -130,9 +136,23 @@ fn symbols_of_interest(
     Ok(symbols)
 }
 
+/// What the opened service trades against (see [`venue`]).
+enum Venue {
+    /// Simulated broker and synthetic prices, reopened from their files each cycle.
+    Sim,
+    /// Alpaca market data; orders go to the local book in [`DRY_RUN_BROKER_FILE`].
+    DryRun { feed: SharedFeed },
+    /// Alpaca's Trading API (paper or live) and market data.
+    Alpaca {
+        broker: Box<crate::alpaca::AlpacaBroker>,
+        feed: SharedFeed,
+    },
+}
+
 /// An opened service: lock held, database open. One `cycle` per poll.
 pub struct Service<'a> {
     config: &'a Config,
+    venue: Venue,
     db: StateDb,
     failpoints: Failpoints,
     cycles: u64,
@@ -144,7 +164,9 @@ pub struct Service<'a> {
 impl<'a> Service<'a> {
     /// Check the mode, take the lock and open the database.
     pub fn open(config: &'a Config) -> Result<Self, ServiceError> {
-        check_mode(config.mode)?;
+        check_mode(config)?;
+        // Credentials, account and live confirmation before anything is created on disk.
+        let venue = open_venue(config)?;
         let state_dir = &config.state_dir;
         std::fs::create_dir_all(state_dir).map_err(|e| {
             ServiceError::new(
@@ -159,8 +181,10 @@ impl<'a> Service<'a> {
             .map_err(|e| ServiceError::new(e.exit_code(), e.to_string()))?;
         let db = StateDb::open(&state_dir.join(DB_FILE))
             .map_err(|e| ServiceError::new(ExitCode::InputError, e.to_string()))?;
+        check_same_mode(&db, config)?;
         Ok(Self {
             config,
+            venue,
             db,
             failpoints: Failpoints::from_env(),
             cycles: 0,
@@ -247,29 +271,6 @@ impl<'a> Service<'a> {
         let exec = &config.execution;
         let watchlist = watchlist_input(&config.watchlist_path(), now);
         let symbols = symbols_of_interest(&self.db, &watchlist)?;
-        let mut feed = sim_feed(state_dir, &symbols)?;
-        // The store holds closed sessions only; the simulator needs a path for today too.
-        if let Err(e) = feed.extend_through(calendar::ny_date(now)) {
-            tracing::warn!("cannot extend the simulated price path to today: {e}");
-        }
-        let mut broker = SimBroker::open(
-            &state_dir.join(SIM_BROKER_FILE),
-            SimConfig {
-                starting_cash: exec.sim_starting_cash,
-                start: Some(now),
-                ..SimConfig::default()
-            },
-            Box::new(feed.clone()),
-        )
-        .map_err(|e| {
-            ServiceError::new(
-                ExitCode::BrokerUnavailable,
-                format!("simulated broker: {e}"),
-            )
-        })?;
-        broker
-            .advance_to(now)
-            .map_err(|e| ServiceError::new(ExitCode::Internal, format!("simulated broker: {e}")))?;
         let kill = KillSwitch::check(state_dir, exec.kill_switch);
         if kill.engaged {
             tracing::warn!(
@@ -278,17 +279,54 @@ impl<'a> Service<'a> {
                 kill.reason.as_deref().unwrap_or("")
             );
         }
-        let report = run_one(
-            &mut self.db,
-            &mut broker,
-            &feed,
-            now,
-            &self.failpoints,
-            config,
-            &watchlist,
-            kill.reason.clone(),
-            command,
-        )?;
+        let report = match &mut self.venue {
+            Venue::Sim => {
+                let feed = sim_market(state_dir, &symbols, calendar::ny_date(now))?;
+                let mut broker =
+                    open_local_book(&state_dir.join(SIM_BROKER_FILE), config, now, feed.clone())?;
+                run_one(
+                    &mut self.db,
+                    &mut broker,
+                    &feed,
+                    now,
+                    &self.failpoints,
+                    config,
+                    &watchlist,
+                    kill.reason.clone(),
+                    command,
+                )?
+            }
+            Venue::DryRun { feed } => {
+                let mut broker = open_local_book(
+                    &state_dir.join(DRY_RUN_BROKER_FILE),
+                    config,
+                    now,
+                    feed.clone(),
+                )?;
+                run_one(
+                    &mut self.db,
+                    &mut broker,
+                    feed,
+                    now,
+                    &self.failpoints,
+                    config,
+                    &watchlist,
+                    kill.reason.clone(),
+                    command,
+                )?
+            }
+            Venue::Alpaca { broker, feed } => run_one(
+                &mut self.db,
+                broker.as_mut(),
+                feed,
+                now,
+                &self.failpoints,
+                config,
+                &watchlist,
+                kill.reason.clone(),
+                command,
+            )?,
+        };
         self.cycles += 1;
         if let Err(e) = self.db.heartbeat(now, config.mode.as_str(), self.cycles) {
             tracing::warn!("heartbeat not written: {e}");
@@ -297,6 +335,93 @@ impl<'a> Service<'a> {
         log_cycle(self.cycles, &report, &watchlist);
         Ok(report)
     }
+}
+
+/// A simulated order book in `path`, advanced to `now`, filling on `feed`'s prices (`sim`:
+/// the synthetic path; `dry-run`: Alpaca's real bars). Public for test servers.
+pub fn open_local_book(
+    path: &Path,
+    config: &Config,
+    now: DateTime<Utc>,
+    feed: impl IntradayFeed + Send + 'static,
+) -> Result<SimBroker, ServiceError> {
+    let mut broker = SimBroker::open(
+        path,
+        SimConfig {
+            starting_cash: config.execution.sim_starting_cash,
+            start: Some(now),
+            ..SimConfig::default()
+        },
+        Box::new(feed),
+    )
+    .map_err(|e| {
+        ServiceError::new(
+            ExitCode::BrokerUnavailable,
+            format!("local order book {}: {e}", path.display()),
+        )
+    })?;
+    broker.advance_to(now).map_err(|e| {
+        ServiceError::new(
+            ExitCode::Internal,
+            format!("local order book {}: {e}", path.display()),
+        )
+    })?;
+    Ok(broker)
+}
+
+/// Build what the mode trades against; every refusal comes before the first order request.
+fn open_venue(config: &Config) -> Result<Venue, ServiceError> {
+    let credentials = CredentialStore::from_process_env();
+    let fail = |e: venue::VenueError| ServiceError::new(e.exit_code(), e.to_string());
+    match config.mode {
+        Mode::Sim => Ok(Venue::Sim),
+        Mode::DryRun => {
+            let feed = venue::open_dry_run_feed(config, &credentials).map_err(fail)?;
+            tracing::warn!(
+                book = DRY_RUN_BROKER_FILE,
+                "dry-run: real Alpaca market data; orders are recorded in the local book and never sent to Alpaca"
+            );
+            Ok(Venue::DryRun { feed })
+        }
+        Mode::AlpacaPaper | Mode::AlpacaLive => {
+            let (broker, feed) = venue::open_alpaca(config, &credentials).map_err(fail)?;
+            Ok(Venue::Alpaca {
+                broker: Box::new(broker),
+                feed,
+            })
+        }
+    }
+}
+
+/// A state database keeps the records of one mode: positions and orders of another mode
+/// (say sim) must never be reconciled against a real account.
+fn check_same_mode(db: &StateDb, config: &Config) -> Result<(), ServiceError> {
+    let internal = |e: &dyn std::fmt::Display| ServiceError::new(ExitCode::Internal, e.to_string());
+    let Some(previous) = db.last_heartbeat_mode().map_err(|e| internal(&e))? else {
+        return Ok(());
+    };
+    if previous == config.mode.as_str() {
+        return Ok(());
+    }
+    let positions = db.open_positions().map_err(|e| internal(&e))?.len();
+    let orders = db.open_orders().map_err(|e| internal(&e))?.len();
+    if positions == 0 && orders == 0 {
+        tracing::warn!(
+            previous,
+            mode = %config.mode,
+            "this state directory was last used in another mode; it holds no open positions or orders, so continuing"
+        );
+        return Ok(());
+    }
+    Err(ServiceError::new(
+        ExitCode::ConfigError,
+        format!(
+            "the state directory {} was last run in mode {previous} and still holds {positions} open position(s) and {orders} open order(s) of that mode; \
+             refusing to reconcile them against mode {}. Use a separate state directory per mode (or flatten in mode {previous} first).",
+            config.state_dir.display(),
+            config.mode
+        ),
+    ))
 }
 
 /// Run the service until shutdown (or one cycle / a flatten).
@@ -486,9 +611,9 @@ fn log_cycle(cycle: u64, report: &CycleReport, watchlist: &WatchlistInput) {
     }
 }
 
-/// A fixed clock for `--at` (simulations and tests): refuses to run a broker mode on it.
-pub fn fixed_clock_allowed(mode: Mode) -> bool {
-    mode == Mode::Sim
+/// A fixed clock for `--at` (simulations and tests): see [`venue::fixed_clock_allowed`].
+pub fn fixed_clock_allowed(config: &Config) -> bool {
+    venue::fixed_clock_allowed(config)
 }
 
 /// Parse `--at`: RFC 3339, or `YYYY-MM-DDTHH:MM` New York wall time.

@@ -105,6 +105,29 @@ impl MarketSnapshot {
     }
 }
 
+impl<T: IntradayFeed + ?Sized> IntradayFeed for std::sync::Arc<T> {
+    fn bars_between(
+        &self,
+        symbol: &str,
+        after: DateTime<Utc>,
+        up_to: DateTime<Utc>,
+    ) -> Vec<IntradayBar> {
+        (**self).bars_between(symbol, after, up_to)
+    }
+
+    fn last_closed_bars(&self, symbol: &str, now: DateTime<Utc>, n: usize) -> Vec<IntradayBar> {
+        (**self).last_closed_bars(symbol, now, n)
+    }
+
+    fn latest_price(&self, symbol: &str, now: DateTime<Utc>) -> Option<f64> {
+        (**self).latest_price(symbol, now)
+    }
+
+    fn snapshot(&self, symbols: &[String], now: DateTime<Utc>, n: usize) -> MarketSnapshot {
+        (**self).snapshot(symbols, now, n)
+    }
+}
+
 impl<T: IntradayFeed + ?Sized> IntradayFeed for Box<T> {
     fn bars_between(
         &self,

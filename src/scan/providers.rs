@@ -69,14 +69,15 @@ pub enum AlpacaProviderError {
 pub struct AlpacaPrepared {
     pub source: StoreSource,
     pub sectors: std::collections::HashMap<String, String>,
-    /// The universe source for scan.json (which of configured / cache / fallback was used).
+    /// The universe source for scan.json (which of configured / cache / fallback was used;
+    /// a cache or fallback is marked `[degraded: …]`).
     pub universe_source: String,
     pub requests: u64,
     pub bars_written: usize,
 }
 
 /// The production path of `scan.service`: load the universe (configured source, else the
-/// cached copy), top up the bar store from Alpaca for its members and the benchmark (only the
+/// cached copy, else Alpaca's active tradable US-equity assets), top up the bar store from Alpaca for its members and the benchmark (only the
 /// sessions missing up to the data date), and scan the store restricted to the universe.
 pub fn prepare_alpaca(
     config: &crate::config::Config,
@@ -117,7 +118,8 @@ pub fn prepare_alpaca(
     });
     let mut load = crate::universe::LoadOptions::new(source, &config.state_dir);
     load.min_members = scan.universe.min_members;
-    let loaded = crate::universe::load_universe(&load, now, None)?;
+    let mut assets_fallback = crate::alpaca::assets::AlpacaAssetsFallback::new(&client);
+    let loaded = crate::universe::load_universe(&load, now, Some(&mut assets_fallback))?;
     for skipped in &loaded.skipped {
         tracing::warn!("universe source not used: {skipped}");
     }
@@ -162,7 +164,11 @@ pub fn prepare_alpaca(
             only: Some(symbols.into_iter().collect()),
         },
         sectors,
-        universe_source: universe.source.to_string(),
+        universe_source: if universe.source.is_degraded() {
+            format!("{} [degraded: not the configured source]", universe.source)
+        } else {
+            universe.source.to_string()
+        },
         requests: report.requests,
         bars_written: report.bars_written,
     })

@@ -79,12 +79,27 @@ impl LoadOptions {
     }
 }
 
-/// The last resort: a list of symbols from elsewhere (Alpaca's active, tradable US equities).
+/// The last resort: a list of symbols from elsewhere (Alpaca's active, tradable US equities,
+/// [`crate::alpaca::assets::AlpacaAssetsFallback`]).
 pub trait UniverseFallback {
     /// Short description for `scan.json`, e.g. `alpaca active us_equity assets`.
     fn name(&self) -> String;
     /// The symbols; an `Err` is a human-readable reason.
     fn symbols(&mut self) -> Result<Vec<String>, String>;
+    /// The members, with whatever the fallback knows beyond the symbol (e.g. the name). The
+    /// default is [`UniverseFallback::symbols`] with empty name and sector and no weight.
+    fn members(&mut self) -> Result<Vec<Member>, String> {
+        Ok(self
+            .symbols()?
+            .into_iter()
+            .map(|symbol| Member {
+                symbol,
+                name: String::new(),
+                sector: String::new(),
+                weight: None,
+            })
+            .collect())
+    }
 }
 
 /// A [`UniverseFallback`] from a name and a closure.
@@ -474,13 +489,13 @@ fn load_fallback(
     fallback: &mut dyn UniverseFallback,
 ) -> Result<Universe, String> {
     let name = fallback.name();
-    let symbols = fallback
-        .symbols()
+    let listed = fallback
+        .members()
         .map_err(|e| format!("fallback {name}: {e}"))?;
     let mut report = ParseReport {
         format: HoldingsFormat::Cleaned,
         header_line: 0,
-        rows: symbols.len(),
+        rows: listed.len(),
         dropped_non_equity: 0,
         non_equity: Vec::new(),
         duplicates: 0,
@@ -491,12 +506,13 @@ fn load_fallback(
     };
     let mut seen = std::collections::HashSet::new();
     let mut members = Vec::new();
-    for (index, raw) in symbols.iter().enumerate() {
-        let symbol = raw.trim().to_ascii_uppercase();
+    for (index, member) in listed.into_iter().enumerate() {
+        let symbol = member.symbol.trim().to_ascii_uppercase();
         if !is_valid_symbol(&symbol) {
-            report
-                .rejected
-                .push((index as u64 + 1, format!("{raw:?} is not a valid symbol")));
+            report.rejected.push((
+                index as u64 + 1,
+                format!("{:?} is not a valid symbol", member.symbol),
+            ));
             continue;
         }
         if !seen.insert(symbol.clone()) {
@@ -506,12 +522,7 @@ fn load_fallback(
             }
             continue;
         }
-        members.push(Member {
-            symbol,
-            name: String::new(),
-            sector: String::new(),
-            weight: None,
-        });
+        members.push(Member { symbol, ..member });
     }
     if members.len() < opts.min_members {
         return Err(format!(

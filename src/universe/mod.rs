@@ -34,7 +34,8 @@ pub use parse::{
 pub struct Member {
     /// Broker symbol (validated with [`crate::watchlist::is_valid_symbol`]).
     pub symbol: String,
-    /// As iShares writes it; empty for fallback members.
+    /// As iShares writes it; for fallback members whatever the fallback knows (Alpaca's asset
+    /// name), possibly empty.
     pub name: String,
     /// GICS sector as iShares writes it; empty for fallback members.
     pub sector: String,
@@ -116,7 +117,7 @@ impl Universe {
 /// Loading failed on every source.
 #[derive(Debug, thiserror::Error)]
 pub enum UniverseError {
-    #[error("no universe source worked:\n{}\nTo fix: make scan.universe.source a reachable iShares IWV holdings CSV (path or URL), restore {cache}, or enable the broker-asset fallback.", attempts.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n"))]
+    #[error("no universe source worked:\n{}\nTo fix: make scan.universe.source a reachable iShares IWV holdings CSV (path or URL), restore {cache}, or make the last fallback work (with --provider alpaca: Alpaca's asset list, which needs the Trading API and keys).", attempts.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n"))]
     NoSource {
         /// One line per source tried, saying why it was not used.
         attempts: Vec<String>,

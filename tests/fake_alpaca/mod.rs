@@ -150,6 +150,10 @@ struct State {
     intraday_bars: BTreeMap<String, Vec<FakeBar>>,
     /// symbol → latest trade (`t`, `p`, `s`), served by `GET /v2/stocks/trades/latest`.
     latest_trades: BTreeMap<String, (DateTime<Utc>, f64, u64)>,
+    /// Served by `GET /v2/calendar` (empty until a test calls `set_calendar`).
+    calendar: Vec<FakeCalendarDay>,
+    /// Served by `GET /v2/assets` (empty until a test calls `set_assets`).
+    assets: Vec<FakeAsset>,
     orders: Vec<FakeOrder>,
     used_client_ids: HashSet<String>,
     /// symbol → (qty, avg entry price)
@@ -611,6 +615,8 @@ fn route(
     let result: Result<Reply, Reply> = (|| match (method, path) {
         ("GET", "/v2/stocks/bars") => stock_bars(st, query),
         ("GET", "/v2/stocks/trades/latest") => latest_trades(st, query),
+        ("GET", "/v2/calendar") => market_calendar(st, query),
+        ("GET", "/v2/assets") => list_assets(st, query),
         ("GET", "/v2/clock") => Ok(reply(
             200,
             json!({"timestamp":"2026-11-30T10:00:00.123-05:00","is_open":true,
@@ -1043,4 +1049,163 @@ fn latest_trades(st: &State, query: &[(String, String)]) -> Result<Reply, Reply>
         }
     }
     Ok(reply(200, json!({"trades": trades})))
+}
+
+/// One day of the fake `GET /v2/calendar` (schema `legacy_calendar_day`; times are New York
+/// wall clock).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeCalendarDay {
+    pub date: NaiveDate,
+    /// `HH:MM`, e.g. `09:30`.
+    pub open: String,
+    /// `HH:MM`, e.g. `16:00` or `13:00`.
+    pub close: String,
+}
+
+impl FakeCalendarDay {
+    pub fn new(date: NaiveDate, open: &str, close: &str) -> FakeCalendarDay {
+        FakeCalendarDay {
+            date,
+            open: open.to_string(),
+            close: close.to_string(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "date": self.date.format("%Y-%m-%d").to_string(),
+            "open": self.open,
+            "close": self.close,
+            "session_open": "0400",
+            "session_close": "2000",
+            "settlement_date": (self.date + chrono::Duration::days(1)).format("%Y-%m-%d").to_string(),
+        })
+    }
+}
+
+/// One asset of the fake `GET /v2/assets` (schema `Assets`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeAsset {
+    pub symbol: String,
+    pub name: String,
+    /// `us_equity`, `crypto`, …
+    pub class: String,
+    /// Schema `Exchange`: AMEX, ARCA, BATS, NYSE, NASDAQ, NYSEARCA, OTC (Alpaca also sends
+    /// values outside the enum, e.g. `CRYPTO`).
+    pub exchange: String,
+    /// `active` or `inactive`.
+    pub status: String,
+    pub tradable: bool,
+}
+
+impl FakeAsset {
+    /// An active, tradable US equity.
+    pub fn equity(symbol: &str, exchange: &str) -> FakeAsset {
+        FakeAsset {
+            symbol: symbol.to_string(),
+            name: format!("{symbol} Inc. Common Stock"),
+            class: "us_equity".to_string(),
+            exchange: exchange.to_string(),
+            status: "active".to_string(),
+            tradable: true,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415",
+            "class": self.class,
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "name": self.name,
+            "status": self.status,
+            "tradable": self.tradable,
+            "marginable": true,
+            "shortable": true,
+            "easy_to_borrow": true,
+            "borrow_status": "easy_to_borrow",
+            "fractionable": true,
+            "attributes": [],
+        })
+    }
+}
+
+impl FakeAlpaca {
+    /// The days `GET /v2/calendar` serves (filtered by `start`/`end`), replacing what it had.
+    pub fn set_calendar(&self, mut days: Vec<FakeCalendarDay>) {
+        days.sort_by_key(|d| d.date);
+        self.lock().calendar = days;
+    }
+
+    /// The assets `GET /v2/assets` serves (filtered by `status` and `asset_class`), replacing
+    /// what it had.
+    pub fn set_assets(&self, assets: Vec<FakeAsset>) {
+        self.lock().assets = assets;
+    }
+}
+
+/// A `start`/`end` of `GET /v2/calendar`: the spec types it `date-time` (Go `legacyTime`), which
+/// accepts a plain `YYYY-MM-DD` date as well as RFC 3339.
+fn calendar_bound(name: &str, value: &str) -> Result<NaiveDate, Reply> {
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .or_else(|_| DateTime::parse_from_rfc3339(value).map(|t| t.date_naive()))
+        .map_err(|_| bad_request(&format!("invalid {name}")))
+}
+
+/// `GET /v2/calendar`, per `trading-api.json` (`LegacyCalendar`: `start`, `end`, `date_type`).
+fn market_calendar(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
+    let known = ["start", "end", "date_type"];
+    if let Some((k, _)) = query.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(bad_request(&format!("unknown parameter {k}")));
+    }
+    let q = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(t) = q("date_type") {
+        if !["TRADING", "SETTLEMENT"].contains(&t) {
+            return Err(bad_request("invalid date_type"));
+        }
+    }
+    let start = q("start").map(|v| calendar_bound("start", v)).transpose()?;
+    let end = q("end").map(|v| calendar_bound("end", v)).transpose()?;
+    let days: Vec<Value> = st
+        .calendar
+        .iter()
+        .filter(|d| start.is_none_or(|s| d.date >= s) && end.is_none_or(|e| d.date <= e))
+        .map(FakeCalendarDay::json)
+        .collect();
+    Ok(reply(200, Value::Array(days)))
+}
+
+/// `GET /v2/assets`, per `trading-api.json` (`get-v2-assets`: `status`, `asset_class` (default
+/// `us_equity`), `exchange`, `attributes`).
+fn list_assets(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
+    let known = ["status", "asset_class", "exchange", "attributes"];
+    if let Some((k, _)) = query.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(bad_request(&format!("unknown parameter {k}")));
+    }
+    let q = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let class = q("asset_class").unwrap_or("us_equity");
+    if !["us_equity", "us_option", "crypto", "ipo"].contains(&class) {
+        return Err(bad_request("invalid asset_class"));
+    }
+    let status = q("status");
+    let exchange = q("exchange");
+    let assets: Vec<Value> = st
+        .assets
+        .iter()
+        .filter(|a| a.class == class)
+        .filter(|a| status.is_none_or(|s| a.status == s))
+        .filter(|a| exchange.is_none_or(|e| a.exchange == e))
+        .map(FakeAsset::json)
+        .collect();
+    Ok(reply(200, Value::Array(assets)))
 }
