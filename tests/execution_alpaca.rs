@@ -171,6 +171,10 @@ fn paper_enters_once_protects_the_fill_and_never_duplicates() {
         "a marketable limit: {limit} vs {price}"
     );
 
+    // At start Alpaca's calendar is fetched, cached and compared with ours.
+    assert_eq!(fake.count("GET", "/v2/calendar"), 1);
+    assert!(dir.path().join("alpaca_calendar.json").exists());
+
     // The same cycle again (a restart): no second order.
     let out = cycle(&cfg, dir.path(), "10:05");
     assert!(out.status.success(), "{}", stderr(&out));

@@ -198,6 +198,25 @@ impl<'a> Service<'a> {
         &self.db
     }
 
+    /// Alpaca modes: fetch Alpaca's calendar (cached in the state directory) and log every
+    /// day it disagrees with ours. We trade by our own calendar; a mismatch is for the
+    /// operator to look into, never a reason to stop.
+    pub fn compare_broker_calendar(&self, now: DateTime<Utc>) {
+        if let Venue::Alpaca { broker, .. } = &self.venue {
+            let today = calendar::ny_date(now);
+            if let Some(check) = crate::alpaca::calendar::check_calendar_and_log(
+                broker.client(),
+                &self.config.state_dir,
+                today,
+            ) {
+                tracing::info!(
+                    mismatches = check.mismatches.len(),
+                    "Alpaca's calendar compared with avwap's"
+                );
+            }
+        }
+    }
+
     /// Send alerts (fills, stop moves, kill switch, errors) through this sender.
     pub fn with_alerts(mut self, alerts: Alerts) -> Self {
         self.alerts = alerts;
@@ -446,6 +465,7 @@ fn run_with_alerts(
     alerts: Alerts,
 ) -> Result<(), ServiceError> {
     let mut service = Service::open(config)?.with_alerts(alerts.clone());
+    service.compare_broker_calendar(clock.now());
     let shutdown = ShutdownSignal::install()
         .map_err(|e| ServiceError::new(ExitCode::Internal, e.to_string()))?;
     let notifier = Notifier::from_env();
