@@ -2,6 +2,9 @@
 //! process, the real `avwap-execution` binary run cycle by cycle with `--at`, crash points and
 //! broker faults, and the invariants checked on the final state of both databases.
 
+#[allow(dead_code)] // the sim-mode suite compiles the front without using it
+pub mod alpaca_front;
+
 use avwap::broker::sim::{SimBroker, SimConfig, SimFault, SimMethod, SimSnapshot};
 use avwap::broker::{BrokerOrder, OrderType, Side};
 use avwap::execution::config::ExecutionConfig;
@@ -168,6 +171,16 @@ pub struct RunSpec {
     pub flatten: bool,
 }
 
+/// What the binary trades against in a suite (each test binary sets `crate::VENUE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // each test binary constructs one variant
+pub enum Venue {
+    /// `--mode sim`: the simulated broker in the state directory.
+    Sim,
+    /// `--mode alpaca-paper` through [`alpaca_front`] over that same simulated broker.
+    AlpacaPaper,
+}
+
 /// One cycle of the real binary at `time` (New York, on 2010-08-09), or a flatten.
 pub fn run_cycle(dir: &Path, time: &str, crash_at: Option<&str>, flatten: bool) -> Output {
     let mut cmd = command(EXEC, dir);
@@ -176,14 +189,42 @@ pub fn run_cycle(dir: &Path, time: &str, crash_at: Option<&str>, flatten: bool) 
     } else {
         cmd.arg("--once");
     }
-    cmd.args(["--mode", "sim", "--at"])
+    let front = match crate::VENUE {
+        Venue::Sim => {
+            cmd.args(["--mode", "sim"]);
+            None
+        }
+        Venue::AlpacaPaper => {
+            let front = alpaca_front::front_for(dir);
+            front.set_now(instant(time));
+            cmd.args(["--mode", "alpaca-paper", "--config"])
+                .arg(front.config_file())
+                .env("APCA_API_KEY_ID", alpaca_front::KEY_ID)
+                .env("APCA_API_SECRET_KEY", alpaca_front::SECRET)
+                .env_remove("CREDENTIALS_DIRECTORY");
+            Some(front)
+        }
+    };
+    cmd.arg("--at")
         .arg(format!("{DAY}T{time}"))
         .arg("--state-dir")
         .arg(dir);
     if let Some(point) = crash_at {
         cmd.env(CRASH_ENV, point);
     }
-    cmd.output().expect("run avwap-execution")
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run avwap-execution");
+    if let Some(front) = &front {
+        front.set_client_pid(Some(child.id()));
+    }
+    let output = child.wait_with_output().expect("wait for avwap-execution");
+    if let Some(front) = &front {
+        front.set_client_pid(None);
+    }
+    output
 }
 
 fn describe(status: ExitStatus) -> String {

@@ -1,0 +1,782 @@
+// The crash and fault cases of the crash-safety suite, shared by `tests/crash_safety.rs`
+// (sim mode) and `tests/crash_safety_alpaca.rs` (alpaca-paper through the Alpaca HTTP front);
+// included with `include!`, so the including file provides `mod support;` and the imports.
+
+
+/// A finished run and the decisions it contains.
+struct Reference {
+    name: &'static str,
+    captured: Captured,
+    economics: Economics,
+    /// Intents per cycle, in journal order.
+    runs: BTreeMap<String, Vec<IntentRow>>,
+}
+
+impl Reference {
+    fn build(name: &'static str, spec: &dyn Fn(&Path, &str) -> RunSpec) -> Reference {
+        let dir = fresh_state_dir();
+        run_sequence(dir.path(), &all_times(), spec);
+        let captured = capture(dir.path());
+        captured.assert_invariants(name);
+        let mut runs: BTreeMap<String, Vec<IntentRow>> = BTreeMap::new();
+        for i in &captured.intents {
+            runs.entry(time_of(i.created_at))
+                .or_default()
+                .push(i.clone());
+        }
+        Reference {
+            name,
+            economics: captured.economics(),
+            captured,
+            runs,
+        }
+    }
+
+    /// The first cycle whose intents satisfy `pred`.
+    fn first_run(&self, what: &str, pred: impl Fn(&[IntentRow]) -> bool) -> String {
+        self.runs
+            .iter()
+            .find(|(_, intents)| pred(intents))
+            .map(|(t, _)| t.clone())
+            .unwrap_or_else(|| {
+                panic!(
+                    "the {} scenario has no cycle with {what}:\n{}",
+                    self.name,
+                    self.captured.summary()
+                )
+            })
+    }
+
+    fn first_leg(&self, code: &str) -> String {
+        self.first_run(&format!("a {code} order"), |i| {
+            i.iter().any(|i| i.leg_code() == code)
+        })
+    }
+
+    /// The first cycle whose first stop order is a new one (not a replace).
+    fn first_initial_stop(&self) -> String {
+        self.first_run("an initial stop first", |i| {
+            first_stop(i).is_some_and(|s| s.replaces_order_id.is_none())
+        })
+    }
+
+    /// The first cycle whose first stop order replaces one, with (`trim`) or without a trim
+    /// in the same cycle (the R1 resize, or the break-even raise).
+    fn first_replace(&self, trim: bool) -> String {
+        self.first_run("a stop replace first", |i| {
+            first_stop(i).is_some_and(|s| s.replaces_order_id.is_some())
+                && i.iter().any(|i| i.leg == "tr") == trim
+        })
+    }
+}
+
+fn first_stop(intents: &[IntentRow]) -> Option<&IntentRow> {
+    intents.iter().find(|i| i.leg_code() == "st")
+}
+
+fn no_hooks(_: &Path, _: &str) -> RunSpec {
+    RunSpec::default()
+}
+
+fn reference() -> &'static Reference {
+    static REF: OnceLock<Reference> = OnceLock::new();
+    REF.get_or_init(|| {
+        let r = Reference::build("reference", &no_hooks);
+        // The scenario the suite is written for (verified, so a changed strategy or data set
+        // fails loudly here instead of silently skipping steps).
+        let c = &r.captured;
+        let legs = |code: &str| c.intents.iter().filter(|i| i.leg_code() == code).count();
+        assert_eq!(legs("en"), 5, "entries\n{}", c.summary());
+        assert!(legs("tr") >= 1, "no trim\n{}", c.summary());
+        assert!(
+            c.events.iter().any(|e| e.kind == "stop_raised"),
+            "no break-even raise"
+        );
+        assert!(c.broker.fills.len() >= 8, "too few fills\n{}", c.summary());
+        r
+    })
+}
+
+/// The symbol whose stop is raised to break-even first in the reference run.
+fn breakeven_symbol() -> String {
+    let r = reference();
+    let t = r.first_replace(false);
+    first_stop(&r.runs[&t]).unwrap().symbol.clone()
+}
+
+/// The hooks of the exit scenario: from the break-even cycle on, the broker rejects the next
+/// replace of every cycle until the break-even symbol has an exit order.
+fn exit_scenario_hooks(dir: &Path, time: &str) -> RunSpec {
+    let from = reference().first_replace(false);
+    if instant(time) < instant(&from) {
+        return RunSpec::default();
+    }
+    let symbol = breakeven_symbol();
+    let db = StateDb::open(&db_path(dir)).unwrap();
+    let open = db
+        .position(&symbol)
+        .unwrap()
+        .is_some_and(|p| p.open && !p.qty.is_zero());
+    let exited = intents(&db_path(dir))
+        .iter()
+        .any(|i| i.symbol == symbol && i.leg == "ex");
+    RunSpec {
+        clear_faults: true,
+        faults: if open && !exited {
+            vec![(SimMethod::Replace, SimFault::RejectNext)]
+        } else {
+            Vec::new()
+        },
+        ..RunSpec::default()
+    }
+}
+
+/// The time of the operator's flatten in the flatten scenario: the first cycle after the
+/// last trim of the reference run's morning, with positions and stops open.
+const FLATTEN_AT: &str = "12:05";
+
+fn flatten_scenario_hooks(_: &Path, time: &str) -> RunSpec {
+    RunSpec {
+        flatten: time == FLATTEN_AT,
+        ..RunSpec::default()
+    }
+}
+
+fn flatten_reference() -> &'static Reference {
+    static REF: OnceLock<Reference> = OnceLock::new();
+    REF.get_or_init(|| {
+        let r = Reference::build("flatten", &flatten_scenario_hooks);
+        assert!(
+            r.runs
+                .get(FLATTEN_AT)
+                .is_some_and(|i| i.iter().filter(|i| i.leg == "fl").count() >= 2),
+            "the flatten sold fewer than two positions:\n{}",
+            r.captured.summary()
+        );
+        r
+    })
+}
+
+fn exit_reference() -> &'static Reference {
+    static REF: OnceLock<Reference> = OnceLock::new();
+    REF.get_or_init(|| Reference::build("exit", &exit_scenario_hooks))
+}
+
+/// What the final economics are compared with.
+enum Economy {
+    /// Positions, realized P&L and broker cash equal the reference's.
+    Equal,
+    /// Only the position of the symbol whose order was in flight is compared: the crash also
+    /// delays the other orders that same cycle would have sent, at other prices.
+    InFlightSymbol,
+    /// The in-flight symbol's position as in this other run, every other position as in
+    /// the base run.
+    InFlightAs(&'static Reference),
+    /// Invariants only (the reason is in the case).
+    Free,
+}
+
+/// What the harness expects to find right after the interrupted cycle.
+#[derive(Clone, Copy)]
+enum After {
+    /// One unresolved intent of this leg, not at the broker.
+    JournaledOnly(&'static str),
+    /// One unresolved intent of this leg, at the broker.
+    AtBroker(&'static str),
+    /// A position without any stop at the broker.
+    UnprotectedFill,
+    /// A stop smaller than its position and no trim order.
+    ResizedNoTrim,
+    /// Nothing unresolved (read faults).
+    Clean,
+}
+
+struct Case {
+    name: String,
+    /// The cycle the crash point or fault applies to.
+    time: String,
+    crash_at: Option<String>,
+    fault: Option<(SimMethod, SimFault)>,
+    expect_signal: Option<i32>,
+    after: After,
+    economy: Economy,
+    /// The same decisions as the reference in the faulted cycle (read faults).
+    same_decisions: bool,
+}
+
+impl Case {
+    fn crash(point: &str, time: String, after: After, economy: Economy) -> Case {
+        Case {
+            name: format!("crash at {point} @ {time}"),
+            time,
+            crash_at: Some(point.to_string()),
+            fault: None,
+            expect_signal: Some(SIGKILL),
+            after,
+            economy,
+            same_decisions: false,
+        }
+    }
+
+    fn fault(
+        method: SimMethod,
+        fault: SimFault,
+        time: String,
+        after: After,
+        economy: Economy,
+    ) -> Case {
+        let expect_signal = matches!(fault, SimFault::CrashAfterAccept).then_some(SIGABRT);
+        Case {
+            name: format!("{method} fault {fault:?} @ {time}"),
+            time,
+            crash_at: None,
+            fault: Some((method, fault)),
+            expect_signal,
+            after,
+            economy,
+            same_decisions: false,
+        }
+    }
+}
+
+fn run_case(case: Case, base: &Reference, hooks: &dyn Fn(&Path, &str) -> RunSpec) {
+    let dir = fresh_state_dir();
+    let dir = dir.path();
+    let times = all_times();
+    let at = times.iter().position(|t| *t == case.time).unwrap();
+    run_sequence(dir, &times[..at], hooks);
+
+    // The interrupted cycle.
+    run_sequence(dir, &times[at..=at], |d, t| {
+        let mut spec = hooks(d, t);
+        spec.crash_at = case.crash_at.clone();
+        spec.faults.extend(case.fault.clone());
+        spec.expect_signal = case.expect_signal;
+        spec
+    });
+    let mid = capture(dir);
+    let unresolved = mid.intents_in_state("journaled");
+    let in_flight = unresolved.first().map(|i| (*i).clone());
+    let context = || {
+        format!(
+            "{}: after the interrupted cycle\n{}",
+            case.name,
+            mid.summary()
+        )
+    };
+    match case.after {
+        After::JournaledOnly(leg) | After::AtBroker(leg) => {
+            assert_eq!(unresolved.len(), 1, "{}", context());
+            let i = unresolved[0];
+            assert_eq!(i.leg_code(), leg, "{}", context());
+            let at_broker = mid.broker_order(&i.client_order_id).is_some();
+            assert_eq!(
+                at_broker,
+                matches!(case.after, After::AtBroker(_)),
+                "{} at the broker? {}",
+                i.client_order_id,
+                context()
+            );
+            assert!(mid.db_order(&i.client_order_id).is_none(), "{}", context());
+        }
+        After::UnprotectedFill => {
+            assert!(unresolved.is_empty(), "{}", context());
+            assert!(
+                mid.positions
+                    .iter()
+                    .any(|p| p.open && mid.open_stop_qty(&p.symbol).is_zero()),
+                "no filled position is waiting for its stop: {}",
+                context()
+            );
+        }
+        After::ResizedNoTrim => {
+            assert!(unresolved.is_empty(), "{}", context());
+            assert!(
+                mid.positions.iter().any(|p| {
+                    let stop = mid.open_stop_qty(&p.symbol);
+                    p.open
+                        && !stop.is_zero()
+                        && stop < p.qty
+                        && mid.open_other_sell_qty(&p.symbol).is_zero()
+                }),
+                "no position with a resized stop and no trim: {}",
+                context()
+            );
+        }
+        After::Clean => assert!(unresolved.is_empty(), "{}", context()),
+    }
+    if case.same_decisions {
+        let decided: Vec<_> = mid
+            .intents
+            .iter()
+            .filter(|i| time_of(i.created_at) == case.time)
+            .map(|i| (i.client_order_id.clone(), i.state.clone()))
+            .collect();
+        let reference: Vec<_> = base
+            .runs
+            .get(&case.time)
+            .into_iter()
+            .flatten()
+            .map(|i| (i.client_order_id.clone(), i.state.clone()))
+            .collect();
+        assert_eq!(
+            decided, reference,
+            "{}: the faulted cycle decided differently from the reference",
+            case.name
+        );
+        assert!(
+            !mid.events
+                .iter()
+                .any(|e| time_of(e.at) == case.time && e.kind == "order_cancelled"),
+            "{}: an order was cancelled in the faulted cycle",
+            case.name
+        );
+    }
+
+    // The restart: the remaining cycles without the crash point.
+    run_sequence(dir, &times[at + 1..], hooks);
+    let end = capture(dir);
+    end.assert_invariants(&case.name);
+    if let Some(i) = &in_flight {
+        let state = &end
+            .intents
+            .iter()
+            .find(|x| x.client_order_id == i.client_order_id)
+            .unwrap()
+            .state;
+        let expected = match case.after {
+            After::AtBroker(_) => "acknowledged",
+            _ => "not_placed",
+        };
+        assert_eq!(
+            state, expected,
+            "{}: the in-flight order {}",
+            case.name, i.client_order_id
+        );
+    }
+    let economics = end.economics();
+    let diff = match case.economy {
+        Economy::Equal => economics.diff(&base.economics),
+        Economy::InFlightSymbol => {
+            let symbol = in_flight
+                .as_ref()
+                .map(|i| i.symbol.clone())
+                .expect("an in-flight order");
+            economics.diff_symbols(&base.economics, &[symbol])
+        }
+        Economy::InFlightAs(other) => {
+            let symbol = in_flight
+                .as_ref()
+                .map(|i| i.symbol.clone())
+                .expect("an in-flight order");
+            let others: Vec<String> = base
+                .economics
+                .positions
+                .keys()
+                .chain(economics.positions.keys())
+                .filter(|s| **s != symbol)
+                .cloned()
+                .collect();
+            let mut d = economics.diff_symbols(&other.economics, &[symbol]);
+            d.extend(economics.diff_symbols(&base.economics, &others));
+            d
+        }
+        Economy::Free => Vec::new(),
+    };
+    assert!(
+        diff.is_empty(),
+        "{}: the economics differ from the {} run:\n  - {}\n{}",
+        case.name,
+        base.name,
+        diff.join("\n  - "),
+        end.summary()
+    );
+    eprintln!(
+        "{}: ok; realized P&L {} (the {} run: {})",
+        case.name,
+        economics.total_realized(),
+        base.name,
+        base.economics.total_realized()
+    );
+}
+
+fn crash(point: &str, time: String, after: After, economy: Economy) {
+    run_case(
+        Case::crash(point, time, after, economy),
+        reference(),
+        &no_hooks,
+    );
+}
+
+fn fault(method: SimMethod, f: SimFault, time: String, after: After, economy: Economy) {
+    run_case(
+        Case::fault(method, f, time, after, economy),
+        reference(),
+        &no_hooks,
+    );
+}
+
+// ---- the reference itself ----
+
+#[test]
+fn reference_run_holds_the_invariants_and_repeats_exactly() {
+    let first = reference();
+    let again = Reference::build("reference (again)", &no_hooks);
+    assert_eq!(
+        again.economics.diff(&first.economics),
+        Vec::<String>::new(),
+        "the simulation is not deterministic"
+    );
+    assert_eq!(
+        again
+            .captured
+            .broker
+            .orders
+            .iter()
+            .map(|o| (&o.client_order_id, o.status, o.filled_qty))
+            .collect::<Vec<_>>(),
+        first
+            .captured
+            .broker
+            .orders
+            .iter()
+            .map(|o| (&o.client_order_id, o.status, o.filled_qty))
+            .collect::<Vec<_>>()
+    );
+    for (point, time) in [
+        ("en", first.first_leg("en")),
+        ("initial st", first.first_initial_stop()),
+        ("st replace (trim resize)", first.first_replace(true)),
+        ("st replace (break-even)", first.first_replace(false)),
+        ("tr", first.first_leg("tr")),
+        ("ex (exit scenario)", exit_reference().first_leg("ex")),
+    ] {
+        eprintln!("first {point} at {time}");
+    }
+}
+
+// ---- entries ----
+
+/// The entry never reached the broker; the next cycle may enter again with attempt 2 at
+/// another price, or not at all, and the other entries of that cycle wait a cycle: invariants
+/// only.
+#[test]
+fn crash_after_entry_journaled() {
+    crash(
+        "journaled:en",
+        reference().first_leg("en"),
+        After::JournaledOnly("en"),
+        Economy::Free,
+    );
+}
+
+/// The entry reached the broker before the crash: found by its client order id, never sent
+/// twice. The entries after it in that cycle are decided a cycle later at other prices, so
+/// only the in-flight symbol's economics must match.
+#[test]
+fn crash_after_entry_sent() {
+    crash(
+        "sent:en",
+        reference().first_leg("en"),
+        After::AtBroker("en"),
+        Economy::InFlightSymbol,
+    );
+}
+
+// ---- protective stops ----
+
+#[test]
+fn crash_after_fill_before_stop() {
+    crash(
+        "filled_before_stop",
+        reference().first_initial_stop(),
+        After::UnprotectedFill,
+        Economy::Equal,
+    );
+}
+
+#[test]
+fn crash_after_initial_stop_journaled() {
+    crash(
+        "journaled:st",
+        reference().first_initial_stop(),
+        After::JournaledOnly("st"),
+        Economy::Equal,
+    );
+}
+
+#[test]
+fn crash_after_initial_stop_sent() {
+    crash(
+        "sent:st",
+        reference().first_initial_stop(),
+        After::AtBroker("st"),
+        Economy::Equal,
+    );
+}
+
+/// The R1 trim's stop resize (a replace) is journaled, not sent: the stop still covers the
+/// whole position. The trim waits for the next cycle, where the price may no longer be at
+/// R1: invariants only.
+#[test]
+fn crash_after_trim_resize_replace_journaled() {
+    crash(
+        "journaled:st",
+        reference().first_replace(true),
+        After::JournaledOnly("st"),
+        Economy::Free,
+    );
+}
+
+/// The resize replace reached the broker; the trim waits a cycle (invariants only, as above).
+#[test]
+fn crash_after_trim_resize_replace_sent() {
+    crash(
+        "sent:st",
+        reference().first_replace(true),
+        After::AtBroker("st"),
+        Economy::Free,
+    );
+}
+
+#[test]
+fn crash_after_breakeven_replace_journaled() {
+    crash(
+        "journaled:st",
+        reference().first_replace(false),
+        After::JournaledOnly("st"),
+        Economy::Equal,
+    );
+}
+
+#[test]
+fn crash_after_breakeven_replace_sent() {
+    crash(
+        "sent:st",
+        reference().first_replace(false),
+        After::AtBroker("st"),
+        Economy::Equal,
+    );
+}
+
+// ---- trims ----
+
+/// Killed between the stop resize and the trim: the trim is decided again next cycle, maybe
+/// at another price or not at all: invariants only.
+#[test]
+fn crash_after_stop_resize_before_trim() {
+    crash(
+        "trim_after_stop_resize",
+        reference().first_leg("tr"),
+        After::ResizedNoTrim,
+        Economy::Free,
+    );
+}
+
+/// The trim never reached the broker: decided again next cycle (invariants only).
+#[test]
+fn crash_after_trim_journaled() {
+    crash(
+        "journaled:tr",
+        reference().first_leg("tr"),
+        After::JournaledOnly("tr"),
+        Economy::Free,
+    );
+}
+
+/// The trim reached the broker and fills as in the reference.
+#[test]
+fn crash_after_trim_sent() {
+    crash(
+        "sent:tr",
+        reference().first_leg("tr"),
+        After::AtBroker("tr"),
+        Economy::Equal,
+    );
+}
+
+// ---- exits (derived scenario, see the module documentation) ----
+
+/// The stop was cancelled and the exit never reached the broker: the next cycle exits again
+/// (attempt 2) at another price, or protects the position again: invariants only.
+#[test]
+fn crash_after_exit_journaled() {
+    let base = exit_reference();
+    run_case(
+        Case::crash(
+            "journaled:ex",
+            base.first_leg("ex"),
+            After::JournaledOnly("ex"),
+            Economy::Free,
+        ),
+        base,
+        &exit_scenario_hooks,
+    );
+}
+
+#[test]
+fn crash_after_exit_sent() {
+    let base = exit_reference();
+    run_case(
+        Case::crash(
+            "sent:ex",
+            base.first_leg("ex"),
+            After::AtBroker("ex"),
+            Economy::Equal,
+        ),
+        base,
+        &exit_scenario_hooks,
+    );
+}
+
+// ---- the operator's flatten ----
+
+/// Killed after the first position's stop was cancelled and its flatten order journaled: the
+/// operator's command died, so nothing is sold; the next (ordinary) cycle finds the order
+/// never placed and protects the position again. The outcome is the reference run's.
+#[test]
+fn crash_after_flatten_journaled() {
+    run_case(
+        Case::crash(
+            "journaled:fl",
+            flatten_reference().first_leg("fl"),
+            After::JournaledOnly("fl"),
+            Economy::Equal,
+        ),
+        reference(),
+        &flatten_scenario_hooks,
+    );
+}
+
+/// The first flatten order reached the broker before the kill: found and filled as in the
+/// flatten scenario; the positions after it were never touched and end as in the reference.
+#[test]
+fn crash_after_flatten_sent() {
+    run_case(
+        Case::crash(
+            "sent:fl",
+            flatten_reference().first_leg("fl"),
+            After::AtBroker("fl"),
+            Economy::InFlightAs(flatten_reference()),
+        ),
+        reference(),
+        &flatten_scenario_hooks,
+    );
+}
+
+// ---- broker faults ----
+
+/// A timeout after the broker accepted the first entry: found next cycle, never resent. The
+/// order may exist, so it must count towards the caps in the cycle it was sent: the outcome
+/// must equal the reference's.
+#[test]
+fn submit_unknown_outcome_after_accept() {
+    fault(
+        SimMethod::Submit,
+        SimFault::UnknownOutcomeAfterAccept,
+        reference().first_leg("en"),
+        After::AtBroker("en"),
+        Economy::Equal,
+    );
+}
+
+/// A timeout after the broker accepted the R1 trim (the first submit of that cycle; the stop
+/// resize before it is a replace): found next cycle, and the position counts as trimmed, so
+/// the outcome equals the reference's.
+#[test]
+fn submit_unknown_outcome_after_accept_on_trim() {
+    fault(
+        SimMethod::Submit,
+        SimFault::UnknownOutcomeAfterAccept,
+        reference().first_leg("tr"),
+        After::AtBroker("tr"),
+        Economy::Equal,
+    );
+}
+
+/// A timeout before the broker saw the first entry: proven absent next cycle, then at most a
+/// new attempt: invariants only.
+#[test]
+fn submit_unknown_outcome_before_accept() {
+    fault(
+        SimMethod::Submit,
+        SimFault::UnknownOutcomeBeforeAccept,
+        reference().first_leg("en"),
+        After::JournaledOnly("en"),
+        Economy::Free,
+    );
+}
+
+/// The process dies (abort) after the broker accepted the first entry, before our record.
+/// The other entries of that cycle wait a cycle (as with `sent:en`).
+#[test]
+fn submit_crash_after_accept() {
+    fault(
+        SimMethod::Submit,
+        SimFault::CrashAfterAccept,
+        reference().first_leg("en"),
+        After::AtBroker("en"),
+        Economy::InFlightSymbol,
+    );
+}
+
+/// The first entry is rate limited (not placed): treated as unknown, proven absent next
+/// cycle: invariants only.
+#[test]
+fn submit_rate_limited() {
+    fault(
+        SimMethod::Submit,
+        SimFault::RateLimited {
+            retry_after_secs: 1,
+        },
+        reference().first_leg("en"),
+        After::JournaledOnly("en"),
+        Economy::Free,
+    );
+}
+
+/// A timeout after the broker accepted the trim's stop resize: the trim waits until the
+/// replace is resolved (invariants only, the price moves meanwhile).
+#[test]
+fn replace_unknown_outcome_after_accept() {
+    fault(
+        SimMethod::Replace,
+        SimFault::UnknownOutcomeAfterAccept,
+        reference().first_replace(true),
+        After::AtBroker("st"),
+        Economy::Free,
+    );
+}
+
+/// The open-order list fails in the cycle that sees the entry fills: fills are still found
+/// order by order, and the cycle decides exactly as the reference.
+#[test]
+fn open_orders_read_error() {
+    let mut case = Case::fault(
+        SimMethod::OpenOrders,
+        SimFault::ReadError,
+        reference().first_initial_stop(),
+        After::Clean,
+        Economy::Equal,
+    );
+    case.same_decisions = true;
+    run_case(case, reference(), &no_hooks);
+}
+
+/// The position report fails while positions and stops are open: never taken as flat (no
+/// stop cancelled, nothing sold that the reference did not sell).
+#[test]
+fn positions_read_error() {
+    for time in [reference().first_leg("tr"), "11:05".to_string()] {
+        let mut case = Case::fault(
+            SimMethod::Positions,
+            SimFault::ReadError,
+            time,
+            After::Clean,
+            Economy::Equal,
+        );
+        case.same_decisions = true;
+        run_case(case, reference(), &no_hooks);
+    }
+}
+
