@@ -233,7 +233,8 @@ in
         Where `avwap-scan` gets daily bars (`--provider`): `store` (the SQLite bar store in the
         state directory), `csv` (the file in {option}`services.avwap.scanCsvFile`), `synthetic`
         (a seeded synthetic market; offline tests only, not real data) or `alpaca` (network;
-        not implemented by avwap-scan yet). Only `alpaca` gives the scan network access.
+        Alpaca market data, the iShares universe, Alpaca's assets as the fallback). Only `alpaca`
+        gives the scan network access.
       '';
     };
 

@@ -82,7 +82,7 @@
   configFile ? null,
   # sim | dry-run | alpaca-paper | alpaca-live, passed as AVWAP_MODE.
   mode ? "sim",
-  # store | csv | synthetic | alpaca (alpaca: not yet implemented by avwap-scan).
+  # store | csv | synthetic | alpaca (network: Alpaca bars, the iShares universe).
   scanProvider ? "store",
   # CSV file for scanProvider = "csv" (avwap-scan --csv).
   scanCsvFile ? null,

@@ -405,3 +405,54 @@ fn a_state_dir_with_open_sim_positions_is_not_reconciled_against_alpaca() {
     );
     assert!(order_posts(&fake).is_empty());
 }
+
+#[test]
+fn the_broker_side_kill_switch_suspends_and_entries_respect_it() {
+    let fake = FakeAlpaca::start();
+    let (dir, rows) = state_with_watchlist();
+    let row = tradable(&rows);
+    breakout(&fake, row);
+    let cfg = config(dir.path(), "alpaca-paper", &fake.url(), &fake.url());
+
+    let out = exec(&cfg, dir.path(), &["suspend-trading"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUSPENDED"));
+    let patch: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path == "/v2/account/configurations")
+        .collect();
+    assert_eq!(patch.len(), 1);
+    assert_eq!(
+        patch[0].body,
+        Some(serde_json::json!({"suspend_trade": true}))
+    );
+
+    // Suspended: the breakout is skipped with its reason, nothing is sent.
+    let out = cycle(&cfg, dir.path(), "10:05");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(order_posts(&fake).is_empty());
+    let out = exec(&cfg, dir.path(), &["report", "--date", DAY, "--json"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("broker_suspended"));
+
+    let out = exec(&cfg, dir.path(), &["suspend-trading", "--resume"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("allowed"));
+    let out = cycle(&cfg, dir.path(), "10:15");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(order_posts(&fake).len(), 1, "entries resume");
+
+    // Sim and dry-run have no broker account to suspend.
+    let sim = config(dir.path(), "sim", &fake.url(), &fake.url());
+    let out = exec(&sim, dir.path(), &["suspend-trading"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    assert!(stderr(&out).contains("KILL_SWITCH"), "{}", stderr(&out));
+}

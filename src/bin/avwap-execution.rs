@@ -57,6 +57,13 @@ struct Args {
 enum Sub {
     /// Close every position this system owns at the market (cancels its stops first)
     Flatten,
+    /// Broker-side kill switch (Alpaca suspend_trade): Alpaca refuses every new order of the
+    /// account, protective stop changes included, until --resume; working stops stay
+    SuspendTrading {
+        /// Lift the suspension
+        #[arg(long)]
+        resume: bool,
+    },
     /// Print one session's decisions, orders, fills, stops and P&L
     Report {
         /// Session date (YYYY-MM-DD) [default: the last session with a heartbeat, else today NY]
@@ -131,6 +138,30 @@ fn main() -> std::process::ExitCode {
     let command = match args.command {
         Some(Sub::Flatten) => ServiceCommand::Flatten,
         Some(Sub::Report { date, json }) => return report(&config, date, json, clock.as_ref()),
+        Some(Sub::SuspendTrading { resume }) => {
+            return match service::set_broker_suspension(&config, !resume) {
+                Ok(suspended) => {
+                    println!(
+                        "{}: Alpaca reports new orders {}",
+                        config.mode,
+                        if suspended {
+                            "SUSPENDED (broker-side kill switch on)"
+                        } else {
+                            "allowed"
+                        }
+                    );
+                    if suspended == resume {
+                        eprintln!("avwap-execution: the account did not change as asked; check Alpaca's dashboard");
+                        return ExitCode::BrokerUnavailable.into();
+                    }
+                    ExitCode::Ok.into()
+                }
+                Err(e) => {
+                    eprintln!("avwap-execution: {}", e.message);
+                    e.code.into()
+                }
+            };
+        }
         Some(Sub::Simulate { date, days }) => {
             return match service::simulate(&config, date, days) {
                 Ok(sessions) => {

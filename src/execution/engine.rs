@@ -768,6 +768,15 @@ fn decide_entries(
             };
         }
         let Some(acct) = &account else { continue };
+        if acct.trading_suspended {
+            // The broker-side kill switch (Alpaca `suspend_trade`): an order would be refused.
+            decisions.skip(
+                symbol,
+                "broker_suspended",
+                "new orders are suspended at the broker (avwap-execution suspend-trading --resume lifts it)".into(),
+            );
+            continue;
+        }
         let limit =
             to_tick(price * (Decimal::ONE + config.entry_slippage_bps / Decimal::new(10_000, 0)));
         let qty = size(

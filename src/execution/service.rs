@@ -198,6 +198,17 @@ impl<'a> Service<'a> {
         &self.db
     }
 
+    /// HTTP requests sent to Alpaca since start (trading and data), for the cycle log.
+    pub fn alpaca_requests(&self) -> Option<u64> {
+        match &self.venue {
+            Venue::Sim => None,
+            Venue::DryRun { feed } => Some(feed.client.requests_sent()),
+            Venue::Alpaca { broker, feed } => {
+                Some(broker.requests_sent() + feed.client.requests_sent())
+            }
+        }
+    }
+
     /// Alpaca modes: fetch Alpaca's calendar (cached in the state directory) and log every
     /// day it disagrees with ours. We trade by our own calendar; a mismatch is for the
     /// operator to look into, never a reason to stop.
@@ -351,7 +362,8 @@ impl<'a> Service<'a> {
             tracing::warn!("heartbeat not written: {e}");
         }
         self.alert_cycle(now, &report, &kill);
-        log_cycle(self.cycles, &report, &watchlist);
+        let requests = self.alpaca_requests();
+        log_cycle(self.cycles, &report, &watchlist, requests);
         Ok(report)
     }
 }
@@ -441,6 +453,45 @@ fn check_same_mode(db: &StateDb, config: &Config) -> Result<(), ServiceError> {
             config.mode
         ),
     ))
+}
+
+/// The broker-side kill switch: set (or with `suspend = false` lift) Alpaca's
+/// `suspend_trade`, which makes Alpaca refuse every new order of the account, ours and
+/// anyone's, until lifted. Working orders (our protective stops included) stay in force.
+/// Does not take the state lock, so it works while the service runs. Returns whether the
+/// account now reports trading suspended.
+pub fn set_broker_suspension(config: &Config, suspend: bool) -> Result<bool, ServiceError> {
+    check_mode(config)?;
+    if matches!(config.mode, Mode::Sim | Mode::DryRun) {
+        return Err(ServiceError::new(
+            ExitCode::ConfigError,
+            format!(
+                "suspend-trading acts on an Alpaca account (modes alpaca-paper, alpaca-live); mode {} has none. \
+                 To stop new entries here create the file KILL_SWITCH in the state directory.",
+                config.mode
+            ),
+        ));
+    }
+    let credentials = CredentialStore::from_process_env();
+    let (mut broker, _) = venue::open_alpaca(config, &credentials)
+        .map_err(|e| ServiceError::new(e.exit_code(), e.to_string()))?;
+    let broker_error = |e: crate::broker::BrokerError| {
+        ServiceError::new(
+            ExitCode::BrokerUnavailable,
+            format!(
+                "Alpaca did not take the change: {e}. Check the account in Alpaca's dashboard."
+            ),
+        )
+    };
+    broker.suspend_new_orders(suspend).map_err(broker_error)?;
+    let account = broker.account().map_err(broker_error)?;
+    tracing::warn!(
+        mode = %config.mode,
+        suspended = account.trading_suspended,
+        "broker-side kill switch {}",
+        if suspend { "set" } else { "lifted" }
+    );
+    Ok(account.trading_suspended)
 }
 
 /// Run the service until shutdown (or one cycle / a flatten).
@@ -610,7 +661,12 @@ fn run_one(
     Ok(report)
 }
 
-fn log_cycle(cycle: u64, report: &CycleReport, watchlist: &WatchlistInput) {
+fn log_cycle(
+    cycle: u64,
+    report: &CycleReport,
+    watchlist: &WatchlistInput,
+    alpaca_requests: Option<u64>,
+) {
     let watchlist_state = match watchlist {
         WatchlistInput::Fresh(rows) => format!("fresh ({} rows)", rows.len()),
         WatchlistInput::Unavailable(why) => format!("unavailable: {why}"),
@@ -624,6 +680,7 @@ fn log_cycle(cycle: u64, report: &CycleReport, watchlist: &WatchlistInput) {
         trims = report.trims_sent,
         exits = report.exits_sent,
         warnings = report.warnings.len(),
+        alpaca_requests,
         "cycle done; watchlist {watchlist_state}"
     );
     for warning in &report.warnings {
