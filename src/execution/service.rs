@@ -19,6 +19,7 @@ use crate::ops::alerts::{AlertKind, Alerts};
 use crate::scan::providers::bar_store_path;
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The simulated broker's own database in the state directory.
@@ -135,6 +136,9 @@ fn symbols_of_interest(
     symbols.dedup();
     Ok(symbols)
 }
+
+/// The prices a local book fills on (and the engine reads) in sim and dry-run.
+type LocalFeed = Arc<dyn IntradayFeed + Send + Sync>;
 
 /// What the opened service trades against (see [`venue`]).
 enum Venue {
@@ -309,54 +313,47 @@ impl<'a> Service<'a> {
                 kill.reason.as_deref().unwrap_or("")
             );
         }
-        let report = match &mut self.venue {
-            Venue::Sim => {
-                let feed = sim_market(state_dir, &symbols, calendar::ny_date(now))?;
-                let mut broker =
-                    open_local_book(&state_dir.join(SIM_BROKER_FILE), config, now, feed.clone())?;
-                run_one(
-                    &mut self.db,
-                    &mut broker,
-                    &feed,
-                    now,
-                    &self.failpoints,
-                    config,
-                    &watchlist,
-                    kill.reason.clone(),
-                    command,
-                )?
-            }
-            Venue::DryRun { feed } => {
-                let mut broker = open_local_book(
-                    &state_dir.join(DRY_RUN_BROKER_FILE),
-                    config,
-                    now,
-                    feed.clone(),
-                )?;
-                run_one(
-                    &mut self.db,
-                    &mut broker,
-                    feed,
-                    now,
-                    &self.failpoints,
-                    config,
-                    &watchlist,
-                    kill.reason.clone(),
-                    command,
-                )?
-            }
-            Venue::Alpaca { broker, feed } => run_one(
-                &mut self.db,
-                broker.as_mut(),
-                feed,
-                now,
-                &self.failpoints,
-                config,
-                &watchlist,
-                kill.reason.clone(),
-                command,
-            )?,
+        // A local book (sim, dry-run) is reopened from its file each cycle and advanced to
+        // `now`; Alpaca is one long-lived client.
+        let local: Option<(&str, LocalFeed)> = match &self.venue {
+            Venue::Sim => Some((
+                SIM_BROKER_FILE,
+                Arc::new(sim_market(state_dir, &symbols, calendar::ny_date(now))?),
+            )),
+            Venue::DryRun { feed } => Some((DRY_RUN_BROKER_FILE, feed.clone())),
+            Venue::Alpaca { .. } => None,
         };
+        let mut local_book = match &local {
+            Some((file, feed)) => Some(open_local_book(
+                &state_dir.join(file),
+                config,
+                now,
+                feed.clone(),
+            )?),
+            None => None,
+        };
+        let (broker, feed): (&mut dyn Broker, &dyn IntradayFeed) =
+            match (&mut self.venue, local_book.as_mut(), &local) {
+                (Venue::Alpaca { broker, feed }, _, _) => (broker.as_mut(), &**feed),
+                (_, Some(book), Some((_, feed))) => (book, &**feed),
+                _ => {
+                    return Err(ServiceError::new(
+                        ExitCode::Internal,
+                        "no broker for this mode (a bug: please report it)",
+                    ))
+                }
+            };
+        let report = run_one(
+            &mut self.db,
+            broker,
+            feed,
+            now,
+            &self.failpoints,
+            config,
+            &watchlist,
+            kill.reason.clone(),
+            command,
+        )?;
         self.cycles += 1;
         if let Err(e) = self.db.heartbeat(now, config.mode.as_str(), self.cycles) {
             tracing::warn!("heartbeat not written: {e}");

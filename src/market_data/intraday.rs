@@ -105,47 +105,43 @@ impl MarketSnapshot {
     }
 }
 
-impl<T: IntradayFeed + ?Sized> IntradayFeed for std::sync::Arc<T> {
-    fn bars_between(
-        &self,
-        symbol: &str,
-        after: DateTime<Utc>,
-        up_to: DateTime<Utc>,
-    ) -> Vec<IntradayBar> {
-        (**self).bars_between(symbol, after, up_to)
-    }
+/// A feed behind a pointer is the same feed: every method forwards, so a network feed's
+/// batched `snapshot` is kept through a `Box` or an `Arc`.
+macro_rules! forward_feed {
+    ($pointer:ident) => {
+        impl<T: IntradayFeed + ?Sized> IntradayFeed for $pointer<T> {
+            fn bars_between(
+                &self,
+                symbol: &str,
+                after: DateTime<Utc>,
+                up_to: DateTime<Utc>,
+            ) -> Vec<IntradayBar> {
+                (**self).bars_between(symbol, after, up_to)
+            }
 
-    fn last_closed_bars(&self, symbol: &str, now: DateTime<Utc>, n: usize) -> Vec<IntradayBar> {
-        (**self).last_closed_bars(symbol, now, n)
-    }
+            fn last_closed_bars(
+                &self,
+                symbol: &str,
+                now: DateTime<Utc>,
+                n: usize,
+            ) -> Vec<IntradayBar> {
+                (**self).last_closed_bars(symbol, now, n)
+            }
 
-    fn latest_price(&self, symbol: &str, now: DateTime<Utc>) -> Option<f64> {
-        (**self).latest_price(symbol, now)
-    }
+            fn latest_price(&self, symbol: &str, now: DateTime<Utc>) -> Option<f64> {
+                (**self).latest_price(symbol, now)
+            }
 
-    fn snapshot(&self, symbols: &[String], now: DateTime<Utc>, n: usize) -> MarketSnapshot {
-        (**self).snapshot(symbols, now, n)
-    }
+            fn snapshot(&self, symbols: &[String], now: DateTime<Utc>, n: usize) -> MarketSnapshot {
+                (**self).snapshot(symbols, now, n)
+            }
+        }
+    };
 }
 
-impl<T: IntradayFeed + ?Sized> IntradayFeed for Box<T> {
-    fn bars_between(
-        &self,
-        symbol: &str,
-        after: DateTime<Utc>,
-        up_to: DateTime<Utc>,
-    ) -> Vec<IntradayBar> {
-        (**self).bars_between(symbol, after, up_to)
-    }
-
-    fn last_closed_bars(&self, symbol: &str, now: DateTime<Utc>, n: usize) -> Vec<IntradayBar> {
-        (**self).last_closed_bars(symbol, now, n)
-    }
-
-    fn latest_price(&self, symbol: &str, now: DateTime<Utc>) -> Option<f64> {
-        (**self).latest_price(symbol, now)
-    }
-}
+use std::sync::Arc;
+forward_feed!(Box);
+forward_feed!(Arc);
 
 /// A recorded-bars file that cannot be replayed.
 #[derive(Debug, thiserror::Error)]

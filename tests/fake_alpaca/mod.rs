@@ -18,11 +18,14 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
+use http::RawRequest;
+
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -384,23 +387,6 @@ impl FakeAlpaca {
     }
 }
 
-fn status_text(code: u16) -> &'static str {
-    match code {
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        422 => "Unprocessable Entity",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "Status",
-    }
-}
-
 struct Reply {
     status: u16,
     body: Option<Value>,
@@ -419,95 +405,20 @@ fn error(status: u16, code: u64, message: &str) -> Reply {
     reply(status, json!({"code": code, "message": message}))
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) {
-    let mut reader = BufReader::new(match stream.try_clone() {
-        Ok(s) => s,
-        Err(_) => return,
-    });
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+    let Some(request) = http::read_request(&stream) else {
         return;
     };
-    let (method, target) = (method.to_string(), target.to_string());
-    let mut headers = Vec::new();
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 {
-            return;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = h.split_once(':') {
-            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_string());
-            if name == "content-length" {
-                length = value.parse().unwrap_or(0);
-            }
-            headers.push((name, value));
-        }
-    }
-    let mut body = vec![0u8; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let (path, query_text) = target.split_once('?').unwrap_or((&target, ""));
-    let path = percent_decode(path);
-    let query: Vec<(String, String)> = query_text
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect();
-    let json_body: Option<Value> = if body.is_empty() {
-        None
-    } else {
-        Some(
-            serde_json::from_slice(&body)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned())),
-        )
-    };
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    let authorized = header("apca-api-key-id").as_deref() == Some(KEY_ID)
-        && header("apca-api-secret-key").as_deref() == Some(SECRET);
+    let json_body = request.json_body();
+    let authorized = request.header("apca-api-key-id") == Some(KEY_ID)
+        && request.header("apca-api-secret-key") == Some(SECRET);
+    let RawRequest {
+        method,
+        path,
+        query,
+        headers,
+        ..
+    } = request;
 
     let (fault, mut answer) = {
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -559,24 +470,7 @@ fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) {
         }
         _ => {}
     }
-    let text = answer.body.map(|b| b.to_string()).unwrap_or_default();
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        answer.status,
-        status_text(answer.status),
-        text.len()
-    );
-    if !text.is_empty() {
-        out.push_str("Content-Type: application/json; charset=UTF-8\r\n");
-    }
-    for (n, v) in &answer.headers {
-        out.push_str(&format!("{n}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    out.push_str(&text);
-    let mut stream = stream;
-    let _ = stream.write_all(out.as_bytes());
-    let _ = stream.flush();
+    http::write_response(stream, answer.status, &answer.headers, answer.body.as_ref());
 }
 
 fn str_field<'a>(body: &'a Value, name: &str) -> Result<Option<&'a str>, Reply> {
@@ -1152,18 +1046,25 @@ fn calendar_bound(name: &str, value: &str) -> Result<NaiveDate, Reply> {
         .map_err(|_| bad_request(&format!("invalid {name}")))
 }
 
-/// `GET /v2/calendar`, per `trading-api.json` (`LegacyCalendar`: `start`, `end`, `date_type`).
-fn market_calendar(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
-    let known = ["start", "end", "date_type"];
+/// Refuse a parameter the spec does not list; else a lookup of the given ones.
+fn known_params<'a>(
+    query: &'a [(String, String)],
+    known: &[&str],
+) -> Result<impl Fn(&str) -> Option<&'a str>, Reply> {
     if let Some((k, _)) = query.iter().find(|(k, _)| !known.contains(&k.as_str())) {
         return Err(bad_request(&format!("unknown parameter {k}")));
     }
-    let q = |name: &str| {
+    Ok(move |name: &str| {
         query
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
-    };
+    })
+}
+
+/// `GET /v2/calendar`, per `trading-api.json` (`LegacyCalendar`: `start`, `end`, `date_type`).
+fn market_calendar(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
+    let q = known_params(query, &["start", "end", "date_type"])?;
     if let Some(t) = q("date_type") {
         if !["TRADING", "SETTLEMENT"].contains(&t) {
             return Err(bad_request("invalid date_type"));
@@ -1183,16 +1084,7 @@ fn market_calendar(st: &State, query: &[(String, String)]) -> Result<Reply, Repl
 /// `GET /v2/assets`, per `trading-api.json` (`get-v2-assets`: `status`, `asset_class` (default
 /// `us_equity`), `exchange`, `attributes`).
 fn list_assets(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
-    let known = ["status", "asset_class", "exchange", "attributes"];
-    if let Some((k, _)) = query.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-        return Err(bad_request(&format!("unknown parameter {k}")));
-    }
-    let q = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let q = known_params(query, &["status", "asset_class", "exchange", "attributes"])?;
     let class = q("asset_class").unwrap_or("us_equity");
     if !["us_equity", "us_option", "crypto", "ipo"].contains(&class) {
         return Err(bad_request("invalid asset_class"));

@@ -26,10 +26,12 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+#[path = "../fake_alpaca/http.rs"]
+mod http;
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub const KEY_ID: &str = "PKFRONTKEY0000000001";
@@ -430,113 +432,27 @@ impl Inner {
     }
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => out.push(b),
-                    Err(_) => out.extend_from_slice(&bytes[i..i + 3]),
-                }
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn handle(stream: TcpStream, inner: &Inner) {
-    let Ok(clone) = stream.try_clone() else {
+    let Some(request) = http::read_request(&stream) else {
         return;
     };
-    let mut reader = BufReader::new(clone);
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-        return;
-    };
-    let (method, target) = (method.to_string(), target.to_string());
-    let (mut length, mut key, mut secret) = (0usize, String::new(), String::new());
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 {
-            return;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = h.split_once(':') {
-            let value = value.trim().to_string();
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.parse().unwrap_or(0),
-                "apca-api-key-id" => key = value,
-                "apca-api-secret-key" => secret = value,
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0u8; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (path, query_text) = target.split_once('?').unwrap_or((&target, ""));
-    let path = percent_decode(path);
-    let pairs: Vec<(String, String)> = query_text
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect();
     *inner
         .served
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .entry(format!("{method} {path}"))
+        .entry(format!("{} {}", request.method, request.path))
         .or_default() += 1;
-    let answer = if key != KEY_ID || secret != SECRET {
+    let authorized = request.header("apca-api-key-id") == Some(KEY_ID)
+        && request.header("apca-api-secret-key") == Some(SECRET);
+    let answer = if authorized {
+        let body = request.json_body().unwrap_or(Value::Null);
+        inner.route(&request.method, &request.path, &request.query, &body)
+    } else {
         alpaca_error(401, "40110000", "request is not authorized")
-    } else {
-        inner.route(&method, &path, &pairs, &body)
     };
-    let Some(answer) = answer else {
-        // Unknown outcome: the connection closes with no answer.
-        return;
-    };
-    let body = if answer.status == 204 {
-        String::new()
-    } else {
-        answer.body.to_string()
-    };
-    let mut head = format!(
-        "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        answer.status,
-        body.len()
-    );
-    for (name, value) in &answer.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+    // No answer: an unknown outcome, the connection closes.
+    if let Some(answer) = answer {
+        let body = (answer.status != 204).then_some(&answer.body);
+        http::write_response(stream, answer.status, &answer.headers, body);
     }
-    head.push_str("\r\n");
-    let mut stream = stream;
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body.as_bytes());
-    let _ = stream.flush();
 }
