@@ -119,6 +119,7 @@ fn the_calendar_is_fetched_cached_and_agrees_with_ours() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(names, vec![CALENDAR_CACHE_FILE.to_string()]);
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -169,6 +170,7 @@ fn differences_are_reported_as_mismatches() {
         assert!(text.contains("avwap trades by its own calendar"), "{text}");
         assert!(text.contains("update avwap"), "{text}");
     }
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -222,6 +224,8 @@ fn a_failed_fetch_falls_back_to_the_cached_copy() {
         other => panic!("{other:?}"),
     }
     assert_eq!(std::fs::read(cache_path(state.path())).unwrap(), cached);
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
+    fake_alpaca::contract::assert_all_conform(&fake2.requests());
 }
 
 #[test]
@@ -266,6 +270,8 @@ fn without_fetch_and_cache_the_check_fails_and_the_caller_does_not() {
         matches!(err, CalendarSyncError::InvalidWindow { .. }),
         "{err}"
     );
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
+    fake_alpaca::contract::assert_all_conform(&fresh.requests());
 }
 
 #[test]
@@ -319,6 +325,8 @@ fn check_and_log_warns_once_per_mismatch_over_the_execution_window() {
         capture_warnings(|| check_calendar_and_log(&client(&empty), state.path(), d("2026-11-30")));
     assert_eq!(check.unwrap().mismatches.len(), 1);
     assert_eq!(logged.matches("calendar mismatch").count(), 1, "{logged}");
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
+    fake_alpaca::contract::assert_all_conform(&empty.requests());
 }
 
 fn universe_options(state: &std::path::Path, min_members: usize) -> LoadOptions {
@@ -406,6 +414,7 @@ fn the_asset_list_is_the_last_universe_fallback() {
         attempts.iter().any(|a| a.contains("only 6 valid symbols")),
         "{err}"
     );
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -426,4 +435,5 @@ fn an_unreachable_asset_list_is_reported_with_the_other_sources() {
     assert!(text.contains("502"), "{text}");
     assert!(!text.contains(SECRET), "{text}");
     assert_eq!(fake.count("GET", "/v2/assets"), 4, "1 try + 3 retries");
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }

@@ -3,10 +3,12 @@
 //! `StateDb`: no fault yields a duplicate order or a lost fill.
 //!
 //! Conformance: `every_request_conforms_to_the_contract` drives every request the client can
-//! send and validates what the fake recorded against `CONTRACT`, the facts copied from the
-//! official spec (`trading-api.json`) — so `cargo test` needs no files outside this repo. The
-//! `#[ignore]`d `every_request_conforms_to_the_official_spec` walks the same requests against the
-//! spec JSON itself and checks that `CONTRACT` agrees with it; run it with
+//! send and validates what the fake recorded against the shared contract
+//! (`tests/fake_alpaca/contract.rs`), the facts copied from the official spec
+//! (`trading-api.json`) — so `cargo test` needs no files outside this repo; every other test here
+//! ends by checking its recorded requests against it too. The `#[ignore]`d
+//! `every_request_conforms_to_the_official_spec` walks the same requests against the spec JSON
+//! itself and checks that the contract's Trading API operations agree with it; run it with
 //! `cargo test --test alpaca_client -- --ignored` where `../shared/reference/alpaca/` exists (or
 //! point `AVWAP_ALPACA_TRADING_SPEC` at the file).
 
@@ -20,6 +22,7 @@ use avwap::execution::credentials::{AlpacaCredentials, CredentialStore};
 use avwap::execution::db::{Intent, IntentState, StateDb};
 use avwap::execution::lifecycle::{Failpoints, OrderDesk, Placement};
 use chrono::{DateTime, Utc};
+use fake_alpaca::contract::{self, Api, Kind};
 use fake_alpaca::{FakeAlpaca, Fault, Recorded, KEY_ID, SECRET};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -189,6 +192,7 @@ fn timeout_after_accept_is_resolved_by_lookup_without_a_duplicate_or_lost_fill()
     assert_eq!(total_filled(&db, CID), dec("100"));
     assert_eq!(fake.orders().len(), 1);
     assert_eq!(fake.count("POST", "/v2/orders"), 1);
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -223,6 +227,7 @@ fn server_error_before_accept_ends_not_placed_after_the_grace() {
         IntentState::NotPlaced
     );
     assert_eq!(fake.count("POST", "/v2/orders"), 1);
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -244,6 +249,7 @@ fn server_error_after_accept_is_adopted_by_lookup() {
     assert_eq!(total_filled(&db, CID), dec("100"));
     assert_eq!(fake.orders().len(), 1);
     assert_eq!(fake.count("POST", "/v2/orders"), 1);
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -297,6 +303,7 @@ fn rate_limited_post_is_not_retried_and_is_resolved() {
         IntentState::NotPlaced
     );
     assert_eq!(fake.count("POST", "/v2/orders"), 2);
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -320,6 +327,7 @@ fn duplicate_client_order_id_is_rejected_forever() {
     assert_eq!(fake.orders().len(), 1);
     let again = alpaca.order_by_client_id(CID).unwrap().unwrap();
     assert_eq!(again.status, OrderStatus::Canceled);
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -374,6 +382,7 @@ fn shares_held_by_an_open_stop_are_not_available_until_it_is_resized() {
     assert_eq!(positions.len(), 1);
     assert_eq!(positions[0].qty, dec("100"));
     assert_eq!(positions[0].avg_entry_price, dec("33.00"));
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -410,6 +419,7 @@ fn cumulative_partial_fills_become_deltas_without_duplicates() {
     let wire = alpaca.order_by_client_id(CID).unwrap().unwrap();
     assert_eq!(wire.filled_qty, dec("75"));
     assert_eq!(wire.status, OrderStatus::PartiallyFilled);
+    contract::assert_all_conform(&fake.requests());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -430,6 +440,7 @@ fn reads_are_retried_on_5xx_a_bounded_number_of_times() {
     assert!(matches!(err, BrokerError::RetryableRead { .. }), "{err:?}");
     assert_eq!(fake.count("GET", "/v2/clock"), 4, "1 try + 3 retries");
     assert!(err.to_string().contains("500"), "{err}");
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -448,6 +459,7 @@ fn a_429_on_a_read_waits_for_retry_after_then_succeeds() {
     assert!(alpaca.positions().unwrap().is_empty());
     assert!(started.elapsed() >= Duration::from_millis(950));
     assert_eq!(fake.count("GET", "/v2/positions"), 2);
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -467,6 +479,7 @@ fn an_exhausted_quota_pauses_the_next_request_until_the_reset() {
     // the second boundary just passed, so only bound it from above.
     assert!(started.elapsed() <= Duration::from_millis(1500));
     assert_eq!(alpaca.requests_sent(), 2);
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -483,6 +496,7 @@ fn the_rate_limiter_spaces_requests() {
     // 60 from the burst, then 5 at 10/s.
     assert!(started.elapsed() >= Duration::from_millis(450));
     assert_eq!(alpaca.requests_sent(), 65);
+    contract::assert_all_conform(&fake.requests());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -546,6 +560,7 @@ fn replace_cancel_and_suspend_trade() {
             OrderType::Market,
         ))
         .unwrap();
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -568,6 +583,7 @@ fn open_orders_follow_pagination() {
     ids.dedup();
     assert_eq!(ids.len(), 502);
     assert_eq!(fake.count("GET", "/v2/orders"), 2);
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -591,6 +607,7 @@ fn by_client_order_id_404_is_none_and_unknown_statuses_are_errors_not_closed() {
     assert!(text.contains("neither treated as open"), "{text}");
     let err = alpaca.open_orders();
     assert!(err.is_err() || err.unwrap().is_empty());
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -603,6 +620,7 @@ fn live_confirmation_compares_the_account_number() {
     let err = alpaca.confirm_live_account(&wrong).unwrap_err();
     assert!(matches!(err, BrokerError::Auth { .. }));
     assert!(!err.to_string().contains(fake_alpaca::ACCOUNT_NUMBER));
+    contract::assert_all_conform(&fake.requests());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -706,6 +724,7 @@ fn secrets_never_appear_in_debug_output_or_errors() {
         .headers
         .iter()
         .any(|(n, v)| n == "apca-api-key-id" && v == KEY_ID)));
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -722,235 +741,6 @@ fn subscription_errors_say_so() {
 // ---------------------------------------------------------------------------------------------
 // Conformance with the official spec.
 // ---------------------------------------------------------------------------------------------
-
-/// A value kind as the spec declares it.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Str,
-    /// `type: string` carrying a decimal (Alpaca sends every number of money/qty as a string).
-    DecimalStr,
-    Int,
-    Bool,
-    Enum(&'static [&'static str]),
-}
-
-struct Op {
-    method: &'static str,
-    /// `{order_id}` matches one path segment.
-    path: &'static str,
-    query: &'static [(&'static str, Kind)],
-    body: &'static [(&'static str, Kind)],
-    required_body: &'static [&'static str],
-}
-
-const ORDER_TYPE: Kind = Kind::Enum(&["market", "limit", "stop", "stop_limit", "trailing_stop"]);
-const TIF: Kind = Kind::Enum(&["day", "gtc", "opg", "cls", "ioc", "fok"]);
-
-/// Facts copied from `trading-api.json` (Trading API v2): paths, methods, parameter names and
-/// kinds, body field names and kinds, enum values. Checked against the spec by the ignored test.
-const CONTRACT: &[Op] = &[
-    Op {
-        method: "GET",
-        path: "/v2/clock",
-        query: &[],
-        body: &[],
-        required_body: &[],
-    },
-    Op {
-        method: "GET",
-        path: "/v2/account",
-        query: &[],
-        body: &[],
-        required_body: &[],
-    },
-    Op {
-        method: "GET",
-        path: "/v2/positions",
-        query: &[],
-        body: &[],
-        required_body: &[],
-    },
-    Op {
-        method: "GET",
-        path: "/v2/orders",
-        query: &[
-            ("status", Kind::Enum(&["open", "closed", "all"])),
-            ("limit", Kind::Int),
-            ("after", Kind::Str),
-            ("until", Kind::Str),
-            ("direction", Kind::Enum(&["asc", "desc"])),
-            ("nested", Kind::Bool),
-            ("symbols", Kind::Str),
-            ("side", Kind::Str),
-            ("before_order_id", Kind::Str),
-            ("after_order_id", Kind::Str),
-        ],
-        body: &[],
-        required_body: &[],
-    },
-    Op {
-        method: "POST",
-        path: "/v2/orders",
-        query: &[],
-        body: &[
-            ("symbol", Kind::Str),
-            ("qty", Kind::DecimalStr),
-            ("side", Kind::Enum(&["buy", "sell"])),
-            ("type", ORDER_TYPE),
-            ("time_in_force", TIF),
-            ("limit_price", Kind::DecimalStr),
-            ("stop_price", Kind::DecimalStr),
-            ("client_order_id", Kind::Str),
-        ],
-        required_body: &["type", "time_in_force"],
-    },
-    Op {
-        method: "GET",
-        path: "/v2/orders:by_client_order_id",
-        query: &[("client_order_id", Kind::Str)],
-        body: &[],
-        required_body: &[],
-    },
-    Op {
-        method: "PATCH",
-        path: "/v2/orders/{order_id}",
-        query: &[],
-        body: &[
-            ("qty", Kind::DecimalStr),
-            ("limit_price", Kind::DecimalStr),
-            ("stop_price", Kind::DecimalStr),
-            ("time_in_force", TIF),
-            ("client_order_id", Kind::Str),
-        ],
-        required_body: &[],
-    },
-    Op {
-        method: "DELETE",
-        path: "/v2/orders/{order_id}",
-        query: &[],
-        body: &[],
-        required_body: &[],
-    },
-    Op {
-        method: "PATCH",
-        path: "/v2/account/configurations",
-        query: &[],
-        body: &[("suspend_trade", Kind::Bool)],
-        required_body: &[],
-    },
-    Op {
-        method: "GET",
-        path: "/v2/calendar",
-        // `start`/`end`: `type: string, format: date-time` (Go `legacyTime`, which also takes
-        // the `YYYY-MM-DD` dates we send).
-        query: &[
-            ("start", Kind::Str),
-            ("end", Kind::Str),
-            ("date_type", Kind::Enum(&["TRADING", "SETTLEMENT"])),
-        ],
-        body: &[],
-        required_body: &[],
-    },
-    Op {
-        method: "GET",
-        path: "/v2/assets",
-        // `status`, `asset_class`, `exchange`: `type: string` (no enum in the parameter).
-        query: &[
-            ("status", Kind::Str),
-            ("asset_class", Kind::Str),
-            ("exchange", Kind::Str),
-            ("attributes", Kind::Str),
-        ],
-        body: &[],
-        required_body: &[],
-    },
-];
-
-fn path_matches(template: &str, path: &str) -> bool {
-    let (a, b): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
-    a.len() == b.len()
-        && a.iter()
-            .zip(&b)
-            .all(|(t, p)| (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) || t == p)
-}
-
-fn check_text(kind: Kind, value: &str) -> Result<(), String> {
-    match kind {
-        Kind::Str => Ok(()),
-        Kind::DecimalStr => value
-            .parse::<Decimal>()
-            .map(|_| ())
-            .map_err(|_| format!("{value:?} is not a decimal")),
-        Kind::Int => value
-            .parse::<i64>()
-            .map(|_| ())
-            .map_err(|_| format!("{value:?} is not an integer")),
-        Kind::Bool => match value {
-            "true" | "false" => Ok(()),
-            _ => Err(format!("{value:?} is not a boolean")),
-        },
-        Kind::Enum(values) => {
-            if values.contains(&value) {
-                Ok(())
-            } else {
-                Err(format!("{value:?} is not one of {values:?}"))
-            }
-        }
-    }
-}
-
-fn check_json(kind: Kind, value: &Value) -> Result<(), String> {
-    match (kind, value) {
-        (Kind::Bool, Value::Bool(_)) => Ok(()),
-        (Kind::Bool, other) => Err(format!("{other} is not a JSON boolean")),
-        (Kind::Int, Value::Number(n)) if n.is_i64() => Ok(()),
-        (_, Value::String(s)) if !matches!(kind, Kind::Int | Kind::Bool) => check_text(kind, s),
-        (_, other) => Err(format!("{other} has the wrong JSON type for {kind:?}")),
-    }
-}
-
-fn check_against_contract(r: &Recorded) -> Result<(), String> {
-    let op = CONTRACT
-        .iter()
-        .find(|op| op.method == r.method && path_matches(op.path, &r.path))
-        .ok_or_else(|| format!("{} {} is not in the contract", r.method, r.path))?;
-    for (name, value) in &r.query {
-        let (_, kind) =
-            op.query.iter().find(|(n, _)| n == name).ok_or_else(|| {
-                format!("{} {}: unknown query parameter {name}", r.method, r.path)
-            })?;
-        check_text(*kind, value).map_err(|e| format!("{} {} {name}: {e}", r.method, r.path))?;
-    }
-    match &r.body {
-        None if op.body.is_empty() => {}
-        None => return Err(format!("{} {}: body missing", r.method, r.path)),
-        Some(_) if op.body.is_empty() => {
-            return Err(format!("{} {}: unexpected body", r.method, r.path))
-        }
-        Some(Value::Object(fields)) => {
-            for (name, value) in fields {
-                let (_, kind) =
-                    op.body.iter().find(|(n, _)| n == name).ok_or_else(|| {
-                        format!("{} {}: unknown body field {name}", r.method, r.path)
-                    })?;
-                check_json(*kind, value)
-                    .map_err(|e| format!("{} {} {name}: {e}", r.method, r.path))?;
-            }
-            for name in op.required_body {
-                if !fields.contains_key(*name) {
-                    return Err(format!("{} {}: required {name} missing", r.method, r.path));
-                }
-            }
-        }
-        Some(other) => {
-            return Err(format!(
-                "{} {}: body {other} is not an object",
-                r.method, r.path
-            ))
-        }
-    }
-    Ok(())
-}
 
 /// Sends every kind of request the client can send; returns what the fake recorded.
 fn exercise_every_request() -> Vec<Recorded> {
@@ -1021,28 +811,16 @@ fn exercise_every_request() -> Vec<Recorded> {
     let assets = avwap::alpaca::assets::fetch_tradable_equities(alpaca.client()).unwrap();
     assert_eq!(assets.members.len(), 1);
     let recorded = fake.requests();
-    // Every operation of the contract was exercised.
-    for op in CONTRACT {
-        assert!(
-            recorded
-                .iter()
-                .any(|r| r.method == op.method && path_matches(op.path, &r.path)),
-            "{} {} was not exercised",
-            op.method,
-            op.path
-        );
-    }
+    // Every Trading API operation of the contract was exercised.
+    let missed = contract::unexercised(&recorded, Api::Trading);
+    assert!(missed.is_empty(), "not exercised: {missed:?}");
     recorded
 }
 
 #[test]
 fn every_request_conforms_to_the_contract() {
     let recorded = exercise_every_request();
-    let errors: Vec<String> = recorded
-        .iter()
-        .filter_map(|r| check_against_contract(r).err())
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
+    contract::assert_all_conform(&recorded);
     // Decimals travel as strings.
     let post = recorded
         .iter()
@@ -1053,9 +831,8 @@ fn every_request_conforms_to_the_contract() {
     assert_eq!(body["limit_price"], Value::String("33.20".into()));
 }
 
-#[test]
-fn the_contract_check_catches_violations() {
-    let bad = |method: &str, path: &str, query: &[(&str, &str)], body: Option<Value>| Recorded {
+fn recorded(method: &str, path: &str, query: &[(&str, &str)], body: Option<Value>) -> Recorded {
+    Recorded {
         method: method.into(),
         path: path.into(),
         query: query
@@ -1064,11 +841,17 @@ fn the_contract_check_catches_violations() {
             .collect(),
         body,
         headers: Vec::new(),
-    };
-    for r in [
+    }
+}
+
+#[test]
+fn the_contract_check_catches_violations() {
+    let bad = recorded;
+    let cases = [
         bad("GET", "/v2/orders", &[("status", "working")], None),
         bad("GET", "/v2/orders", &[("page_size", "5")], None),
         bad("GET", "/v2/orders/by_client_order_id", &[], None),
+        bad("GET", "/v2/orders:by_client_order_id", &[], None),
         bad("GET", "/v2/calendar", &[("date_type", "trading")], None),
         bad("GET", "/v2/calendar", &[("from", "2026-11-25")], None),
         bad("GET", "/v2/assets", &[("class", "us_equity")], None),
@@ -1085,138 +868,66 @@ fn the_contract_check_catches_violations() {
             Some(serde_json::json!({"type":"stop_market","time_in_force":"day"})),
         ),
         bad(
+            "POST",
+            "/v2/orders",
+            &[],
+            Some(serde_json::json!({"type":"limit","qty":"7"})),
+        ),
+        bad("POST", "/v2/orders", &[], None),
+        bad(
             "PATCH",
             "/v2/account/configurations",
             &[],
             Some(serde_json::json!({"suspend_trade":"true"})),
         ),
-    ] {
-        assert!(check_against_contract(&r).is_err(), "{r:?}");
+        bad(
+            "GET",
+            "/v2/clock",
+            &[],
+            Some(serde_json::json!({"suspend_trade":true})),
+        ),
+    ];
+    for r in &cases {
+        assert!(contract::check_request(r).is_err(), "{r:?}");
     }
-}
-
-/// Resolve a local `$ref` (`#/components/...`).
-fn resolve<'a>(spec: &'a Value, node: &'a Value) -> &'a Value {
-    match node.get("$ref").and_then(Value::as_str) {
-        Some(reference) => {
-            let mut at = spec;
-            for part in reference.trim_start_matches("#/").split('/') {
-                at = &at[part];
-            }
-            resolve(spec, at)
-        }
-        None => node,
-    }
-}
-
-fn spec_kind_ok(spec: &Value, schema: &Value, value: &Value) -> Result<(), String> {
-    let schema = resolve(spec, schema);
-    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-        if !values.contains(value) {
-            return Err(format!("{value} not in enum {values:?}"));
-        }
-    }
-    match (schema.get("type").and_then(Value::as_str), value) {
-        (Some("string"), Value::String(_))
-        | (Some("boolean"), Value::Bool(_))
-        | (Some("integer"), Value::Number(_))
-        | (Some("number"), Value::Number(_))
-        | (None, _) => Ok(()),
-        (Some(t), v) => Err(format!("{v} is not of spec type {t}")),
-    }
-}
-
-/// A query value as the JSON value its schema expects.
-fn query_value(spec: &Value, schema: &Value, text: &str) -> Value {
-    match resolve(spec, schema).get("type").and_then(Value::as_str) {
-        Some("integer") | Some("number") => text
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or(Value::String(text.into())),
-        Some("boolean") => text
-            .parse::<bool>()
-            .map(Value::Bool)
-            .unwrap_or(Value::String(text.into())),
-        _ => Value::String(text.into()),
-    }
-}
-
-fn check_against_spec(spec: &Value, r: &Recorded) -> Result<(), String> {
-    let paths = spec["paths"].as_object().unwrap();
-    let (template, item) = paths
-        .iter()
-        .find(|(t, _)| path_matches(t, &r.path))
-        .ok_or_else(|| format!("{}: no such path in the spec", r.path))?;
-    let op = item
-        .get(r.method.to_ascii_lowercase())
-        .ok_or_else(|| format!("{} {template}: no such method in the spec", r.method))?;
-    let params: Vec<&Value> = op["parameters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(item["parameters"].as_array().into_iter().flatten())
-        .map(|p| resolve(spec, p))
-        .collect();
-    for (name, text) in &r.query {
-        let param = params
-            .iter()
-            .find(|p| p["name"] == name.as_str() && p["in"] == "query")
-            .ok_or_else(|| format!("{} {template}: query {name} not in the spec", r.method))?;
-        let value = query_value(spec, &param["schema"], text);
-        spec_kind_ok(spec, &param["schema"], &value)
-            .map_err(|e| format!("{} {template} query {name}: {e}", r.method))?;
-    }
-    if let Some(Value::Object(fields)) = &r.body {
-        let schema = resolve(
-            spec,
-            &op["requestBody"]["content"]["application/json"]["schema"],
-        );
-        let props = schema["properties"]
-            .as_object()
-            .ok_or_else(|| format!("{} {template}: spec has no body", r.method))?;
-        for (name, value) in fields {
-            let prop = props.get(name).ok_or_else(|| {
-                format!("{} {template}: body field {name} not in the spec", r.method)
-            })?;
-            spec_kind_ok(spec, prop, value)
-                .map_err(|e| format!("{} {template} body {name}: {e}", r.method))?;
-        }
-        for required in schema["required"].as_array().into_iter().flatten() {
-            let required = required.as_str().unwrap();
-            // The spec marks `notional` required; it is exclusive with `qty`.
-            if required == "notional" && fields.contains_key("qty") {
-                continue;
-            }
-            if !fields.contains_key(required) {
-                return Err(format!(
-                    "{} {template}: required {required} missing",
-                    r.method
-                ));
-            }
-        }
-    }
-    Ok(())
+    // The aggregate assertion lists every violation, not only the first.
+    let message = std::panic::catch_unwind(|| contract::assert_all_conform(&cases))
+        .expect_err("violations must fail the assertion");
+    let message = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!("{} of {}", cases.len(), cases.len())),
+        "{message}"
+    );
+    assert!(
+        message.contains("page_size") && message.contains("suspend_trade"),
+        "{message}"
+    );
+    // A conforming request passes.
+    assert_eq!(
+        contract::check_request(&recorded(
+            "GET",
+            "/v2/orders",
+            &[("status", "open"), ("limit", "500"), ("nested", "false")],
+            None
+        )),
+        Ok(())
+    );
 }
 
 #[test]
 #[ignore = "needs ../shared/reference/alpaca/trading-api.json (or AVWAP_ALPACA_TRADING_SPEC); \
-            the hard-coded CONTRACT test covers the same requests without it"]
+            the hard-coded contract test covers the same requests without it"]
 fn every_request_conforms_to_the_official_spec() {
-    let path = std::env::var("AVWAP_ALPACA_TRADING_SPEC").unwrap_or_else(|_| {
-        format!(
-            "{}/../shared/reference/alpaca/trading-api.json",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read the official spec at {path}: {e}"));
-    let spec: Value = serde_json::from_str(&text).unwrap();
+    let spec = contract::load_spec(Api::Trading);
 
     // 1. What the client sends, against the spec itself.
     let recorded = exercise_every_request();
     let errors: Vec<String> = recorded
         .iter()
-        .filter_map(|r| check_against_spec(&spec, r).err())
+        .filter_map(|r| contract::check_against_spec(&spec, r).err())
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     // The walker itself catches violations.
@@ -1226,63 +937,61 @@ fn every_request_conforms_to_the_official_spec() {
         .unwrap()
         .clone();
     bad.body.as_mut().unwrap()["qty"] = Value::from(7);
-    assert!(check_against_spec(&spec, &bad).is_err());
+    assert!(contract::check_against_spec(&spec, &bad).is_err());
     bad.body.as_mut().unwrap()["qty"] = Value::from("7");
     bad.body.as_mut().unwrap()["type"] = Value::from("stop_market");
-    assert!(check_against_spec(&spec, &bad).is_err());
+    assert!(contract::check_against_spec(&spec, &bad).is_err());
     bad.path = "/v2/orders/by_client_order_id/x".into();
-    assert!(check_against_spec(&spec, &bad).is_err());
+    assert!(contract::check_against_spec(&spec, &bad).is_err());
 
-    // 2. The hard-coded CONTRACT agrees with the spec (names, kinds, enums).
-    for op in CONTRACT {
-        let item = &spec["paths"][op.path];
-        let o = &item[op.method.to_ascii_lowercase()];
-        assert!(o.is_object(), "{} {} not in the spec", op.method, op.path);
-        for (name, kind) in op.query {
-            let param = o["parameters"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| resolve(&spec, p))
-                .find(|p| p["name"] == *name)
-                .unwrap_or_else(|| {
-                    panic!("{} {} query {name} not in the spec", op.method, op.path)
-                });
-            if let Kind::Enum(values) = kind {
-                let spec_values: Vec<&str> = resolve(&spec, &param["schema"])["enum"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_str().unwrap())
-                    .collect();
-                assert_eq!(&spec_values[..], *values, "{} query {name}", op.path);
-            }
-        }
-        if !op.body.is_empty() {
-            let schema = resolve(
-                &spec,
-                &o["requestBody"]["content"]["application/json"]["schema"],
-            );
-            for (name, kind) in op.body {
-                let prop = resolve(&spec, &schema["properties"][*name]);
-                let spec_type = prop["type"].as_str().unwrap_or("");
-                match kind {
-                    Kind::Bool => assert_eq!(spec_type, "boolean", "{} {name}", op.path),
-                    Kind::Int => assert_eq!(spec_type, "integer", "{} {name}", op.path),
-                    Kind::Str | Kind::DecimalStr => {
-                        assert_eq!(spec_type, "string", "{} {name}", op.path)
-                    }
-                    Kind::Enum(values) => {
-                        let spec_values: Vec<&str> = prop["enum"]
-                            .as_array()
-                            .unwrap_or_else(|| panic!("{} {name}: no enum", op.path))
-                            .iter()
-                            .map(|v| v.as_str().unwrap())
-                            .collect();
-                        assert_eq!(&spec_values[..], *values, "{} body {name}", op.path);
-                    }
-                }
-            }
-        }
+    // 2. The hard-coded contract's Trading API operations agree with the spec (paths, methods,
+    // names, kinds, enums, required parameters and fields).
+    let errors = contract::disagreements_with_spec(&spec, contract::ops(Api::Trading));
+    assert!(errors.is_empty(), "{errors:#?}");
+    // … and that check catches disagreements.
+    let wrong = [
+        contract::Op {
+            query: &[
+                ("status", Kind::Enum(&["open", "working"])),
+                ("limit", Kind::Bool),
+                ("page_size", Kind::Int),
+            ],
+            ..*contract::op("list orders")
+        },
+        contract::Op {
+            required_query: &[],
+            ..*contract::op("order by client order id")
+        },
+        contract::Op {
+            body: &[
+                ("type", Kind::Enum(&["market", "limit"])),
+                ("time_in_force", Kind::Str),
+                ("qty", Kind::Int),
+                ("notional_usd", Kind::DecimalStr),
+            ],
+            required_body: &["type"],
+            ..*contract::op("submit order")
+        },
+        contract::Op {
+            path: "/v2/orders/{order_id}/legs",
+            ..*contract::op("cancel order")
+        },
+    ];
+    let errors = contract::disagreements_with_spec(&spec, &wrong);
+    for expected in [
+        "query status: enum",
+        "query limit: Bool",
+        "query page_size not in the spec",
+        "requires query client_order_id",
+        "body type: enum",
+        "body qty: Int",
+        "body field notional_usd not in the spec",
+        "requires body field time_in_force",
+        "/legs (cancel order): not in the spec",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{expected:?} not caught: {errors:#?}"
+        );
     }
 }

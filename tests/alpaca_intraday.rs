@@ -3,9 +3,11 @@
 //! excluded, one request per symbol batch, latest price from trades with the bar-close
 //! fallback, failures yield an empty snapshot, and request parameter names match the spec.
 //!
-//! Conformance: `BARS_PARAMS` and `TRADES_PARAMS` are copied from the official spec
-//! (`market-data-api.json`: `/v2/stocks/bars` and `/v2/stocks/trades/latest`, with the
-//! `stock_historical_feed` and `stock_latest_feed` enums).
+//! Conformance: every request is checked against the shared contract
+//! (`tests/fake_alpaca/contract.rs`, copied from the official spec `market-data-api.json`:
+//! `/v2/stocks/bars` with `timeframe=10Min` and `/v2/stocks/trades/latest`, with the
+//! `stock_historical_feed` and `stock_latest_feed` enums); the contract is checked against the
+//! spec JSON by the `#[ignore]`d walker of `tests/alpaca_market_data.rs`.
 
 mod fake_alpaca;
 
@@ -15,33 +17,8 @@ use avwap::alpaca::{AlpacaClient, ClientConfig, Endpoints};
 use avwap::execution::credentials::{AlpacaCredentials, CredentialStore};
 use avwap::market_data::intraday::IntradayFeed;
 use chrono::{DateTime, Duration, Utc};
+use fake_alpaca::contract;
 use fake_alpaca::{FakeAlpaca, FakeBar, Fault, Recorded, KEY_ID, SECRET};
-
-const BARS_PARAMS: &[(&str, Option<&[&str]>)] = &[
-    ("symbols", None),
-    ("timeframe", None),
-    ("start", None),
-    ("end", None),
-    ("limit", None),
-    (
-        "adjustment",
-        Some(&["raw", "split", "dividend", "spin-off", "all"]),
-    ),
-    ("asof", None),
-    ("feed", Some(&["iex", "otc", "sip", "boats"])),
-    ("currency", None),
-    ("page_token", None),
-    ("sort", Some(&["asc", "desc"])),
-];
-
-const TRADES_PARAMS: &[(&str, Option<&[&str]>)] = &[
-    ("symbols", None),
-    (
-        "feed",
-        Some(&["sip", "iex", "delayed_sip", "boats", "overnight", "otc"]),
-    ),
-    ("currency", None),
-];
 
 fn credentials() -> AlpacaCredentials {
     CredentialStore::new(None, |k| match k {
@@ -111,16 +88,12 @@ fn param<'a>(r: &'a Recorded, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn check(r: &Recorded, contract: &[(&str, Option<&[&str]>)]) {
-    assert_eq!(r.method, "GET");
-    for (name, value) in &r.query {
-        let Some((_, allowed)) = contract.iter().find(|(n, _)| n == name) else {
-            panic!("{} parameter {name} is not in the spec", r.path);
-        };
-        if let Some(allowed) = allowed {
-            assert!(allowed.contains(&value.as_str()), "{name}={value}");
-        }
-    }
+/// The shared contract (`tests/fake_alpaca/contract.rs`), and the request is the operation
+/// called `name` (`10-minute bars` or `latest trades`).
+fn check(r: &Recorded, name: &str) {
+    let op = contract::find_op(&r.method, &r.path, &r.query).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(op.name, name, "{r:?}");
+    contract::check_request(r).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -153,6 +126,7 @@ fn snapshot_excludes_the_forming_bar_and_reads_the_latest_trade() {
     assert_eq!(param(r, "end"), Some("2026-12-01T15:05:00Z"));
     assert_eq!(param(r, "feed"), Some("iex"));
     assert_eq!(by_path(&fake, LATEST_TRADES_PATH).len(), 1);
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -168,6 +142,7 @@ fn snapshot_reaches_back_to_the_previous_session_for_n_bars() {
     assert_eq!(got[4].start, t("2026-12-01T14:50:00Z"));
     let r = &by_path(&fake, BARS_PATH)[0];
     assert_eq!(param(r, "start"), Some("2026-11-30T14:30:00Z"));
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -185,6 +160,7 @@ fn thirty_symbols_take_one_bars_and_one_trades_request() {
         assert_eq!(snapshot.last_bars(s).len(), 3, "{s}");
         assert_eq!(snapshot.latest_price(s), Some(100.0 + i as f64));
     }
+    contract::assert_all_conform(&fake.requests());
 
     // A small URL budget: one request of each kind per batch.
     let fake = FakeAlpaca::start();
@@ -201,6 +177,7 @@ fn thirty_symbols_take_one_bars_and_one_trades_request() {
     assert_eq!(by_path(&fake, BARS_PATH).len(), 5);
     assert_eq!(by_path(&fake, LATEST_TRADES_PATH).len(), 5);
     assert!(symbols.iter().all(|s| snapshot.last_bars(s).len() == 3));
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -223,6 +200,7 @@ fn latest_price_falls_back_to_the_last_closed_bar_close() {
     }
     assert_eq!(snapshot.latest_price("NONE"), None);
     assert!(snapshot.last_bars("NONE").is_empty());
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -241,6 +219,7 @@ fn a_5xx_yields_an_empty_snapshot_not_an_error() {
     assert!(feed
         .bars_between("ACME", t("2026-12-01T14:00:00Z"), now)
         .is_empty());
+    contract::assert_all_conform(&fake.requests());
 
     // Bars failing alone: the trade still prices the symbol.
     let fake = FakeAlpaca::start();
@@ -250,6 +229,7 @@ fn a_5xx_yields_an_empty_snapshot_not_an_error() {
     let snapshot = self::feed(&fake).snapshot(&["ACME".to_string()], now, 3);
     assert!(snapshot.last_bars("ACME").is_empty());
     assert_eq!(snapshot.latest_price("ACME"), Some(50.5));
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -270,6 +250,7 @@ fn single_symbol_reads_use_the_same_request_path() {
     assert!(by_path(&fake, BARS_PATH)
         .iter()
         .all(|r| param(r, "timeframe") == Some("10Min")));
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -291,7 +272,7 @@ fn request_parameter_names_match_the_spec() {
     for r in &requests {
         match r.path.as_str() {
             BARS_PATH => {
-                check(r, BARS_PARAMS);
+                check(r, "10-minute bars");
                 for name in ["symbols", "timeframe", "start", "end"] {
                     assert!(param(r, name).is_some(), "{name} missing");
                 }
@@ -302,7 +283,7 @@ fn request_parameter_names_match_the_spec() {
                 assert_eq!(param(r, "feed"), Some("sip"));
             }
             LATEST_TRADES_PATH => {
-                check(r, TRADES_PARAMS);
+                check(r, "latest trades");
                 assert_eq!(param(r, "symbols"), Some("ACME"));
                 assert_eq!(param(r, "feed"), Some("sip"));
             }
@@ -312,4 +293,57 @@ fn request_parameter_names_match_the_spec() {
     assert!(by_path(&fake, BARS_PATH)
         .iter()
         .any(|r| param(r, "page_token").is_some()));
+    contract::assert_all_conform(&fake.requests());
+}
+
+#[test]
+fn the_contract_check_catches_violations() {
+    let bars = |query: &[(&str, &str)]| Recorded {
+        method: "GET".into(),
+        path: BARS_PATH.into(),
+        query: query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: None,
+        headers: vec![],
+    };
+    let base = [
+        ("symbols", "ACME"),
+        ("timeframe", "10Min"),
+        ("start", "2026-12-01T14:30:00Z"),
+        ("end", "2026-12-01T15:05:00Z"),
+    ];
+    let ok = bars(&base);
+    check(&ok, "10-minute bars");
+    let mut trades = bars(&[("symbols", "ACME"), ("feed", "iex")]);
+    trades.path = LATEST_TRADES_PATH.into();
+    check(&trades, "latest trades");
+    let with = |extra: (&'static str, &'static str)| {
+        let mut q = base.to_vec();
+        q.push(extra);
+        bars(&q)
+    };
+    let mut cases = vec![
+        with(("feed", "delayed_sip")), // a latest-feed value, not a historical one
+        with(("limit", "0")),
+        with(("page", "2")),
+        bars(&base[..3]),                                          // no end
+        bars(&[base[0], ("timeframe", "5Min"), base[2], base[3]]), // none of ours
+        bars(&[base[0], base[1], ("start", "2026-12-01"), base[3]]),
+    ];
+    for query in [
+        vec![("feed", "iex")],
+        vec![("symbols", "ACME"), ("feed", "IEX")],
+        vec![("symbols", ""), ("feed", "iex")],
+        vec![("symbols", "ACME"), ("limit", "5")],
+    ] {
+        let mut r = bars(&query);
+        r.path = LATEST_TRADES_PATH.into();
+        cases.push(r);
+    }
+    for r in &cases {
+        assert!(contract::check_request(r).is_err(), "{r:?}");
+    }
+    assert_eq!(contract::violations(&cases).len(), cases.len());
 }

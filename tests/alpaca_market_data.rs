@@ -3,12 +3,15 @@
 //! New York session dates across EST/EDT, the IEX warning, request conformance, incremental
 //! top-up and GET retries.
 //!
-//! Conformance: `BARS_CONTRACT` holds the facts copied from the official spec
-//! (`market-data-api.json`, `/v2/stocks/bars`: parameter names, `limit` 1..=10000, the
-//! `stock_historical_feed` and `sort` enums, `date-time` start/end); every recorded bars request
-//! is checked against it, so `cargo test` needs no files outside this repo. The `#[ignore]`d
-//! `bars_contract_agrees_with_the_official_spec` checks `BARS_CONTRACT` against the spec JSON
-//! itself (`../shared/reference/alpaca/` or `AVWAP_ALPACA_MARKET_DATA_SPEC`).
+//! Conformance: every recorded bars request is checked against the shared contract
+//! (`tests/fake_alpaca/contract.rs`: the facts copied from the official spec
+//! `market-data-api.json` — parameter names, `limit` 1..=10000, the `stock_historical_feed` and
+//! `sort` enums, RFC 3339 UTC start/end, `timeframe=1Day` for daily bars), so `cargo test` needs
+//! no files outside this repo. The `#[ignore]`d `bars_contract_agrees_with_the_official_spec`
+//! checks the contract's Market Data operations (daily bars, 10-minute bars, latest trades)
+//! against the spec JSON itself, and what the bars and intraday code sends against it too:
+//! `cargo test --test alpaca_market_data -- --ignored bars_contract` where
+//! `../shared/reference/alpaca/` exists (or point `AVWAP_ALPACA_MARKET_DATA_SPEC` at the file).
 //!
 //! The `#[ignore]`d `benchmark_cold_fill_and_one_session_top_up` reports requests and time for
 //! 3,000 symbols × 2 years and a one-session top-up:
@@ -23,8 +26,10 @@ use avwap::alpaca::market_data::{
 use avwap::alpaca::{AlpacaClient, AlpacaError, ClientConfig, Endpoints};
 use avwap::calendar;
 use avwap::execution::credentials::{AlpacaCredentials, CredentialStore};
+use avwap::market_data::intraday::IntradayFeed;
 use avwap::market_data::{BarStore, DailyBar};
 use chrono::{DateTime, NaiveDate, Utc};
+use fake_alpaca::contract::{self, Api, Kind};
 use fake_alpaca::{FakeAlpaca, FakeBar, Fault, Recorded, KEY_ID, SECRET};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -85,65 +90,17 @@ fn param<'a>(r: &'a Recorded, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// `/v2/stocks/bars` facts from `market-data-api.json` (parameter → allowed values; `None`:
-/// checked by kind below).
-const BARS_CONTRACT: &[(&str, Option<&[&str]>)] = &[
-    ("symbols", None),   // required string, comma-separated
-    ("timeframe", None), // required string; 1Day for daily
-    ("start", None),     // date-time
-    ("end", None),       // date-time
-    ("limit", None),     // integer 1..=10000
-    (
-        "adjustment",
-        Some(&["raw", "split", "dividend", "spin-off", "all"]),
-    ),
-    ("asof", None),
-    ("feed", Some(&["iex", "otc", "sip", "boats"])), // stock_historical_feed
-    ("currency", None),
-    ("page_token", None),
-    ("sort", Some(&["asc", "desc"])), // sort
-];
-
-fn check_bars_request(r: &Recorded) -> Result<(), String> {
-    if r.method != "GET" || r.path != "/v2/stocks/bars" {
-        return Err(format!("{} {} is not the bars endpoint", r.method, r.path));
+/// The shared contract (`tests/fake_alpaca/contract.rs`), and the request is its daily-bars
+/// operation (`GET /v2/stocks/bars`, `timeframe=1Day`).
+fn check_daily_bars(r: &Recorded) -> Result<(), String> {
+    let op = contract::find_op(&r.method, &r.path, &r.query)?;
+    if op.name != "daily bars" {
+        return Err(format!(
+            "{} {} is {}, not daily bars",
+            r.method, r.path, op.name
+        ));
     }
-    for (name, value) in &r.query {
-        let Some((_, allowed)) = BARS_CONTRACT.iter().find(|(n, _)| n == name) else {
-            return Err(format!("parameter {name} is not in the spec"));
-        };
-        if let Some(allowed) = allowed {
-            if !allowed.contains(&value.as_str()) {
-                return Err(format!("{name}={value} is not one of {allowed:?}"));
-            }
-        }
-        match name.as_str() {
-            "start" | "end"
-                if !value.ends_with('Z') || DateTime::parse_from_rfc3339(value).is_err() =>
-            {
-                return Err(format!("{name}={value} is not RFC 3339 UTC"));
-            }
-            "limit" => match value.parse::<u32>() {
-                Ok(1..=10_000) => {}
-                _ => return Err(format!("limit={value} outside 1..=10000")),
-            },
-            "timeframe" if value != "1Day" => {
-                return Err(format!("timeframe={value}, expected 1Day"))
-            }
-            "symbols" if value.is_empty() || value.split(',').any(str::is_empty) => {
-                return Err(format!("symbols={value:?} has an empty symbol"));
-            }
-            _ => {}
-        }
-    }
-    for required in ["symbols", "timeframe", "start", "end"] {
-        if param(r, required).is_none() {
-            return Err(format!(
-                "{required} missing (we always send explicit bounds)"
-            ));
-        }
-    }
-    Ok(())
+    contract::check_request(r)
 }
 
 #[test]
@@ -160,15 +117,46 @@ fn the_contract_check_catches_violations() {
         body: None,
         headers: vec![],
     };
-    assert_eq!(check_bars_request(&r), Ok(()));
-    r.query.push(("feed".into(), "SIP".into()));
-    assert!(check_bars_request(&r).is_err());
-    r.query.pop();
-    r.query.push(("adjustments".into(), "split".into()));
-    assert!(check_bars_request(&r).is_err());
-    r.query.pop();
-    r.query.push(("limit".into(), "10001".into()));
-    assert!(check_bars_request(&r).is_err());
+    assert_eq!(check_daily_bars(&r), Ok(()));
+    for (name, value) in [
+        ("feed", "SIP"),
+        ("adjustments", "split"),
+        ("limit", "10001"),
+        ("limit", "0"),
+        ("adjustment", "split,dividend"),
+        ("sort", "newest"),
+    ] {
+        r.query.push((name.into(), value.into()));
+        assert!(check_daily_bars(&r).is_err(), "{name}={value}");
+        r.query.pop();
+    }
+    // Daily bars: timeframe 1Day (10Min is the intraday operation; others are none of ours),
+    // explicit RFC 3339 UTC bounds, no empty symbol.
+    for (index, name, value) in [
+        (1, "timeframe", "1Hour"),
+        (1, "timeframe", "1D"),
+        (1, "timeframe", "10Min"),
+        (2, "start", "2024-01-03"),
+        (3, "end", "2024-01-04T04:59:59-05:00"),
+        (0, "symbols", "AAPL,,MSFT"),
+    ] {
+        let saved = std::mem::replace(&mut r.query[index], (name.into(), value.into()));
+        assert!(check_daily_bars(&r).is_err(), "{name}={value}");
+        r.query[index] = saved;
+    }
+    for missing in 0..4 {
+        let saved = r.query.remove(missing);
+        assert!(check_daily_bars(&r).is_err(), "{} missing", saved.0);
+        r.query.insert(missing, saved);
+    }
+    assert_eq!(check_daily_bars(&r), Ok(()));
+    // The shared check alone refuses a timeframe that selects none of our operations.
+    r.query[1].1 = "1Hour".into();
+    assert!(contract::check_request(&r).is_err());
+    r.query[1].1 = "1Day".into();
+    r.method = "POST".into();
+    assert!(check_daily_bars(&r).is_err());
+    assert!(contract::check_request(&r).is_err());
 }
 
 #[test]
@@ -193,7 +181,7 @@ fn requests_conform_to_the_spec_with_default_options() {
     let requests = bars_requests(&fake);
     assert!(requests.len() > 1);
     for r in &requests {
-        check_bars_request(r).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+        check_daily_bars(r).unwrap_or_else(|e| panic!("{e}: {r:?}"));
         assert_eq!(param(r, "timeframe"), Some("1Day"));
         assert_eq!(param(r, "adjustment"), Some("split"));
         assert_eq!(param(r, "feed"), Some("sip"));
@@ -212,7 +200,7 @@ fn requests_conform_to_the_spec_with_default_options() {
     )
     .unwrap();
     let last = bars_requests(&fake).pop().unwrap();
-    check_bars_request(&last).unwrap();
+    check_daily_bars(&last).unwrap();
     assert_eq!(param(&last, "limit"), Some("10000"));
     // Other adjustments travel with their spec names.
     for (adj, text) in [
@@ -226,9 +214,10 @@ fn requests_conform_to_the_spec_with_default_options() {
         };
         daily_bars(&client2, &names("A", 1), days[0], days[0], &opts).unwrap();
         let last = bars_requests(&fake).pop().unwrap();
-        check_bars_request(&last).unwrap();
+        check_daily_bars(&last).unwrap();
         assert_eq!(param(&last, "adjustment"), Some(text));
     }
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -257,8 +246,9 @@ fn pagination_follows_next_page_token_across_pages() {
     assert_eq!(param(&requests[0], "page_token"), None);
     for r in &requests[1..] {
         assert!(param(r, "page_token").is_some());
-        check_bars_request(r).unwrap();
+        check_daily_bars(r).unwrap();
     }
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -296,6 +286,7 @@ fn symbol_batches_keep_the_url_under_the_limit() {
     let bars = daily_bars(&client, &many, days[0], days[0], &BarsOptions::default()).unwrap();
     assert_eq!(bars.len(), 600);
     assert_eq!(client.requests_sent() - before, 1);
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -349,6 +340,7 @@ fn est_and_edt_timestamps_map_to_new_york_session_dates() {
     assert_eq!(param(r, "end"), Some("2024-11-05T04:59:59Z"));
     assert_eq!(start_param(d("2024-07-03")), "2024-07-03T04:00:00Z");
     assert_eq!(end_param(d("2024-07-03")), "2024-07-04T03:59:59Z");
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[derive(Clone, Default)]
@@ -392,13 +384,14 @@ fn iex_feed_is_sent_and_warns_loudly_sip_does_not() {
     assert!(iex.contains("IEX") && iex.contains("volume"), "{iex}");
     let last = bars_requests(&fake).pop().unwrap();
     assert_eq!(param(&last, "feed"), Some("iex"));
-    check_bars_request(&last).unwrap();
+    check_daily_bars(&last).unwrap();
     let sip = run(Feed::Sip);
     assert!(!sip.contains("IEX"), "{sip}");
     assert_eq!(
         param(&bars_requests(&fake).pop().unwrap(), "feed"),
         Some("sip")
     );
+    contract::assert_all_conform(&fake.requests());
 }
 
 fn stored_bar(date: NaiveDate) -> DailyBar {
@@ -460,7 +453,7 @@ fn top_up_requests_only_missing_sessions_once_per_start() {
     let mut starts: Vec<(String, String)> = bars_requests(&fake)
         .iter()
         .map(|r| {
-            check_bars_request(r).unwrap();
+            check_daily_bars(r).unwrap();
             assert_eq!(param(r, "end"), Some("2024-06-15T03:59:59Z"));
             (
                 param(r, "start").unwrap().to_string(),
@@ -509,6 +502,7 @@ fn top_up_requests_only_missing_sessions_once_per_start() {
     )
     .unwrap();
     assert_eq!(quiet.requests, 0);
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -537,6 +531,7 @@ fn a_429_with_retry_after_on_bars_is_retried() {
     assert_eq!(bars.len(), 2);
     assert_eq!(client.requests_sent(), 2);
     assert!(started.elapsed() >= Duration::from_millis(900));
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -579,6 +574,7 @@ fn server_errors_are_retried_then_fail_clearly() {
     let text = error.to_string();
     assert!(text.contains("after 4 attempt(s)"), "{text}");
     assert!(!text.contains(SECRET));
+    contract::assert_all_conform(&fake.requests());
 }
 
 /// Cold fill of 3,000 symbols × 2 years and a one-session top-up against the fake, with
@@ -654,58 +650,80 @@ fn benchmark_cold_fill_and_one_session_top_up() {
     );
     assert_eq!(top.bars_written, symbols.len());
     assert!(top.requests <= 20);
-}
-
-/// Resolve a local `$ref` (`#/components/...`).
-fn resolve<'a>(spec: &'a serde_json::Value, node: &'a serde_json::Value) -> &'a serde_json::Value {
-    match node.get("$ref").and_then(serde_json::Value::as_str) {
-        Some(reference) => {
-            let mut at = spec;
-            for part in reference.trim_start_matches("#/").split('/') {
-                at = &at[part];
-            }
-            resolve(spec, at)
-        }
-        None => node,
-    }
+    contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
 #[ignore = "needs ../shared/reference/alpaca/market-data-api.json (or \
-            AVWAP_ALPACA_MARKET_DATA_SPEC); BARS_CONTRACT covers the same facts without it"]
+            AVWAP_ALPACA_MARKET_DATA_SPEC); the shared contract covers the same facts without it"]
 fn bars_contract_agrees_with_the_official_spec() {
-    let path = std::env::var("AVWAP_ALPACA_MARKET_DATA_SPEC").unwrap_or_else(|_| {
-        format!(
-            "{}/../shared/reference/alpaca/market-data-api.json",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read the official spec at {path}: {e}"));
-    let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let spec = contract::load_spec(Api::MarketData);
+
+    // 1. Every Market Data operation of the contract (daily bars, 10-minute bars, latest
+    // trades) agrees with the spec: names, kinds, enums (or documented values), ranges, formats,
+    // required parameters.
+    let errors = contract::disagreements_with_spec(&spec, contract::ops(Api::MarketData));
+    assert!(errors.is_empty(), "{errors:#?}");
+    for op in contract::ops(Api::MarketData) {
+        // Each lists every parameter of the spec, in the spec's order.
+        let o = &spec["paths"][op.path]["get"];
+        let spec_names: Vec<&str> = o["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| contract::resolve(&spec, p)["name"].as_str().unwrap())
+            .collect();
+        let ours: Vec<&str> = op.query.iter().map(|(n, _)| *n).collect();
+        assert_eq!(spec_names, ours, "{}", op.name);
+    }
+    // … and that check catches disagreements.
+    let daily = contract::op("daily bars");
+    let wrong = [
+        contract::Op {
+            query: &[
+                ("symbols", Kind::CommaList),
+                ("timeframe", Kind::Enum(&["1Dayz"])),
+                ("start", Kind::Str),
+                ("limit", Kind::IntRange(1, 20_000)),
+                ("asof", Kind::UtcDateTime),
+                ("feed", Kind::Enum(&["iex", "sip"])),
+                ("adjustment", Kind::Enum(&["split", "splits"])),
+            ],
+            required_query: &["symbols"],
+            ..*daily
+        },
+        contract::Op {
+            path: "/v2/stocks/bars/latest/none",
+            ..*daily
+        },
+    ];
+    let errors = contract::disagreements_with_spec(&spec, &wrong);
+    for expected in [
+        "query timeframe: [\"1Dayz\"] neither in an enum nor documented",
+        "query limit: 1..=20000 outside",
+        "query asof: the spec format",
+        "query feed: enum",
+        "query adjustment: [\"splits\"] neither",
+        "the spec requires query timeframe",
+        "/none (daily bars): not in the spec",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{expected:?} not caught: {errors:#?}"
+        );
+    }
+
+    // 2. The spec facts the bars code relies on.
     let op = &spec["paths"]["/v2/stocks/bars"]["get"];
     let params: Vec<&serde_json::Value> = op["parameters"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| resolve(&spec, p))
+        .map(|p| contract::resolve(&spec, p))
         .collect();
-    let spec_names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
-    let ours: Vec<&str> = BARS_CONTRACT.iter().map(|(n, _)| *n).collect();
-    assert_eq!(spec_names, ours);
     for p in &params {
         let name = p["name"].as_str().unwrap();
-        let schema = resolve(&spec, &p["schema"]);
-        let allowed = BARS_CONTRACT.iter().find(|(n, _)| *n == name).unwrap().1;
-        if let Some(values) = schema.get("enum").and_then(|e| e.as_array()) {
-            let mut spec_values: Vec<&str> = values.iter().map(|v| v.as_str().unwrap()).collect();
-            let mut ours = allowed
-                .unwrap_or_else(|| panic!("{name}: spec has an enum"))
-                .to_vec();
-            spec_values.sort_unstable();
-            ours.sort_unstable();
-            assert_eq!(spec_values, ours, "{name}");
-        }
+        let schema = contract::resolve(&spec, &p["schema"]);
         match name {
             "symbols" | "timeframe" => assert_eq!(p["required"], true, "{name}"),
             "start" | "end" => assert_eq!(schema["format"], "date-time", "{name}"),
@@ -713,13 +731,6 @@ fn bars_contract_agrees_with_the_official_spec() {
                 assert_eq!(schema["type"], "integer");
                 assert_eq!(schema["minimum"], 1);
                 assert_eq!(schema["maximum"], 10_000);
-            }
-            "adjustment" => {
-                // Free text in the spec; its description lists the values we allow.
-                let text = p["description"].as_str().unwrap();
-                for v in allowed.unwrap() {
-                    assert!(text.contains(&format!("`{v}`")), "adjustment {v}");
-                }
             }
             _ => {}
         }
@@ -730,7 +741,7 @@ fn bars_contract_agrees_with_the_official_spec() {
         .as_str()
         .unwrap()
         .contains("`1Day`"));
-    let resp = resolve(
+    let resp = contract::resolve(
         &spec,
         &op["responses"]["200"]["content"]["application/json"]["schema"],
     );
@@ -741,11 +752,49 @@ fn bars_contract_agrees_with_the_official_spec() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(required.contains(&"bars") && required.contains(&"next_page_token"));
-    let bar = resolve(
+    let bar = contract::resolve(
         &spec,
         &resp["properties"]["bars"]["additionalProperties"]["items"],
     );
     for field in ["t", "o", "h", "l", "c", "v", "n", "vw"] {
         assert!(bar["properties"].get(field).is_some(), "bar field {field}");
     }
+
+    // 3. What the bars and intraday code sends, against the spec itself.
+    let fake = FakeAlpaca::start();
+    let days = sessions("2024-01-02", "2024-01-31");
+    fake.add_daily_bars(&names("S", 3), &days);
+    let client = client(&fake);
+    let opts = BarsOptions {
+        page_limit: 10,
+        ..BarsOptions::default()
+    };
+    daily_bars(
+        &client,
+        &names("S", 3),
+        days[0],
+        days[days.len() - 1],
+        &opts,
+    )
+    .unwrap();
+    let intraday = avwap::alpaca::intraday::AlpacaIntradayFeed::new(
+        self::client(&fake),
+        avwap::alpaca::intraday::IntradayOptions::default(),
+    );
+    intraday.snapshot(&names("S", 3), t("2024-01-31T15:05:00Z"), 3);
+    let recorded = fake.requests();
+    let missed = contract::unexercised(&recorded, Api::MarketData);
+    assert!(missed.is_empty(), "not exercised: {missed:?}");
+    contract::assert_all_conform(&recorded);
+    let errors: Vec<String> = recorded
+        .iter()
+        .filter_map(|r| contract::check_against_spec(&spec, r).err())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let mut bad = recorded[0].clone();
+    bad.query.push(("feed".into(), "SIP".into()));
+    assert!(contract::check_against_spec(&spec, &bad).is_err());
+    bad.query.pop();
+    bad.query.retain(|(k, _)| k != "timeframe");
+    assert!(contract::check_against_spec(&spec, &bad).is_err());
 }

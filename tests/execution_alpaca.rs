@@ -240,6 +240,7 @@ fn paper_enters_once_protects_the_fill_and_never_duplicates() {
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report.to_string().contains(&client_id), "{report}");
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -275,6 +276,7 @@ fn dry_run_reads_alpaca_data_and_never_calls_the_trading_api() {
             .contains(&format!("-{}-en-", row.symbol))),
         "the entry is recorded: {orders:?}"
     );
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -332,6 +334,7 @@ fn live_refuses_without_or_with_a_wrong_confirmation_and_runs_with_the_right_one
     // The watchlist is from 2010, so no entries: the live cycle only read.
     assert!(order_posts(&fake).is_empty());
     assert!(state.join("execution.sqlite").exists());
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -404,6 +407,7 @@ fn a_state_dir_with_open_sim_positions_is_not_reconciled_against_alpaca() {
         stderr(&out)
     );
     assert!(order_posts(&fake).is_empty());
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -455,4 +459,5 @@ fn the_broker_side_kill_switch_suspends_and_entries_respect_it() {
         .unwrap();
     assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
     assert!(stderr(&out).contains("KILL_SWITCH"), "{}", stderr(&out));
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }

@@ -156,6 +156,7 @@ fn alpaca_provider_tops_up_the_store_and_scans_the_universe() {
         std::fs::read(dir.path().join("daily_candidates.csv")).unwrap(),
         before
     );
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }
 
 #[test]
@@ -265,4 +266,5 @@ fn without_holdings_or_cache_the_universe_falls_back_to_alpaca_assets() {
         std::fs::read(dir.path().join("daily_candidates.csv")).unwrap(),
         before
     );
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }

@@ -14,10 +14,13 @@
 //!
 //! Fault injection per method and path prefix: timeout after accepting, 5xx before or after
 //! processing, 429 with `Retry-After`, an exhausted `X-RateLimit-Remaining`. Every request is
-//! recorded (method, path, query pairs, JSON body) for the conformance checks.
+//! recorded (method, path, query pairs, JSON body) for the conformance checks of `contract`
+//! (`contract::check_request`, `contract::assert_all_conform`): the one copy of what the official
+//! specs allow for the requests we send.
 
 #![allow(dead_code)]
 
+pub mod contract;
 pub mod http;
 
 use http::RawRequest;
