@@ -194,7 +194,17 @@ pub const CONTRACT: &[Op] = &[
             ("stop_price", Kind::DecimalStr),
             ("client_order_id", Kind::Str),
         ],
-        required_body: &["type", "time_in_force"],
+        // The spec requires only type and time_in_force; we also demand what our guarantees
+        // rest on: a client order id on every order (no duplicates after a restart), and an
+        // explicit symbol, side and whole-share qty (never notional).
+        required_body: &[
+            "type",
+            "time_in_force",
+            "client_order_id",
+            "symbol",
+            "side",
+            "qty",
+        ],
     },
     Op {
         name: "order by client order id",
