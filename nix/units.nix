@@ -28,10 +28,13 @@
 #     does not apply to it (measured with systemd 252, notes §9). Nothing can tell systemd
 #     "restart a crash but not a closed gate", so the gate's retries are bounded instead:
 #     RestartSec=10s with StartLimitBurst=5 in StartLimitIntervalSec=10min. A closed gate runs
-#     at most 5 times (about 40 s) and the unit then rests in "failed" (start-limit-hit) with the
-#     gate's message in the journal: no restart storm. A crash of the running service (signal,
-#     watchdog, non-zero exit) is restarted 10 s later, up to 5 starts in 10 minutes; a crash
-#     loop beyond that stops too, visibly, instead of hammering the broker.
+#     at most 5 times (about 50 s) and the unit then rests in "failed" with the gate's message
+#     in the journal: no restart storm. A crash of the running service (signal, watchdog,
+#     non-zero exit) is restarted 10 s later, up to 5 starts in 10 minutes; a crash loop beyond
+#     that stops too, visibly, instead of hammering the broker. In both cases systemd logs
+#     "Start request repeated too quickly"; systemd 252 keeps the first failure's Result
+#     (exit-code, signal) rather than start-limit-hit. Both measured on real systemd 252 by the
+#     VM scenario (tests/vm/, nix/tests/scenario.sh).
 #   * Exit codes of avwap-execution that a restart cannot fix are not restarted:
 #     10 config error, 11 state-dir lock held by another instance, 69 not implemented.
 #     12 (broker unreachable / credentials refused at startup) is restarted within the bound,
