@@ -436,11 +436,19 @@ pub fn judge_service(p: &UnitProperties) -> (Status, String) {
         ("deactivating", other) => (Status::Warn, format!("stopping ({other})")),
         ("reloading", _) => (Status::Warn, "reloading".to_string()),
         ("failed", _) => {
+            // systemd 252 keeps the first failure's Result (exit-code, signal) when the start
+            // limit stops the restarts; the restart count reaching the burst says it instead.
+            let limit_reached = p.result() == "start-limit-hit"
+                || p.start_limit_burst()
+                    .is_some_and(|burst| burst > 0 && restarts >= burst);
             let why = match p.result() {
-                "start-limit-hit" => {
-                    "it failed too often and systemd gave up restarting it (start-limit-hit)"
-                        .to_string()
-                }
+                _ if limit_reached => format!(
+                    "it failed too often and systemd gave up restarting it: start limit reached \
+                     (start-limit-hit, StartLimitBurst={}; last Result={}, {status_text})",
+                    p.start_limit_burst()
+                        .map_or_else(|| "?".to_string(), |b| b.to_string()),
+                    p.result()
+                ),
                 "exit-code" => format!("it exited with an error (Result=exit-code, {status_text})"),
                 "" => format!("Result unknown, {status_text}"),
                 other => format!("Result={other}, {status_text}"),
@@ -1159,6 +1167,26 @@ mod tests {
         let (s, m) = judge_service(&p);
         assert_eq!(s, Status::Fail);
         assert!(m.contains("killed by signal 9"), "{m}");
+        assert!(!m.contains("start limit"), "{m}");
+        // systemd 252 at the start limit: Result stays "signal", the count reaches the burst.
+        let p = UnitProperties::parse(
+            EXECUTION_UNIT,
+            "LoadState=loaded\nActiveState=failed\nSubState=failed\nResult=signal\nExecMainCode=2\nExecMainStatus=9\nNRestarts=5\nStartLimitBurst=5\n",
+        );
+        let (s, m) = judge_service(&p);
+        assert_eq!(s, Status::Fail);
+        assert!(m.contains("start limit reached"), "{m}");
+        assert!(m.contains("5 automatic restart(s)"), "{m}");
+        assert!(m.contains("killed by signal 9"), "{m}");
+        let p = UnitProperties::parse(
+            EXECUTION_UNIT,
+            "LoadState=loaded\nActiveState=failed\nSubState=failed\nResult=exit-code\nExecMainCode=1\nExecMainStatus=10\nNRestarts=0\nStartLimitBurst=5\n",
+        );
+        let (_, m) = judge_service(&p);
+        assert!(
+            !m.contains("start limit"),
+            "exit 10 is never restarted: {m}"
+        );
     }
 
     #[test]

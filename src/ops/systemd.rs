@@ -35,6 +35,7 @@ pub const SERVICE_PROPERTIES: &[&str] = &[
     "SubState",
     "MainPID",
     "NRestarts",
+    "StartLimitBurst",
     "Result",
     "ExecMainStatus",
     "ExecMainCode",
@@ -124,6 +125,12 @@ impl UnitProperties {
         self.get("MainPID")
             .and_then(|v| v.trim().parse::<u32>().ok())
             .filter(|pid| *pid != 0)
+    }
+
+    /// `StartLimitBurst=`: how many starts in the interval before systemd gives up.
+    pub fn start_limit_burst(&self) -> Option<u64> {
+        self.get("StartLimitBurst")
+            .and_then(|v| v.trim().parse().ok())
     }
 
     pub fn n_restarts(&self) -> Option<u64> {
