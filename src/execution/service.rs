@@ -44,6 +44,12 @@ impl ServiceError {
     }
 }
 
+impl From<venue::VenueError> for ServiceError {
+    fn from(e: venue::VenueError) -> Self {
+        ServiceError::new(e.exit_code(), e.to_string())
+    }
+}
+
 impl From<LifecycleError> for ServiceError {
     fn from(e: LifecycleError) -> Self {
         match e {
@@ -62,13 +68,6 @@ pub enum Command {
     Run { once: bool },
     /// Close every owned position at the market, then exit.
     Flatten,
-}
-
-/// Refuse a configuration a mode cannot run safely with (URLs of the wrong environment).
-/// Credentials and the account are checked when the venue opens.
-pub fn check_mode(config: &Config) -> Result<(), ServiceError> {
-    venue::check_urls(config.mode, &config.alpaca)
-        .map_err(|e| ServiceError::new(e.exit_code(), e.to_string()))
 }
 
 /// The watchlist for the engine: valid and for today's New York date, or unavailable with
@@ -168,8 +167,7 @@ pub struct Service<'a> {
 impl<'a> Service<'a> {
     /// Check the mode, take the lock and open the database.
     pub fn open(config: &'a Config) -> Result<Self, ServiceError> {
-        check_mode(config)?;
-        // Credentials, account and live confirmation before anything is created on disk.
+        // URLs, credentials, account and live confirmation before anything is created on disk.
         let venue = open_venue(config)?;
         let state_dir = &config.state_dir;
         std::fs::create_dir_all(state_dir).map_err(|e| {
@@ -400,11 +398,10 @@ pub fn open_local_book(
 /// Build what the mode trades against; every refusal comes before the first order request.
 fn open_venue(config: &Config) -> Result<Venue, ServiceError> {
     let credentials = CredentialStore::from_process_env();
-    let fail = |e: venue::VenueError| ServiceError::new(e.exit_code(), e.to_string());
     match config.mode {
         Mode::Sim => Ok(Venue::Sim),
         Mode::DryRun => {
-            let feed = venue::open_dry_run_feed(config, &credentials).map_err(fail)?;
+            let feed = venue::open_dry_run_feed(config, &credentials)?;
             tracing::warn!(
                 book = DRY_RUN_BROKER_FILE,
                 "dry-run: real Alpaca market data; orders are recorded in the local book and never sent to Alpaca"
@@ -412,7 +409,7 @@ fn open_venue(config: &Config) -> Result<Venue, ServiceError> {
             Ok(Venue::DryRun { feed })
         }
         Mode::AlpacaPaper | Mode::AlpacaLive => {
-            let (broker, feed) = venue::open_alpaca(config, &credentials).map_err(fail)?;
+            let (broker, feed) = venue::open_alpaca(config, &credentials)?;
             Ok(Venue::Alpaca {
                 broker: Box::new(broker),
                 feed,
@@ -458,7 +455,6 @@ fn check_same_mode(db: &StateDb, config: &Config) -> Result<(), ServiceError> {
 /// Does not take the state lock, so it works while the service runs. Returns whether the
 /// account now reports trading suspended.
 pub fn set_broker_suspension(config: &Config, suspend: bool) -> Result<bool, ServiceError> {
-    check_mode(config)?;
     if matches!(config.mode, Mode::Sim | Mode::DryRun) {
         return Err(ServiceError::new(
             ExitCode::ConfigError,
@@ -470,8 +466,7 @@ pub fn set_broker_suspension(config: &Config, suspend: bool) -> Result<bool, Ser
         ));
     }
     let credentials = CredentialStore::from_process_env();
-    let (mut broker, _) = venue::open_alpaca(config, &credentials)
-        .map_err(|e| ServiceError::new(e.exit_code(), e.to_string()))?;
+    let mut broker = venue::open_alpaca_broker(config, &credentials)?;
     let broker_error = |e: crate::broker::BrokerError| {
         ServiceError::new(
             ExitCode::BrokerUnavailable,

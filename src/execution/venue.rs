@@ -15,7 +15,7 @@ use crate::alpaca::intraday::{AlpacaIntradayFeed, IntradayOptions};
 use crate::alpaca::market_data::Feed;
 use crate::alpaca::{AlpacaBroker, AlpacaClient, ClientConfig, Endpoints};
 use crate::config::{AlpacaConfig, Config, Mode};
-use crate::execution::credentials::{CredentialError, CredentialStore};
+use crate::execution::credentials::{AlpacaCredentials, CredentialError, CredentialStore};
 use crate::exit::ExitCode;
 use std::sync::Arc;
 
@@ -126,30 +126,43 @@ fn credential_error(e: CredentialError) -> VenueError {
     ))
 }
 
-/// One Alpaca client for `mode` from the configuration and the credentials.
-pub fn alpaca_client(
-    config: &Config,
-    credentials: &CredentialStore,
-) -> Result<AlpacaClient, VenueError> {
-    check_urls(config.mode, &config.alpaca)?;
-    let a = &config.alpaca;
-    let mut client_config = ClientConfig::new(Endpoints {
-        trading: a
-            .trading_url_for(config.mode)
-            .trim_end_matches('/')
-            .to_string(),
-        data: a.data_url.trim_end_matches('/').to_string(),
-    });
-    client_config.requests_per_minute = a.requests_per_minute;
-    let keys = credentials.alpaca().map_err(credential_error)?;
-    tracing::info!(
-        key_id = %keys.key_id_source,
-        secret_key = %keys.secret_key_source,
-        trading = %client_config.endpoints.trading,
-        data = %client_config.endpoints.data,
-        "Alpaca credentials loaded"
-    );
-    AlpacaClient::new(&keys, client_config).map_err(|e| VenueError::Broker(e.to_string()))
+/// What every Alpaca client of one process shares: the keys (read once) and the settings for
+/// `config.mode`, its URLs checked.
+struct AlpacaAccess {
+    keys: AlpacaCredentials,
+    client_config: ClientConfig,
+}
+
+impl AlpacaAccess {
+    fn new(config: &Config, credentials: &CredentialStore) -> Result<AlpacaAccess, VenueError> {
+        check_urls(config.mode, &config.alpaca)?;
+        let a = &config.alpaca;
+        let mut client_config = ClientConfig::new(Endpoints {
+            trading: a
+                .trading_url_for(config.mode)
+                .trim_end_matches('/')
+                .to_string(),
+            data: a.data_url.trim_end_matches('/').to_string(),
+        });
+        client_config.requests_per_minute = a.requests_per_minute;
+        let keys = credentials.alpaca().map_err(credential_error)?;
+        tracing::info!(
+            key_id = %keys.key_id_source,
+            secret_key = %keys.secret_key_source,
+            trading = %client_config.endpoints.trading,
+            data = %client_config.endpoints.data,
+            "Alpaca credentials loaded"
+        );
+        Ok(AlpacaAccess {
+            keys,
+            client_config,
+        })
+    }
+
+    fn client(&self) -> Result<AlpacaClient, VenueError> {
+        AlpacaClient::new(&self.keys, self.client_config.clone())
+            .map_err(|e| VenueError::Broker(e.to_string()))
+    }
 }
 
 /// The intraday feed options from `[alpaca]`.
@@ -168,12 +181,12 @@ pub fn intraday_options(alpaca: &AlpacaConfig) -> Result<IntradayOptions, VenueE
 /// one rate limiter covers both.
 pub type SharedFeed = Arc<AlpacaIntradayFeed>;
 
-/// Open the Alpaca trading venue of `alpaca-paper` / `alpaca-live`: keys, the account check
-/// (and for live the separate confirmation), then the broker and the feed.
-pub fn open_alpaca(
+/// The broker of `alpaca-paper` / `alpaca-live`: keys, then the account check (and for live
+/// the separate confirmation). Also returns the access, for more clients.
+fn checked_broker(
     config: &Config,
     credentials: &CredentialStore,
-) -> Result<(AlpacaBroker, SharedFeed), VenueError> {
+) -> Result<(AlpacaBroker, AlpacaAccess), VenueError> {
     let mode = config.mode;
     // Live: the confirmation must exist before anything is sent.
     let live_confirmation = match mode {
@@ -184,9 +197,8 @@ pub fn open_alpaca(
         })?),
         _ => None,
     };
-    let trading = alpaca_client(config, credentials)?;
-    let data = alpaca_client(config, credentials)?;
-    let broker = AlpacaBroker::new(trading, mode.as_str());
+    let access = AlpacaAccess::new(config, credentials)?;
+    let broker = AlpacaBroker::new(access.client()?, mode.as_str());
     let details = match &live_confirmation {
         Some(expected) => broker.confirm_live_account(expected),
         None => broker.account_details(),
@@ -218,8 +230,26 @@ pub fn open_alpaca(
         equity = %details.account.equity,
         "Alpaca account ready"
     );
+    Ok((broker, access))
+}
+
+/// The broker alone (`suspend-trading`), checked as in [`open_alpaca`].
+pub fn open_alpaca_broker(
+    config: &Config,
+    credentials: &CredentialStore,
+) -> Result<AlpacaBroker, VenueError> {
+    checked_broker(config, credentials).map(|(broker, _)| broker)
+}
+
+/// Open the Alpaca trading venue of `alpaca-paper` / `alpaca-live`: the checked broker, then
+/// the market-data feed.
+pub fn open_alpaca(
+    config: &Config,
+    credentials: &CredentialStore,
+) -> Result<(AlpacaBroker, SharedFeed), VenueError> {
+    let (broker, access) = checked_broker(config, credentials)?;
     let feed = Arc::new(AlpacaIntradayFeed::new(
-        data,
+        access.client()?,
         intraday_options(&config.alpaca)?,
     ));
     Ok((broker, feed))
@@ -230,7 +260,7 @@ pub fn open_dry_run_feed(
     config: &Config,
     credentials: &CredentialStore,
 ) -> Result<SharedFeed, VenueError> {
-    let client = alpaca_client(config, credentials)?;
+    let client = AlpacaAccess::new(config, credentials)?.client()?;
     Ok(Arc::new(AlpacaIntradayFeed::new(
         client,
         intraday_options(&config.alpaca)?,
