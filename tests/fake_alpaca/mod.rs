@@ -97,7 +97,31 @@ impl FakeOrder {
         )
     }
 
-    fn json(&self) -> Value {
+    /// An order of the simulated broker as Alpaca would list it (the crash suite's front).
+    pub fn from_broker(o: &avwap::broker::BrokerOrder) -> FakeOrder {
+        let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        FakeOrder {
+            id: o.id.clone(),
+            client_order_id: o.client_order_id.clone(),
+            symbol: o.symbol.clone(),
+            side: o.side.as_str().to_string(),
+            order_type: o.order_type.as_str().to_string(),
+            time_in_force: o.time_in_force.as_str().to_string(),
+            qty: o.qty,
+            filled_qty: o.filled_qty,
+            filled_avg_price: o.filled_avg_price,
+            limit_price: o.limit_price,
+            stop_price: o.stop_price,
+            status: o.status.as_str().to_string(),
+            created_at: time(o.submitted_at),
+            updated_at: time(o.updated_at),
+            replaced_by: o.replaced_by.clone(),
+            replaces: None,
+        }
+    }
+
+    /// The order as `GET /v2/orders` answers it (schema `Order`).
+    pub fn json(&self) -> Value {
         let dec = |d: &Option<Decimal>| d.map(|d| d.to_string());
         json!({
             "id": self.id,

@@ -30,8 +30,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-#[path = "../fake_alpaca/http.rs"]
-mod http;
+#[path = "../fake_alpaca/mod.rs"]
+mod fake_alpaca;
+
+use fake_alpaca::{http, FakeOrder};
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub const KEY_ID: &str = "PKFRONTKEY0000000001";
@@ -156,29 +158,7 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 fn order_json(o: &BrokerOrder) -> Value {
-    let dec = |d: &Option<Decimal>| d.map(|d| d.to_string());
-    json!({
-        "id": o.id,
-        "client_order_id": o.client_order_id,
-        "created_at": time(o.submitted_at),
-        "updated_at": time(o.updated_at),
-        "submitted_at": time(o.submitted_at),
-        "replaced_by": o.replaced_by,
-        "symbol": o.symbol,
-        "asset_class": "us_equity",
-        "qty": o.qty.to_string(),
-        "filled_qty": o.filled_qty.to_string(),
-        "filled_avg_price": dec(&o.filled_avg_price),
-        "order_class": "",
-        "order_type": o.order_type.as_str(),
-        "type": o.order_type.as_str(),
-        "side": o.side.as_str(),
-        "time_in_force": o.time_in_force.as_str(),
-        "limit_price": dec(&o.limit_price),
-        "stop_price": dec(&o.stop_price),
-        "status": o.status.as_str(),
-        "extended_hours": false,
-    })
+    FakeOrder::from_broker(o).json()
 }
 
 /// A broker error as Alpaca would answer it; `None`: close without answering.
