@@ -257,11 +257,6 @@ impl Config {
     }
 }
 
-/// Process environment accessor for [`Config::load`] at the binary edge.
-pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

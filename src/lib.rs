@@ -21,6 +21,7 @@ pub mod broker;
 pub mod calendar;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod execution;
 pub mod exit;
 pub mod fsutil;

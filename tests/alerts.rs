@@ -2,7 +2,7 @@
 //! arrives, repeats are rate-limited, a hung or dead webhook never slows `send`, `flush` is
 //! bounded, and the secret URL never shows up in a log line or an error.
 
-use avwap::execution::credentials::{CredentialStore, Secret, CREDENTIAL_ALERT_WEBHOOK_URL};
+use avwap::credentials::{CredentialStore, Secret, CREDENTIAL_ALERT_WEBHOOK_URL};
 use avwap::ops::alerts::{AlertKind, AlertSettings, Alerts, SendOutcome, ENV_ALERT_WEBHOOK_URL};
 use avwap::ops::logging::{subscriber_with_writer, StderrFormat};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -11,7 +11,7 @@ use avwap::alpaca::calendar::{
 };
 use avwap::alpaca::{AlpacaClient, ClientConfig, Endpoints};
 use avwap::calendar::{ny_datetime, sessions_between};
-use avwap::execution::credentials::CredentialStore;
+use avwap::credentials::CredentialStore;
 use avwap::universe::{load_universe, LoadOptions, UniverseError, UniverseSource};
 use chrono::{DateTime, NaiveDate, Utc};
 use fake_alpaca::{FakeAlpaca, FakeAsset, FakeCalendarDay, Fault, KEY_ID, SECRET};

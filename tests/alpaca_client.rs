@@ -18,7 +18,7 @@ use avwap::alpaca::{AlpacaBroker, AlpacaClient, AlpacaError, ClientConfig, Endpo
 use avwap::broker::{
     Broker, BrokerError, OrderRequest, OrderStatus, OrderType, ReplaceRequest, Side, TimeInForce,
 };
-use avwap::execution::credentials::{AlpacaCredentials, CredentialStore};
+use avwap::credentials::{AlpacaCredentials, CredentialStore};
 use avwap::execution::db::{Intent, IntentState, StateDb};
 use avwap::execution::lifecycle::{Failpoints, OrderDesk, Placement};
 use chrono::{DateTime, Utc};
@@ -614,9 +614,9 @@ fn by_client_order_id_404_is_none_and_unknown_statuses_are_errors_not_closed() {
 fn live_confirmation_compares_the_account_number() {
     let fake = FakeAlpaca::start();
     let alpaca = broker(&fake);
-    let ok = avwap::execution::credentials::Secret::new(fake_alpaca::ACCOUNT_NUMBER.into());
+    let ok = avwap::credentials::Secret::new(fake_alpaca::ACCOUNT_NUMBER.into());
     assert!(alpaca.confirm_live_account(&ok).is_ok());
-    let wrong = avwap::execution::credentials::Secret::new("PA999".into());
+    let wrong = avwap::credentials::Secret::new("PA999".into());
     let err = alpaca.confirm_live_account(&wrong).unwrap_err();
     assert!(matches!(err, BrokerError::Auth { .. }));
     assert!(!err.to_string().contains(fake_alpaca::ACCOUNT_NUMBER));

@@ -14,7 +14,7 @@ mod fake_alpaca;
 use avwap::alpaca::intraday::{AlpacaIntradayFeed, IntradayOptions, LATEST_TRADES_PATH};
 use avwap::alpaca::market_data::{Feed, BARS_PATH};
 use avwap::alpaca::{AlpacaClient, ClientConfig, Endpoints};
-use avwap::execution::credentials::{AlpacaCredentials, CredentialStore};
+use avwap::credentials::{AlpacaCredentials, CredentialStore};
 use avwap::market_data::intraday::IntradayFeed;
 use chrono::{DateTime, Duration, Utc};
 use fake_alpaca::contract;

@@ -25,7 +25,7 @@ use avwap::alpaca::market_data::{
 };
 use avwap::alpaca::{AlpacaClient, AlpacaError, ClientConfig, Endpoints};
 use avwap::calendar;
-use avwap::execution::credentials::{AlpacaCredentials, CredentialStore};
+use avwap::credentials::{AlpacaCredentials, CredentialStore};
 use avwap::market_data::intraday::IntradayFeed;
 use avwap::market_data::{BarStore, DailyBar};
 use chrono::{DateTime, NaiveDate, Utc};

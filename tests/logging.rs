@@ -2,7 +2,7 @@
 //! structured fields (from a real `sim` run of avwap-execution and from avwap-check), and no
 //! secret in any log line.
 
-use avwap::execution::credentials::{
+use avwap::credentials::{
     CredentialStore, CREDENTIAL_ALERT_WEBHOOK_URL, CREDENTIAL_KEY_ID, CREDENTIAL_LIVE_ACCOUNT,
     CREDENTIAL_SECRET_KEY, ENV_API_KEY_ID, ENV_API_SECRET_KEY,
 };

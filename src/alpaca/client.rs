@@ -14,7 +14,7 @@
 //!   `Debug` output or error message carries it.
 
 use crate::broker::BrokerError;
-use crate::execution::credentials::{AlpacaCredentials, CredentialError, CredentialStore, Secret};
+use crate::credentials::{AlpacaCredentials, CredentialError, CredentialStore, Secret};
 use reqwest::blocking::{Client, Response};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;

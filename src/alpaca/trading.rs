@@ -18,7 +18,7 @@ use crate::alpaca::types::{
 use crate::broker::{
     Account, Broker, BrokerError, BrokerOrder, MarketClock, OrderRequest, Position, ReplaceRequest,
 };
-use crate::execution::credentials::Secret;
+use crate::credentials::Secret;
 use reqwest::Method;
 
 /// Alpaca's maximum page size for `GET /v2/orders`.

@@ -3,7 +3,8 @@
 //! clock.
 
 use avwap::calendar::{Clock, SystemClock};
-use avwap::config::{process_env, Config};
+use avwap::config::Config;
+use avwap::credentials::process_env;
 use avwap::exit::ExitCode;
 use avwap::ops::check::{run_checks, CheckContext, Tmux};
 use avwap::ops::logging::{self, LogFormat};

@@ -2,7 +2,8 @@
 //! `avwap::execution`; this file wires arguments, configuration and the clock.
 
 use avwap::calendar::{Clock, FixedClock, SystemClock};
-use avwap::config::{process_env, Config, Mode};
+use avwap::config::{Config, Mode};
+use avwap::credentials::process_env;
 use avwap::execution::service::{self, Command as ServiceCommand};
 use avwap::exit::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};

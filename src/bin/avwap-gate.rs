@@ -2,7 +2,8 @@
 //! `ExecStartPre`). All logic lives in `avwap::gate`.
 
 use avwap::calendar::{Clock, SystemClock};
-use avwap::config::{process_env, Config};
+use avwap::config::Config;
+use avwap::credentials::process_env;
 use avwap::exit::ExitCode;
 use avwap::ops::logging::{self, LogFormat};
 use clap::Parser;

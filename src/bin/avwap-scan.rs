@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use avwap::calendar::{self, Clock, SystemClock};
-use avwap::config::{process_env, Config};
+use avwap::config::Config;
+use avwap::credentials::process_env;
 use avwap::exit::ExitCode;
 use avwap::market_data::{read_long_csv, BarStore};
 use avwap::ops::alerts::{AlertKind, Alerts};

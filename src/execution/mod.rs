@@ -11,10 +11,9 @@
 //! - [`report`]: a session's decisions, orders, fills, stops and P&L.
 //! - [`service`]: the `avwap-execution` process: lock, loop, shutdown.
 //! - [`venue`]: what each mode trades against (simulated book, Alpaca paper/live) and its checks.
-//! - [`process`]: lock, sd_notify, signals, kill switch; [`credentials`]: secrets.
+//! - [`process`]: lock, sd_notify, signals, kill switch.
 
 pub mod config;
-pub mod credentials;
 pub mod db;
 pub mod engine;
 pub mod ids;

@@ -6,7 +6,7 @@ use crate::broker::sim::{SimBroker, SimConfig};
 use crate::broker::Broker;
 use crate::calendar::{self, Clock};
 use crate::config::{Config, Mode};
-use crate::execution::credentials::CredentialStore;
+use crate::credentials::CredentialStore;
 use crate::execution::db::{StateDb, DB_FILE};
 use crate::execution::engine::{self, CycleInputs, CycleReport, WatchlistInput};
 use crate::execution::lifecycle::{Failpoints, LifecycleError, OrderDesk};

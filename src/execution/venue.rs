@@ -15,7 +15,7 @@ use crate::alpaca::intraday::{AlpacaIntradayFeed, IntradayOptions};
 use crate::alpaca::market_data::Feed;
 use crate::alpaca::{AlpacaBroker, AlpacaClient, ClientConfig, Endpoints};
 use crate::config::{AlpacaConfig, Config, Mode};
-use crate::execution::credentials::{AlpacaCredentials, CredentialError, CredentialStore};
+use crate::credentials::{AlpacaCredentials, CredentialError, CredentialStore};
 use crate::exit::ExitCode;
 use std::sync::Arc;
 

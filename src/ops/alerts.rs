@@ -17,7 +17,7 @@
 //! `AVWAP_ALERT_WEBHOOK_URL`, lives only in a [`Secret`], and is scrubbed from every error
 //! text before it is logged. Without a URL alerts are off and every call is a no-op.
 
-use crate::execution::credentials::{CredentialStore, Secret};
+use crate::credentials::{CredentialStore, Secret};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -234,7 +234,7 @@ impl Alerts {
     pub fn from_env(settings: AlertSettings) -> Alerts {
         Alerts::from_sources(
             &CredentialStore::from_process_env(),
-            &crate::config::process_env,
+            &crate::credentials::process_env,
             settings,
         )
     }
@@ -251,7 +251,7 @@ impl Alerts {
                 match store.credentials_dir() {
                     Some(dir) => format!(
                         "systemd credential {}",
-                        dir.join(crate::execution::credentials::CREDENTIAL_ALERT_WEBHOOK_URL)
+                        dir.join(crate::credentials::CREDENTIAL_ALERT_WEBHOOK_URL)
                             .display()
                     ),
                     None => "systemd credential".to_string(),

@@ -15,7 +15,7 @@
 //!
 //! The level comes from `RUST_LOG` (default `info`; an invalid value is reported and `info`
 //! used). Secrets never reach a log line because they only exist as
-//! [`crate::execution::credentials::Secret`], whose `Debug`/`Display` print `[redacted]`.
+//! [`crate::credentials::Secret`], whose `Debug`/`Display` print `[redacted]`.
 
 use std::fmt;
 use std::io::IsTerminal;

@@ -105,7 +105,7 @@ pub fn prepare_alpaca(
     });
     client_config.requests_per_minute = a.requests_per_minute;
     // Credentials first: without them nothing is fetched (fail fast, name what is missing).
-    let credentials = crate::execution::credentials::CredentialStore::from_process_env();
+    let credentials = crate::credentials::CredentialStore::from_process_env();
     let client = AlpacaClient::from_store(&credentials, client_config)?;
 
     let source = (!scan.universe.source.is_empty()).then(|| {

@@ -1,7 +1,10 @@
-//! Secrets for the execution service: the Alpaca API key pair, the live-account confirmation
-//! and the alert webhook URL. Each is read from systemd credentials first
+//! Secrets and the process environment (a foundation leaf: it imports nothing of avwap, so
+//! every layer may read credentials). Owns the Alpaca API key pair, the live-account
+//! confirmation and the alert webhook URL. Each is read from systemd credentials first
 //! (`$CREDENTIALS_DIRECTORY/<name>`, from `LoadCredential=`, which keeps secrets out of the
-//! environment and the Nix store), then from an environment variable.
+//! environment and the Nix store), then from an environment variable. Also owns
+//! [`process_env`], the one accessor of the real environment, injected everywhere else so
+//! tests never touch the process environment.
 //!
 //! Secret values live only in [`Secret`], whose `Debug`/`Display` print `[redacted]`, so no
 //! log line, error or panic message can carry one. Errors name the credential and where it was
@@ -20,6 +23,12 @@ pub const CREDENTIAL_KEY_ID: &str = "alpaca-key-id";
 pub const CREDENTIAL_SECRET_KEY: &str = "alpaca-secret-key";
 pub const CREDENTIAL_LIVE_ACCOUNT: &str = "alpaca-live-account";
 pub const CREDENTIAL_ALERT_WEBHOOK_URL: &str = "alert-webhook-url";
+
+/// The real process environment, for the binaries and the other `from_process_env`
+/// constructors; everything below them takes an injected lookup instead.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
 
 /// A secret string. Read it with [`Secret::expose`] at the point of use only.
 #[derive(Clone)]
@@ -191,7 +200,7 @@ impl CredentialStore {
     pub fn from_process_env() -> CredentialStore {
         CredentialStore::new(
             std::env::var_os(ENV_CREDENTIALS_DIRECTORY).map(PathBuf::from),
-            crate::config::process_env,
+            process_env,
         )
     }
 
