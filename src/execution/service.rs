@@ -14,9 +14,9 @@ use crate::execution::process::{KillSwitch, Notifier, ShutdownSignal, StateLock}
 use crate::execution::venue::{self, SharedFeed, DRY_RUN_BROKER_FILE};
 use crate::exit::ExitCode;
 use crate::market_data::intraday::{IntradayFeed, SyntheticIntradayFeed};
-use crate::market_data::BarStore;
+use crate::market_data::{bar_store_path, BarStore};
 use crate::ops::alerts::{AlertKind, Alerts};
-use crate::scan::providers::bar_store_path;
+
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

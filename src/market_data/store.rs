@@ -32,6 +32,15 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bars (
         PRIMARY KEY (symbol, date)
     ) WITHOUT ROWID;"];
 
+/// The bar store's file name inside the state directory.
+pub const BAR_STORE_FILE: &str = "bars.sqlite";
+
+/// Where the bar store of `state_dir` lives (the scan, `avwap-scan import` and the simulator
+/// all read the same file).
+pub fn bar_store_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(BAR_STORE_FILE)
+}
+
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
