@@ -2,6 +2,10 @@
 //! every field defaulted, unknown keys rejected by name, and the env overrides
 //! `AVWAP_STATE_DIR` and `AVWAP_MODE`. `examples/avwap.toml` documents every field and a test
 //! keeps it equal to the defaults.
+//!
+//! Pure data (layer `config` in ARCHITECTURE.md): it composes the domain sections
+//! (`[scan]`, `[execution]`) and owns the rest; its only I/O is reading the file. What is
+//! built from it (alert sender, Alpaca clients) is built by the modules that own those things.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -13,6 +17,13 @@ pub const ENV_STATE_DIR: &str = "AVWAP_STATE_DIR";
 pub const ENV_MODE: &str = "AVWAP_MODE";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/avwap";
 pub const WATCHLIST_FILE_NAME: &str = "daily_candidates.csv";
+
+/// Alpaca's production endpoints, the defaults of `[alpaca]`. They are configuration data
+/// here (the clients use whatever the file says); `alpaca::access` checks that they equal the
+/// client's own constants.
+pub const DEFAULT_PAPER_TRADING_URL: &str = "https://paper-api.alpaca.markets";
+pub const DEFAULT_LIVE_TRADING_URL: &str = "https://api.alpaca.markets";
+pub const DEFAULT_DATA_URL: &str = "https://data.alpaca.markets";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -119,9 +130,9 @@ pub struct AlpacaConfig {
 impl Default for AlpacaConfig {
     fn default() -> Self {
         Self {
-            trading_url: crate::alpaca::PAPER_TRADING_URL.to_string(),
-            live_trading_url: crate::alpaca::LIVE_TRADING_URL.to_string(),
-            data_url: crate::alpaca::DATA_URL.to_string(),
+            trading_url: DEFAULT_PAPER_TRADING_URL.to_string(),
+            live_trading_url: DEFAULT_LIVE_TRADING_URL.to_string(),
+            data_url: DEFAULT_DATA_URL.to_string(),
             feed: "sip".to_string(),
             intraday_feed: "iex".to_string(),
             adjustment: "split".to_string(),
@@ -153,16 +164,6 @@ impl Default for AlertsConfig {
         Self {
             rate_limit_minutes: 5,
         }
-    }
-}
-
-impl AlertsConfig {
-    /// The alert sender for a binary: the webhook from the `alert-webhook-url` credential
-    /// (or `AVWAP_ALERT_WEBHOOK_URL`), or a disabled sender when none is configured.
-    pub fn sender(&self) -> crate::ops::alerts::Alerts {
-        crate::ops::alerts::Alerts::from_env(crate::ops::alerts::AlertSettings::with_rate_limit(
-            std::time::Duration::from_secs(self.rate_limit_minutes * 60),
-        ))
     }
 }
 

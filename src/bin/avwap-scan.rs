@@ -125,7 +125,7 @@ fn run(args: Args, alerts: &mut Option<Alerts>) -> Result<ExitCode, Failure> {
         .map_err(|e| fail(ExitCode::ConfigError)(e.into()))?;
     // The demo never alerts: it is not the production scan.
     if !args.demo {
-        *alerts = Some(config.alerts.sender());
+        *alerts = Some(Alerts::from_config(&config.alerts));
     }
     if let Some(dir) = &args.state_dir {
         config.state_dir = dir.clone();

@@ -488,7 +488,7 @@ pub fn set_broker_suspension(config: &Config, suspend: bool) -> Result<bool, Ser
 
 /// Run the service until shutdown (or one cycle / a flatten).
 pub fn run(config: &Config, command: Command, clock: &dyn Clock) -> Result<(), ServiceError> {
-    let alerts = config.alerts.sender();
+    let alerts = Alerts::from_config(&config.alerts);
     let result = run_with_alerts(config, command, clock, alerts.clone());
     if let Err(e) = &result {
         alerts.send(

@@ -17,6 +17,7 @@
 //! `AVWAP_ALERT_WEBHOOK_URL`, lives only in a [`Secret`], and is scrubbed from every error
 //! text before it is logged. Without a URL alerts are off and every call is a no-op.
 
+use crate::config::AlertsConfig;
 use crate::credentials::{CredentialStore, Secret};
 use std::collections::HashMap;
 use std::fmt;
@@ -237,6 +238,14 @@ impl Alerts {
             &crate::credentials::process_env,
             settings,
         )
+    }
+
+    /// The alert sender of a binary: the `[alerts]` settings, the webhook URL from the process
+    /// environment as in [`Alerts::from_env`].
+    pub fn from_config(config: &AlertsConfig) -> Alerts {
+        Alerts::from_env(AlertSettings::with_rate_limit(Duration::from_secs(
+            config.rate_limit_minutes * 60,
+        )))
     }
 
     /// [`Alerts::from_env`] with injected sources (tests).
