@@ -2,12 +2,14 @@
 //! retries, typed errors), the Trading API wire shapes ([`types`]) and the execution core's
 //! `Broker` over Alpaca ([`trading`]), daily bars with the bar-store top-up ([`market_data`]),
 //! intraday bars and latest trades ([`intraday`]), Alpaca's market calendar cached and compared
-//! with avwap's ([`calendar`]), and the active US-equity assets as the universe's last fallback
-//! ([`assets`]).
+//! with avwap's ([`calendar`]), the active US-equity assets as the universe's last fallback
+//! ([`assets`]), and [`access`], the one place clients are built from the configuration and
+//! the credentials (URL checks, keys read once).
 //!
 //! Every request shape follows Alpaca's official OpenAPI specs (`trading-api.json`,
 //! `market-data-api.json`); `tests/alpaca_client.rs` checks what the client sends against them.
 
+pub mod access;
 pub mod assets;
 pub mod calendar;
 pub mod client;

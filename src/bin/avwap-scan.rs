@@ -202,9 +202,11 @@ fn run(args: Args, alerts: &mut Option<Alerts>) -> Result<ExitCode, Failure> {
                 .map_err(|e| {
                     use avwap::scan::providers::AlpacaProviderError as E;
                     let code = match &e {
-                        E::Config(_) => ExitCode::ConfigError,
+                        E::Config(_) | E::Url(_) => ExitCode::ConfigError,
                         E::Universe(_) | E::Store(_) => ExitCode::InputError,
-                        E::Alpaca(_) | E::TopUp(_) => ExitCode::BrokerUnavailable,
+                        E::Alpaca(_) | E::TopUp(_) | E::Credentials(_) => {
+                            ExitCode::BrokerUnavailable
+                        }
                     };
                     fail(code)(e.into())
                 })?;

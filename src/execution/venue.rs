@@ -9,22 +9,20 @@
 //! - `alpaca-live`: Alpaca's live Trading API; refuses unless the separate live confirmation
 //!   (the account number in `alpaca-live-account`) matches the account of the keys.
 //!
-//! Every refusal happens before the first order request and says what to change.
+//! Every refusal happens before the first order request and says what to change. The Alpaca
+//! clients themselves (URL checks, keys) come from [`crate::alpaca::access`], shared with the scan.
 
+use crate::alpaca::access::{is_loopback_url, AccessError, AlpacaAccess, AlpacaUse};
 use crate::alpaca::intraday::{AlpacaIntradayFeed, IntradayOptions};
 use crate::alpaca::market_data::Feed;
-use crate::alpaca::{AlpacaBroker, AlpacaClient, ClientConfig, Endpoints};
+use crate::alpaca::{AlpacaBroker, AlpacaClient};
 use crate::config::{AlpacaConfig, Config, Mode};
-use crate::credentials::{AlpacaCredentials, CredentialError, CredentialStore};
+use crate::credentials::CredentialStore;
 use crate::exit::ExitCode;
 use std::sync::Arc;
 
 /// The local order book of `dry-run` in the state directory.
 pub const DRY_RUN_BROKER_FILE: &str = "dry_run_broker.sqlite";
-
-/// The hosts of Alpaca's two trading environments (for the paper/live cross-checks).
-const LIVE_TRADING_HOST: &str = "api.alpaca.markets";
-const PAPER_TRADING_HOST: &str = "paper-api.alpaca.markets";
 
 /// Why a mode cannot start; each carries the exit code the service ends with.
 #[derive(Debug, thiserror::Error)]
@@ -46,68 +44,6 @@ impl VenueError {
     }
 }
 
-/// The host of `url`, lower-cased; `None` when `url` is not a URL.
-fn host_of(url: &str) -> Option<String> {
-    reqwest::Url::parse(url).ok().and_then(|u| {
-        u.host_str()
-            .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
-    })
-}
-
-/// Whether `url` points at this machine (the fake server of the tests).
-pub fn is_loopback_url(url: &str) -> bool {
-    match host_of(url) {
-        Some(host) if host == "localhost" => true,
-        Some(host) => host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
-}
-
-/// The URLs `mode` talks to must make sense for it: paper never the live host, live never the
-/// paper host, every URL parseable.
-pub fn check_urls(mode: Mode, alpaca: &AlpacaConfig) -> Result<(), VenueError> {
-    let urls: &[(&str, &str)] = match mode {
-        Mode::Sim => &[],
-        Mode::DryRun => &[("data_url", &alpaca.data_url)],
-        Mode::AlpacaPaper => &[
-            ("trading_url", &alpaca.trading_url),
-            ("data_url", &alpaca.data_url),
-        ],
-        Mode::AlpacaLive => &[
-            ("live_trading_url", &alpaca.live_trading_url),
-            ("data_url", &alpaca.data_url),
-        ],
-    };
-    for (key, url) in urls {
-        if host_of(url).is_none() {
-            return Err(VenueError::Config(format!(
-                "[alpaca] {key} = {url:?} is not a URL (expected e.g. https://{PAPER_TRADING_HOST}); fix the configuration"
-            )));
-        }
-    }
-    match mode {
-        Mode::AlpacaPaper if host_of(&alpaca.trading_url).as_deref() == Some(LIVE_TRADING_HOST) => {
-            Err(VenueError::Config(format!(
-                "mode alpaca-paper but [alpaca] trading_url points at the LIVE API ({}); refusing to start. \
-                 Paper trading uses https://{PAPER_TRADING_HOST}; live trading is mode alpaca-live with its separate confirmation.",
-                alpaca.trading_url
-            )))
-        }
-        Mode::AlpacaLive
-            if host_of(&alpaca.live_trading_url).as_deref() == Some(PAPER_TRADING_HOST) =>
-        {
-            Err(VenueError::Config(format!(
-                "mode alpaca-live but [alpaca] live_trading_url points at the paper API ({}); \
-                 use mode alpaca-paper for paper trading, or set live_trading_url = \"https://{LIVE_TRADING_HOST}\"",
-                alpaca.live_trading_url
-            )))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Whether a fixed clock (`--at`) may be used: always in sim; in dry-run and alpaca-paper only
 /// when every Alpaca URL is on this machine (a test's fake server); never in alpaca-live.
 pub fn fixed_clock_allowed(config: &Config) -> bool {
@@ -120,49 +56,31 @@ pub fn fixed_clock_allowed(config: &Config) -> bool {
     }
 }
 
-fn credential_error(e: CredentialError) -> VenueError {
-    VenueError::Config(format!(
-        "{e}. Nothing was sent to Alpaca and nothing was traded."
-    ))
+impl From<AccessError> for VenueError {
+    fn from(e: AccessError) -> VenueError {
+        match e {
+            AccessError::Url(e) => VenueError::Config(e.to_string()),
+            AccessError::Credentials(e) => VenueError::Config(format!(
+                "{e}. Nothing was sent to Alpaca and nothing was traded."
+            )),
+        }
+    }
 }
 
-/// What every Alpaca client of one process shares: the keys (read once) and the settings for
-/// `config.mode`, its URLs checked.
-struct AlpacaAccess {
-    keys: AlpacaCredentials,
-    client_config: ClientConfig,
+/// The shared Alpaca access of `config.mode` (URLs checked, keys read once).
+fn access(config: &Config, credentials: &CredentialStore) -> Result<AlpacaAccess, VenueError> {
+    Ok(AlpacaAccess::open(
+        &config.alpaca,
+        AlpacaUse::Execution(config.mode),
+        credentials,
+    )?)
 }
 
-impl AlpacaAccess {
-    fn new(config: &Config, credentials: &CredentialStore) -> Result<AlpacaAccess, VenueError> {
-        check_urls(config.mode, &config.alpaca)?;
-        let a = &config.alpaca;
-        let mut client_config = ClientConfig::new(Endpoints {
-            trading: a
-                .trading_url_for(config.mode)
-                .trim_end_matches('/')
-                .to_string(),
-            data: a.data_url.trim_end_matches('/').to_string(),
-        });
-        client_config.requests_per_minute = a.requests_per_minute;
-        let keys = credentials.alpaca().map_err(credential_error)?;
-        tracing::info!(
-            key_id = %keys.key_id_source,
-            secret_key = %keys.secret_key_source,
-            trading = %client_config.endpoints.trading,
-            data = %client_config.endpoints.data,
-            "Alpaca credentials loaded"
-        );
-        Ok(AlpacaAccess {
-            keys,
-            client_config,
-        })
-    }
-
-    fn client(&self) -> Result<AlpacaClient, VenueError> {
-        AlpacaClient::new(&self.keys, self.client_config.clone())
-            .map_err(|e| VenueError::Broker(e.to_string()))
-    }
+/// A client of `access`; failing to build one is the venue being unavailable.
+fn client(access: &AlpacaAccess) -> Result<AlpacaClient, VenueError> {
+    access
+        .client()
+        .map_err(|e| VenueError::Broker(e.to_string()))
 }
 
 /// The intraday feed options from `[alpaca]`.
@@ -197,8 +115,8 @@ fn checked_broker(
         })?),
         _ => None,
     };
-    let access = AlpacaAccess::new(config, credentials)?;
-    let broker = AlpacaBroker::new(access.client()?, mode.as_str());
+    let access = access(config, credentials)?;
+    let broker = AlpacaBroker::new(client(&access)?, mode.as_str());
     let details = match &live_confirmation {
         Some(expected) => broker.confirm_live_account(expected),
         None => broker.account_details(),
@@ -249,7 +167,7 @@ pub fn open_alpaca(
 ) -> Result<(AlpacaBroker, SharedFeed), VenueError> {
     let (broker, access) = checked_broker(config, credentials)?;
     let feed = Arc::new(AlpacaIntradayFeed::new(
-        access.client()?,
+        client(&access)?,
         intraday_options(&config.alpaca)?,
     ));
     Ok((broker, feed))
@@ -260,7 +178,7 @@ pub fn open_dry_run_feed(
     config: &Config,
     credentials: &CredentialStore,
 ) -> Result<SharedFeed, VenueError> {
-    let client = AlpacaAccess::new(config, credentials)?.client()?;
+    let client = client(&access(config, credentials)?)?;
     Ok(Arc::new(AlpacaIntradayFeed::new(
         client,
         intraday_options(&config.alpaca)?,
@@ -270,35 +188,6 @@ pub fn open_dry_run_feed(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_urls() {
-        assert!(is_loopback_url("http://127.0.0.1:4567"));
-        assert!(is_loopback_url("http://localhost:80/"));
-        assert!(is_loopback_url("http://[::1]:9000"));
-        assert!(!is_loopback_url("https://paper-api.alpaca.markets"));
-        assert!(!is_loopback_url("https://127.0.0.1.example.com"));
-        assert!(!is_loopback_url("not a url"));
-    }
-
-    #[test]
-    fn paper_refuses_the_live_host_and_live_the_paper_host() {
-        let mut a = AlpacaConfig::default();
-        assert!(check_urls(Mode::AlpacaPaper, &a).is_ok());
-        assert!(check_urls(Mode::AlpacaLive, &a).is_ok());
-        a.trading_url = "https://api.alpaca.markets/".into();
-        let e = check_urls(Mode::AlpacaPaper, &a).unwrap_err();
-        assert!(e.to_string().contains("LIVE"), "{e}");
-        assert_eq!(e.exit_code(), ExitCode::ConfigError);
-        a.live_trading_url = "https://PAPER-API.alpaca.markets".into();
-        assert!(check_urls(Mode::AlpacaLive, &a).is_err());
-        a.data_url = "data.alpaca.markets".into();
-        assert!(check_urls(Mode::DryRun, &a)
-            .unwrap_err()
-            .to_string()
-            .contains("data_url"));
-        assert!(check_urls(Mode::Sim, &a).is_ok());
-    }
 
     #[test]
     fn a_fixed_clock_only_against_this_machine_and_never_live() {

@@ -56,6 +56,21 @@ pub enum AlpacaProviderError {
     TopUp(#[from] crate::alpaca::market_data::TopUpError),
     #[error("invalid [alpaca] setting: {0}")]
     Config(String),
+    #[error(transparent)]
+    Url(#[from] crate::alpaca::access::UrlError),
+    /// Not a `#[source]`: the text already carries the credential error.
+    #[error("Alpaca credentials unavailable: {0}")]
+    Credentials(crate::credentials::CredentialError),
+}
+
+impl From<crate::alpaca::access::AccessError> for AlpacaProviderError {
+    fn from(e: crate::alpaca::access::AccessError) -> Self {
+        use crate::alpaca::access::AccessError;
+        match e {
+            AccessError::Url(e) => AlpacaProviderError::Url(e),
+            AccessError::Credentials(e) => AlpacaProviderError::Credentials(e),
+        }
+    }
 }
 
 /// What `--provider alpaca` prepared for the scan.
@@ -78,8 +93,8 @@ pub fn prepare_alpaca(
     data_as_of: NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<AlpacaPrepared, AlpacaProviderError> {
+    use crate::alpaca::access::{AlpacaAccess, AlpacaUse};
     use crate::alpaca::market_data::{top_up, Adjustment, BarsOptions, Feed};
-    use crate::alpaca::{AlpacaClient, ClientConfig, Endpoints};
     let a = &config.alpaca;
     let options = BarsOptions {
         feed: a
@@ -92,14 +107,10 @@ pub fn prepare_alpaca(
             .map_err(AlpacaProviderError::Config)?,
         ..BarsOptions::default()
     };
-    let mut client_config = ClientConfig::new(Endpoints {
-        trading: a.trading_url.clone(),
-        data: a.data_url.clone(),
-    });
-    client_config.requests_per_minute = a.requests_per_minute;
-    // Credentials first: without them nothing is fetched (fail fast, name what is missing).
+    // URLs and credentials first: without them nothing is fetched (fail fast, name what is
+    // missing).
     let credentials = crate::credentials::CredentialStore::from_process_env();
-    let client = AlpacaClient::from_store(&credentials, client_config)?;
+    let client = AlpacaAccess::open(a, AlpacaUse::Scan, &credentials)?.client()?;
 
     let source = (!scan.universe.source.is_empty()).then(|| {
         let s = &scan.universe.source;

@@ -1,0 +1,262 @@
+//! The one place Alpaca clients are built. It owns the checks every client needs before its
+//! first request: the `[alpaca]` URLs must make sense for what the process uses Alpaca for
+//! (paper never the live host, live never the paper host, every URL parseable), and the key
+//! pair is read once per process (systemd credentials, then `APCA_*`) and shared by every
+//! client made from one [`AlpacaAccess`].
+//!
+//! Used by the scan (`--provider alpaca`: daily bars and the asset list) and by execution
+//! (`dry-run`, `alpaca-paper`, `alpaca-live`, `suspend-trading`). What each application does
+//! when access fails (its exit code and wording) is the application's business; this module
+//! only says what went wrong.
+
+use crate::alpaca::{AlpacaClient, AlpacaError, ClientConfig, Endpoints};
+use crate::config::{AlpacaConfig, Mode};
+use crate::credentials::{AlpacaCredentials, CredentialError, CredentialStore};
+
+/// The hosts of Alpaca's two trading environments (for the paper/live cross-checks).
+const LIVE_TRADING_HOST: &str = "api.alpaca.markets";
+const PAPER_TRADING_HOST: &str = "paper-api.alpaca.markets";
+
+/// What a process uses Alpaca for; decides which URLs must be valid and which trading host
+/// the clients talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlpacaUse {
+    /// `avwap-scan --provider alpaca`: daily bars from `data_url`, the asset list (read only)
+    /// from `trading_url`.
+    Scan,
+    /// `avwap-execution` in this mode: `alpaca-live` trades on `live_trading_url`, every other
+    /// mode on `trading_url`; `dry-run` uses market data only.
+    Execution(Mode),
+}
+
+/// A `[alpaca]` URL that cannot be right for its use; restarting cannot help, the
+/// configuration must change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UrlError(String);
+
+/// Why no client can be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// A URL is wrong for this use (nothing was read, nothing was sent).
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The key pair is missing, empty or unreadable (nothing was sent).
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+}
+
+/// The host of `url`, lower-cased; `None` when `url` is not a URL.
+fn host_of(url: &str) -> Option<String> {
+    reqwest::Url::parse(url).ok().and_then(|u| {
+        u.host_str()
+            .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+    })
+}
+
+/// Whether `url` points at this machine (the fake server of the tests).
+pub fn is_loopback_url(url: &str) -> bool {
+    match host_of(url) {
+        Some(host) if host == "localhost" => true,
+        Some(host) => host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+/// The URLs `purpose` talks to must make sense for it: paper never the live host, live never
+/// the paper host, every URL parseable.
+pub fn check_urls(purpose: AlpacaUse, alpaca: &AlpacaConfig) -> Result<(), UrlError> {
+    let urls: &[(&str, &str)] = match purpose {
+        AlpacaUse::Execution(Mode::Sim) => &[],
+        AlpacaUse::Execution(Mode::DryRun) => &[("data_url", &alpaca.data_url)],
+        AlpacaUse::Scan | AlpacaUse::Execution(Mode::AlpacaPaper) => &[
+            ("trading_url", &alpaca.trading_url),
+            ("data_url", &alpaca.data_url),
+        ],
+        AlpacaUse::Execution(Mode::AlpacaLive) => &[
+            ("live_trading_url", &alpaca.live_trading_url),
+            ("data_url", &alpaca.data_url),
+        ],
+    };
+    for (key, url) in urls {
+        if host_of(url).is_none() {
+            return Err(UrlError(format!(
+                "[alpaca] {key} = {url:?} is not a URL (expected e.g. https://{PAPER_TRADING_HOST}); fix the configuration"
+            )));
+        }
+    }
+    match purpose {
+        AlpacaUse::Execution(Mode::AlpacaPaper)
+            if host_of(&alpaca.trading_url).as_deref() == Some(LIVE_TRADING_HOST) =>
+        {
+            Err(UrlError(format!(
+                "mode alpaca-paper but [alpaca] trading_url points at the LIVE API ({}); refusing to start. \
+                 Paper trading uses https://{PAPER_TRADING_HOST}; live trading is mode alpaca-live with its separate confirmation.",
+                alpaca.trading_url
+            )))
+        }
+        AlpacaUse::Execution(Mode::AlpacaLive)
+            if host_of(&alpaca.live_trading_url).as_deref() == Some(PAPER_TRADING_HOST) =>
+        {
+            Err(UrlError(format!(
+                "mode alpaca-live but [alpaca] live_trading_url points at the paper API ({}); \
+                 use mode alpaca-paper for paper trading, or set live_trading_url = \"https://{LIVE_TRADING_HOST}\"",
+                alpaca.live_trading_url
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The trading base URL `purpose` talks to.
+fn trading_url(purpose: AlpacaUse, alpaca: &AlpacaConfig) -> &str {
+    match purpose {
+        AlpacaUse::Scan => &alpaca.trading_url,
+        AlpacaUse::Execution(mode) => alpaca.trading_url_for(mode),
+    }
+}
+
+/// What every Alpaca client of one process shares: the keys (read once) and the settings for
+/// one use, its URLs checked.
+pub struct AlpacaAccess {
+    keys: AlpacaCredentials,
+    client_config: ClientConfig,
+}
+
+impl std::fmt::Debug for AlpacaAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlpacaAccess")
+            .field("endpoints", &self.client_config.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AlpacaAccess {
+    /// Check the URLs for `purpose`, then read the keys; both before any request.
+    pub fn open(
+        alpaca: &AlpacaConfig,
+        purpose: AlpacaUse,
+        credentials: &CredentialStore,
+    ) -> Result<AlpacaAccess, AccessError> {
+        check_urls(purpose, alpaca)?;
+        let mut client_config = ClientConfig::new(Endpoints {
+            trading: trading_url(purpose, alpaca)
+                .trim_end_matches('/')
+                .to_string(),
+            data: alpaca.data_url.trim_end_matches('/').to_string(),
+        });
+        client_config.requests_per_minute = alpaca.requests_per_minute;
+        let keys = credentials.alpaca()?;
+        tracing::info!(
+            key_id = %keys.key_id_source,
+            secret_key = %keys.secret_key_source,
+            trading = %client_config.endpoints.trading,
+            data = %client_config.endpoints.data,
+            "Alpaca credentials loaded"
+        );
+        Ok(AlpacaAccess {
+            keys,
+            client_config,
+        })
+    }
+
+    /// A new client on the shared keys and settings (each client has its own rate limiter).
+    pub fn client(&self) -> Result<AlpacaClient, AlpacaError> {
+        AlpacaClient::new(&self.keys, self.client_config.clone())
+    }
+
+    /// Where the clients send requests.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.client_config.endpoints
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DEFAULT_DATA_URL, DEFAULT_LIVE_TRADING_URL, DEFAULT_PAPER_TRADING_URL};
+
+    #[test]
+    fn the_configuration_defaults_are_alpacas_production_urls() {
+        assert_eq!(DEFAULT_PAPER_TRADING_URL, crate::alpaca::PAPER_TRADING_URL);
+        assert_eq!(DEFAULT_LIVE_TRADING_URL, crate::alpaca::LIVE_TRADING_URL);
+        assert_eq!(DEFAULT_DATA_URL, crate::alpaca::DATA_URL);
+        assert_eq!(
+            host_of(DEFAULT_PAPER_TRADING_URL).unwrap(),
+            PAPER_TRADING_HOST
+        );
+        assert_eq!(
+            host_of(DEFAULT_LIVE_TRADING_URL).unwrap(),
+            LIVE_TRADING_HOST
+        );
+    }
+
+    #[test]
+    fn loopback_urls() {
+        assert!(is_loopback_url("http://127.0.0.1:4567"));
+        assert!(is_loopback_url("http://localhost:80/"));
+        assert!(is_loopback_url("http://[::1]:9000"));
+        assert!(!is_loopback_url("https://paper-api.alpaca.markets"));
+        assert!(!is_loopback_url("https://127.0.0.1.example.com"));
+        assert!(!is_loopback_url("not a url"));
+    }
+
+    #[test]
+    fn paper_refuses_the_live_host_and_live_the_paper_host() {
+        let paper = AlpacaUse::Execution(Mode::AlpacaPaper);
+        let live = AlpacaUse::Execution(Mode::AlpacaLive);
+        let mut a = AlpacaConfig::default();
+        assert!(check_urls(paper, &a).is_ok());
+        assert!(check_urls(live, &a).is_ok());
+        a.trading_url = "https://api.alpaca.markets/".into();
+        let e = check_urls(paper, &a).unwrap_err();
+        assert!(e.to_string().contains("LIVE"), "{e}");
+        a.live_trading_url = "https://PAPER-API.alpaca.markets".into();
+        assert!(check_urls(live, &a).is_err());
+        a.data_url = "data.alpaca.markets".into();
+        assert!(check_urls(AlpacaUse::Execution(Mode::DryRun), &a)
+            .unwrap_err()
+            .to_string()
+            .contains("data_url"));
+        assert!(check_urls(AlpacaUse::Execution(Mode::Sim), &a).is_ok());
+    }
+
+    #[test]
+    fn the_scan_needs_parseable_data_and_trading_urls() {
+        let mut a = AlpacaConfig::default();
+        assert!(check_urls(AlpacaUse::Scan, &a).is_ok());
+        a.trading_url = "paper-api".into();
+        let e = check_urls(AlpacaUse::Scan, &a).unwrap_err();
+        assert!(e.to_string().contains("[alpaca] trading_url"), "{e}");
+        a = AlpacaConfig::default();
+        a.data_url = String::new();
+        let e = check_urls(AlpacaUse::Scan, &a).unwrap_err();
+        assert!(e.to_string().contains("[alpaca] data_url"), "{e}");
+    }
+
+    #[test]
+    fn access_checks_urls_before_reading_keys_and_trims_trailing_slashes() {
+        let no_keys = CredentialStore::new(None, |_: &str| None);
+        let mut a = AlpacaConfig::default();
+        a.data_url = "nonsense".into();
+        let err = AlpacaAccess::open(&a, AlpacaUse::Scan, &no_keys).unwrap_err();
+        assert!(matches!(err, AccessError::Url(_)), "{err:?}");
+
+        a = AlpacaConfig::default();
+        let err = AlpacaAccess::open(&a, AlpacaUse::Scan, &no_keys).unwrap_err();
+        assert!(matches!(err, AccessError::Credentials(_)), "{err:?}");
+
+        let keys = CredentialStore::new(None, |name: &str| {
+            matches!(name, "APCA_API_KEY_ID" | "APCA_API_SECRET_KEY").then(|| "k".to_string())
+        });
+        a.live_trading_url = "https://api.alpaca.markets/".into();
+        a.data_url = "https://data.alpaca.markets/".into();
+        let access = AlpacaAccess::open(&a, AlpacaUse::Execution(Mode::AlpacaLive), &keys).unwrap();
+        assert_eq!(access.endpoints().trading, "https://api.alpaca.markets");
+        assert_eq!(access.endpoints().data, "https://data.alpaca.markets");
+        let scan = AlpacaAccess::open(&a, AlpacaUse::Scan, &keys).unwrap();
+        assert_eq!(scan.endpoints().trading, DEFAULT_PAPER_TRADING_URL);
+    }
+}
