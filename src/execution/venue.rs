@@ -12,12 +12,13 @@
 //! Every refusal happens before the first order request and says what to change. The Alpaca
 //! clients themselves (URL checks, keys) come from [`crate::alpaca::access`], shared with the scan.
 
-use crate::alpaca::access::{is_loopback_url, AccessError, AlpacaAccess, AlpacaUse};
+use crate::alpaca::access::{is_loopback_url, AccessError, AlpacaAccess, AlpacaUse, UrlError};
 use crate::alpaca::intraday::{AlpacaIntradayFeed, IntradayOptions};
 use crate::alpaca::market_data::Feed;
-use crate::alpaca::{AlpacaBroker, AlpacaClient};
+use crate::alpaca::{AlpacaBroker, AlpacaClient, AlpacaError};
+use crate::broker::BrokerError;
 use crate::config::{AlpacaConfig, Config, Mode};
-use crate::credentials::CredentialStore;
+use crate::credentials::{CredentialError, CredentialStore};
 use crate::exit::ExitCode;
 use std::sync::Arc;
 
@@ -27,19 +28,48 @@ pub const DRY_RUN_BROKER_FILE: &str = "dry_run_broker.sqlite";
 /// Why a mode cannot start; each carries the exit code the service ends with.
 #[derive(Debug, thiserror::Error)]
 pub enum VenueError {
-    /// Wrong settings or missing credentials: restarting cannot help (exit 10).
+    /// A `[alpaca]` URL is wrong for the mode (exit 10).
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The key pair is missing, empty or unreadable (exit 10).
+    #[error("{0}. Nothing was sent to Alpaca and nothing was traded.")]
+    Credentials(CredentialError),
+    /// `alpaca-live` without its separate confirmation credential (exit 10).
+    #[error("mode alpaca-live trades real money and needs its separate confirmation: {0}. Refusing to start; nothing was sent.")]
+    LiveConfirmationMissing(CredentialError),
+    /// `alpaca-live`: the broker refused the keys or the confirmation does not match the
+    /// account; the text is the broker check's own explanation (exit 10).
     #[error("{0}")]
-    Config(String),
-    /// Alpaca unreachable or refusing the keys (exit 12).
-    #[error("{0}")]
-    Broker(String),
+    LiveConfirmationRefused(String),
+    /// `[alpaca] intraday_feed` is not a feed Alpaca knows (exit 10).
+    #[error("[alpaca] intraday_feed: {0}")]
+    IntradayFeed(String),
+    /// The HTTP client could not be built (exit 12).
+    #[error(transparent)]
+    Client(#[from] AlpacaError),
+    /// Alpaca unreachable or refusing the keys at the account check (exit 12).
+    #[error("{mode}: cannot read the Alpaca account at {url}: {error}. Check the network and the API keys; nothing was traded.")]
+    AccountUnreadable {
+        mode: Mode,
+        url: String,
+        error: BrokerError,
+    },
+    /// Alpaca reports the account blocked (exit 12).
+    #[error("{mode}: Alpaca reports the account as blocked (status {status}); nothing can be traded. Resolve it with Alpaca, then restart.")]
+    AccountBlocked { mode: Mode, status: String },
 }
 
 impl VenueError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            VenueError::Config(_) => ExitCode::ConfigError,
-            VenueError::Broker(_) => ExitCode::BrokerUnavailable,
+            VenueError::Url(_)
+            | VenueError::Credentials(_)
+            | VenueError::LiveConfirmationMissing(_)
+            | VenueError::LiveConfirmationRefused(_)
+            | VenueError::IntradayFeed(_) => ExitCode::ConfigError,
+            VenueError::Client(_)
+            | VenueError::AccountUnreadable { .. }
+            | VenueError::AccountBlocked { .. } => ExitCode::BrokerUnavailable,
         }
     }
 }
@@ -59,10 +89,8 @@ pub fn fixed_clock_allowed(config: &Config) -> bool {
 impl From<AccessError> for VenueError {
     fn from(e: AccessError) -> VenueError {
         match e {
-            AccessError::Url(e) => VenueError::Config(e.to_string()),
-            AccessError::Credentials(e) => VenueError::Config(format!(
-                "{e}. Nothing was sent to Alpaca and nothing was traded."
-            )),
+            AccessError::Url(e) => VenueError::Url(e),
+            AccessError::Credentials(e) => VenueError::Credentials(e),
         }
     }
 }
@@ -78,9 +106,7 @@ fn access(config: &Config, credentials: &CredentialStore) -> Result<AlpacaAccess
 
 /// A client of `access`; failing to build one is the venue being unavailable.
 fn client(access: &AlpacaAccess) -> Result<AlpacaClient, VenueError> {
-    access
-        .client()
-        .map_err(|e| VenueError::Broker(e.to_string()))
+    Ok(access.client()?)
 }
 
 /// The intraday feed options from `[alpaca]`.
@@ -88,7 +114,7 @@ pub fn intraday_options(alpaca: &AlpacaConfig) -> Result<IntradayOptions, VenueE
     let feed = alpaca
         .intraday_feed
         .parse::<Feed>()
-        .map_err(|e| VenueError::Config(format!("[alpaca] intraday_feed: {e}")))?;
+        .map_err(VenueError::IntradayFeed)?;
     Ok(IntradayOptions {
         feed,
         ..IntradayOptions::default()
@@ -108,11 +134,11 @@ fn checked_broker(
     let mode = config.mode;
     // Live: the confirmation must exist before anything is sent.
     let live_confirmation = match mode {
-        Mode::AlpacaLive => Some(credentials.live_confirmation().map_err(|e| {
-            VenueError::Config(format!(
-                "mode alpaca-live trades real money and needs its separate confirmation: {e}. Refusing to start; nothing was sent."
-            ))
-        })?),
+        Mode::AlpacaLive => Some(
+            credentials
+                .live_confirmation()
+                .map_err(VenueError::LiveConfirmationMissing)?,
+        ),
         _ => None,
     };
     let access = access(config, credentials)?;
@@ -122,19 +148,20 @@ fn checked_broker(
         None => broker.account_details(),
     }
     .map_err(|e| match e {
-        crate::broker::BrokerError::Auth { message } if live_confirmation.is_some() => {
-            VenueError::Config(message)
+        BrokerError::Auth { message } if live_confirmation.is_some() => {
+            VenueError::LiveConfirmationRefused(message)
         }
-        other => VenueError::Broker(format!(
-            "{mode}: cannot read the Alpaca account at {}: {other}. Check the network and the API keys; nothing was traded.",
-            config.alpaca.trading_url_for(mode)
-        )),
+        error => VenueError::AccountUnreadable {
+            mode,
+            url: config.alpaca.trading_url_for(mode).to_string(),
+            error,
+        },
     })?;
     if details.account_blocked {
-        return Err(VenueError::Broker(format!(
-            "{mode}: Alpaca reports the account as blocked (status {}); nothing can be traded. Resolve it with Alpaca, then restart.",
-            details.status.as_deref().unwrap_or("unknown")
-        )));
+        return Err(VenueError::AccountBlocked {
+            mode,
+            status: details.status.as_deref().unwrap_or("unknown").to_string(),
+        });
     }
     if details.trading_blocked {
         tracing::error!(
