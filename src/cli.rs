@@ -1,9 +1,14 @@
 //! Shared command-line plumbing for the four binaries: argument parsing whose usage errors map
-//! to avwap's config-error exit code (clap's own code 2 would read as "stale watchlist"), and
-//! the "not implemented yet" exit for commands whose issue has not landed.
+//! to avwap's config-error exit code (clap's own code 2 would read as "stale watchlist"),
+//! loading the configuration the same way everywhere, ending a process with a typed failure's
+//! message and exit code, and the "not implemented yet" exit for commands whose issue has not
+//! landed.
 
-use crate::exit::ExitCode;
+use crate::config::{Config, ConfigError};
+use crate::credentials::process_env;
+use crate::exit::{with_causes, ExitCode, Failure};
 use clap::Parser;
+use std::path::{Path, PathBuf};
 
 /// Parse arguments; on `--help`/`--version` print and exit 0, on a usage error print and exit
 /// with [`ExitCode::ConfigError`].
@@ -18,6 +23,45 @@ pub fn parse_args<T: Parser>() -> T {
             };
             let _ = err.print();
             std::process::exit(i32::from(code));
+        }
+    }
+}
+
+/// The configuration the way every binary loads it: the file from `--config` or
+/// `AVWAP_CONFIG` (defaults when neither is given), the env overrides, then `--state-dir`.
+pub fn load_config(
+    config_flag: Option<&Path>,
+    state_dir: Option<PathBuf>,
+) -> Result<Config, ConfigError> {
+    let mut config = Config::load(config_flag, &process_env)?;
+    if let Some(dir) = state_dir {
+        config.state_dir = dir;
+    }
+    Ok(config)
+}
+
+/// End `binary`: exit 0 on success; on failure print `<binary>: <message>` on stderr and exit
+/// with the failure's code.
+pub fn finish<E: Failure>(binary: &str, result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => ExitCode::Ok.into(),
+        Err(e) => {
+            eprintln!("{binary}: {e}");
+            e.exit_code().into()
+        }
+    }
+}
+
+/// [`finish`], the message followed by its causes (see [`with_causes`]).
+pub fn finish_with_causes<E: Failure>(
+    binary: &str,
+    result: Result<(), E>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => ExitCode::Ok.into(),
+        Err(e) => {
+            eprintln!("{binary}: {}", with_causes(&e));
+            e.exit_code().into()
         }
     }
 }

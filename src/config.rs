@@ -45,6 +45,12 @@ pub enum ConfigError {
     Mode(String),
 }
 
+impl crate::exit::Failure for ConfigError {
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        crate::exit::ExitCode::ConfigError
+    }
+}
+
 /// How execution talks to a broker. There is deliberately no fallback: an unknown value is an
 /// error, never "live".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -1,5 +1,6 @@
 //! Process exit codes shared by all avwap binaries, so systemd units and operators can act on
-//! them. Codes 1 and 2 keep the predecessor gate's meaning (missing / not from today).
+//! them, and [`Failure`], the trait of every error that ends a process (its exit code travels
+//! with it). Codes 1 and 2 keep the predecessor gate's meaning (missing / not from today).
 
 /// Exit codes. The numeric values are part of the public interface (README, unit files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,5 +40,43 @@ impl ExitCode {
 impl From<ExitCode> for std::process::ExitCode {
     fn from(code: ExitCode) -> Self {
         std::process::ExitCode::from(code.code())
+    }
+}
+
+/// An error that ends a process: its `Display` is the operator's message (what is wrong and
+/// what to do), [`Failure::exit_code`] the documented code systemd and scripts act on.
+pub trait Failure: std::error::Error {
+    fn exit_code(&self) -> ExitCode;
+}
+
+/// `error` followed by each of its causes, joined by ": " (the causes of a library error are
+/// often what the operator can act on: the I/O error under "cannot read X").
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read the watchlist")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn with_causes_appends_every_cause() {
+        let error = Outer(std::io::Error::other("permission denied"));
+        assert_eq!(
+            with_causes(&error),
+            "cannot read the watchlist: permission denied"
+        );
+        assert_eq!(with_causes(&error.0), "permission denied");
     }
 }

@@ -29,5 +29,6 @@ pub mod gate;
 pub mod market_data;
 pub mod ops;
 pub mod scan;
+pub mod simulation;
 pub mod universe;
 pub mod watchlist;

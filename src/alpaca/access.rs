@@ -239,12 +239,14 @@ mod tests {
     #[test]
     fn access_checks_urls_before_reading_keys_and_trims_trailing_slashes() {
         let no_keys = CredentialStore::new(None, |_: &str| None);
-        let mut a = AlpacaConfig::default();
-        a.data_url = "nonsense".into();
-        let err = AlpacaAccess::open(&a, AlpacaUse::Scan, &no_keys).unwrap_err();
+        let bad_data_url = AlpacaConfig {
+            data_url: "nonsense".into(),
+            ..AlpacaConfig::default()
+        };
+        let err = AlpacaAccess::open(&bad_data_url, AlpacaUse::Scan, &no_keys).unwrap_err();
         assert!(matches!(err, AccessError::Url(_)), "{err:?}");
 
-        a = AlpacaConfig::default();
+        let mut a = AlpacaConfig::default();
         let err = AlpacaAccess::open(&a, AlpacaUse::Scan, &no_keys).unwrap_err();
         assert!(matches!(err, AccessError::Credentials(_)), "{err:?}");
 

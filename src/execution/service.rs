@@ -2,19 +2,21 @@
 //! state database, the broker, startup reconciliation, `READY=1`, the poll loop with watchdog
 //! pings and a heartbeat, and a clean exit on SIGTERM/SIGINT after the current step.
 
-use crate::broker::sim::{SimBroker, SimConfig};
-use crate::broker::Broker;
-use crate::calendar::{self, Clock};
+use crate::broker::sim::{SimBroker, SimConfig, SimError};
+use crate::broker::{Broker, BrokerError};
+use crate::calendar::{self, Clock, FixedClock, SystemClock};
 use crate::config::{Config, Mode};
 use crate::credentials::CredentialStore;
-use crate::execution::db::{StateDb, DB_FILE};
+use crate::execution::db::{DbError, StateDb, DB_FILE};
 use crate::execution::engine::{self, CycleInputs, CycleReport, WatchlistInput};
 use crate::execution::lifecycle::{Failpoints, LifecycleError, OrderDesk};
-use crate::execution::process::{KillSwitch, Notifier, ShutdownSignal, StateLock};
-use crate::execution::venue::{self, SharedFeed, DRY_RUN_BROKER_FILE};
-use crate::exit::ExitCode;
+use crate::execution::process::{
+    KillSwitch, LockError, Notifier, ShutdownError, ShutdownSignal, StateLock,
+};
+use crate::execution::venue::{self, SharedFeed, VenueError, DRY_RUN_BROKER_FILE};
+use crate::exit::{ExitCode, Failure};
 use crate::market_data::intraday::{IntradayFeed, SyntheticIntradayFeed};
-use crate::market_data::{bar_store_path, BarStore};
+use crate::market_data::{bar_store_path, BarStore, StoreError};
 use crate::ops::alerts::{AlertKind, Alerts};
 
 use chrono::{DateTime, Utc};
@@ -27,36 +29,122 @@ pub const SIM_BROKER_FILE: &str = "sim_broker.sqlite";
 /// Seed of the synthetic intraday path the simulator trades on (fixed, so runs repeat).
 pub const SIM_PATH_SEED: u64 = 20_100_809;
 
-/// A failure that ends the process, with its exit code.
+/// The `after_help` of `avwap-execution`: modes, kill switch and the exit codes of
+/// [`ExecutionError`].
+pub const AFTER_HELP: &str = "\
+Modes: sim (default; built-in simulated broker, no credentials), dry-run, alpaca-paper,
+alpaca-live. An unknown mode is a configuration error, never live. dry-run reads Alpaca market
+data and records orders in a local book (dry_run_broker.sqlite), never sending them; the
+alpaca modes need the keys (credentials alpaca-key-id / alpaca-secret-key, or APCA_API_KEY_ID /
+APCA_API_SECRET_KEY) and alpaca-live also the account number in alpaca-live-account (or
+AVWAP_LIVE_ACCOUNT), which must match the account of the keys.
+
+Kill switch: create the file KILL_SWITCH in the state directory (or set
+execution.kill_switch = true) to stop all new entries at once; exits and stops keep working.
+
+Exit codes:
+  0   stopped cleanly (SIGTERM/SIGINT after the current step, or --once / flatten done)
+  10  bad command line, configuration or missing credentials (never restarted)
+  11  another avwap-execution holds the state-directory lock
+  12  the broker is unreachable or refused our credentials
+  13  input problem (state directory, database of a newer avwap, bar store)
+  70  internal error";
+
+/// Why `avwap-execution` stops with a failure; each variant knows its exit code
+/// ([`Failure::exit_code`]) and its text is what the operator reads.
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct ServiceError {
-    pub code: ExitCode,
-    pub message: String,
+pub enum ExecutionError {
+    /// The mode cannot start: settings, credentials, account (exit 10 or 12).
+    #[error(transparent)]
+    Venue(#[from] VenueError),
+    /// The broker refused our credentials mid-run (exit 12) or the journal failed (exit 70).
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    #[error("cannot create the state directory {}: {error}", path.display())]
+    StateDir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// Another instance holds the lock (exit 11), or the lock file is unusable (exit 13).
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The state database cannot be opened or is of a newer avwap (exit 13).
+    #[error(transparent)]
+    OpenDatabase(DbError),
+    /// A read of the open state database failed (exit 70).
+    #[error(transparent)]
+    Database(DbError),
+    #[error(
+        "the state directory {} was last run in mode {previous} and still holds {positions} open position(s) and {orders} open order(s) of that mode; \
+         refusing to reconcile them against mode {mode}. Use a separate state directory per mode (or flatten in mode {previous} first).",
+        state_dir.display()
+    )]
+    ModeMismatch {
+        state_dir: PathBuf,
+        previous: String,
+        positions: usize,
+        orders: usize,
+        mode: Mode,
+    },
+    /// The bar store the simulator's prices come from is unreadable (exit 13).
+    #[error(transparent)]
+    SimPrices(StoreError),
+    #[error("no broker for this mode (a bug: please report it)")]
+    NoBroker,
+    /// The local order book (sim, dry-run) cannot be opened (exit 12).
+    #[error("local order book {}: {error}", path.display())]
+    OpenLocalBook { path: PathBuf, error: Box<SimError> },
+    /// The local order book cannot be advanced to now (exit 70).
+    #[error("local order book {}: {error}", path.display())]
+    AdvanceLocalBook { path: PathBuf, error: Box<SimError> },
+    #[error(transparent)]
+    Signals(#[from] ShutdownError),
+    #[error("the market is closed: flatten sends market orders and only runs during a session; protective stops stay in place")]
+    FlattenWhileClosed,
+    #[error(
+        "suspend-trading acts on an Alpaca account (modes alpaca-paper, alpaca-live); mode {mode} has none. \
+         To stop new entries here create the file KILL_SWITCH in the state directory."
+    )]
+    NoBrokerAccount { mode: Mode },
+    #[error("Alpaca did not take the change: {0}. Check the account in Alpaca's dashboard.")]
+    SuspensionRefused(BrokerError),
+    #[error("the account did not change as asked; check Alpaca's dashboard")]
+    SuspensionUnchanged,
+    #[error("--at is only allowed in sim mode (and in dry-run/alpaca-paper against a server on this machine, for tests)")]
+    FixedClockRefused,
+    #[error("--at {text:?} is not a time (use 2026-11-30T10:05 New York, or RFC 3339)")]
+    NotATime { text: String },
+    #[error("no execution database at {}: nothing has run in this state directory", path.display())]
+    NoDatabase { path: PathBuf },
+    /// `report`: the database cannot be opened or read (exit 13).
+    #[error(transparent)]
+    Report(DbError),
 }
 
-impl ServiceError {
-    fn new(code: ExitCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<venue::VenueError> for ServiceError {
-    fn from(e: venue::VenueError) -> Self {
-        ServiceError::new(e.exit_code(), e.to_string())
-    }
-}
-
-impl From<LifecycleError> for ServiceError {
-    fn from(e: LifecycleError) -> Self {
-        match e {
-            LifecycleError::Auth(_) => {
-                ServiceError::new(ExitCode::BrokerUnavailable, e.to_string())
-            }
-            LifecycleError::Db(_) => ServiceError::new(ExitCode::Internal, e.to_string()),
+impl Failure for ExecutionError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            ExecutionError::Venue(e) => e.exit_code(),
+            ExecutionError::Lifecycle(LifecycleError::Auth(_)) => ExitCode::BrokerUnavailable,
+            ExecutionError::Lifecycle(LifecycleError::Db(_)) => ExitCode::Internal,
+            ExecutionError::Lock(e) => e.exit_code(),
+            ExecutionError::StateDir { .. }
+            | ExecutionError::OpenDatabase(_)
+            | ExecutionError::SimPrices(_)
+            | ExecutionError::FlattenWhileClosed
+            | ExecutionError::NoDatabase { .. }
+            | ExecutionError::Report(_) => ExitCode::InputError,
+            ExecutionError::ModeMismatch { .. }
+            | ExecutionError::NoBrokerAccount { .. }
+            | ExecutionError::FixedClockRefused
+            | ExecutionError::NotATime { .. } => ExitCode::ConfigError,
+            ExecutionError::OpenLocalBook { .. }
+            | ExecutionError::SuspensionRefused(_)
+            | ExecutionError::SuspensionUnchanged => ExitCode::BrokerUnavailable,
+            ExecutionError::Database(_)
+            | ExecutionError::NoBroker
+            | ExecutionError::AdvanceLocalBook { .. }
+            | ExecutionError::Signals(_) => ExitCode::Internal,
         }
     }
 }
@@ -96,7 +184,7 @@ pub fn sim_market(
     state_dir: &Path,
     symbols: &[String],
     today: chrono::NaiveDate,
-) -> Result<SyntheticIntradayFeed, ServiceError> {
+) -> Result<SyntheticIntradayFeed, ExecutionError> {
     let mut feed = sim_feed(state_dir, symbols)?;
     if let Err(e) = feed.extend_through(today) {
         tracing::warn!("cannot extend the simulated price path to {today}: {e}");
@@ -106,25 +194,24 @@ pub fn sim_market(
 
 /// Daily bars for the simulator's intraday path, from the bar store in the state directory
 /// (empty when there is none).
-fn sim_feed(state_dir: &Path, symbols: &[String]) -> Result<SyntheticIntradayFeed, ServiceError> {
+fn sim_feed(state_dir: &Path, symbols: &[String]) -> Result<SyntheticIntradayFeed, ExecutionError> {
     let path = bar_store_path(state_dir);
     if !path.exists() {
         tracing::warn!(store = %path.display(), "no bar store: the simulator has no prices, so nothing will fill");
         return Ok(SyntheticIntradayFeed::default());
     }
-    let store = BarStore::open(&path)
-        .map_err(|e| ServiceError::new(ExitCode::InputError, e.to_string()))?;
+    let store = BarStore::open(&path).map_err(ExecutionError::SimPrices)?;
     SyntheticIntradayFeed::from_store(&store, symbols, None, None, SIM_PATH_SEED)
-        .map_err(|e| ServiceError::new(ExitCode::InputError, e.to_string()))
+        .map_err(ExecutionError::SimPrices)
 }
 
 fn symbols_of_interest(
     db: &StateDb,
     watchlist: &WatchlistInput,
-) -> Result<Vec<String>, ServiceError> {
+) -> Result<Vec<String>, ExecutionError> {
     let mut symbols: Vec<String> = db
         .open_positions()
-        .map_err(|e| ServiceError::new(ExitCode::Internal, e.to_string()))?
+        .map_err(ExecutionError::Database)?
         .into_iter()
         .map(|p| p.symbol)
         .collect();
@@ -166,23 +253,16 @@ pub struct Service<'a> {
 
 impl<'a> Service<'a> {
     /// Check the mode, take the lock and open the database.
-    pub fn open(config: &'a Config) -> Result<Self, ServiceError> {
+    pub fn open(config: &'a Config) -> Result<Self, ExecutionError> {
         // URLs, credentials, account and live confirmation before anything is created on disk.
         let venue = open_venue(config)?;
         let state_dir = &config.state_dir;
-        std::fs::create_dir_all(state_dir).map_err(|e| {
-            ServiceError::new(
-                ExitCode::InputError,
-                format!(
-                    "cannot create the state directory {}: {e}",
-                    state_dir.display()
-                ),
-            )
+        std::fs::create_dir_all(state_dir).map_err(|error| ExecutionError::StateDir {
+            path: state_dir.clone(),
+            error,
         })?;
-        let lock = StateLock::acquire(state_dir)
-            .map_err(|e| ServiceError::new(e.exit_code(), e.to_string()))?;
-        let db = StateDb::open(&state_dir.join(DB_FILE))
-            .map_err(|e| ServiceError::new(ExitCode::InputError, e.to_string()))?;
+        let lock = StateLock::acquire(state_dir)?;
+        let db = StateDb::open(&state_dir.join(DB_FILE)).map_err(ExecutionError::OpenDatabase)?;
         check_same_mode(&db, config)?;
         Ok(Self {
             config,
@@ -297,7 +377,7 @@ impl<'a> Service<'a> {
         &mut self,
         now: DateTime<Utc>,
         command: Command,
-    ) -> Result<CycleReport, ServiceError> {
+    ) -> Result<CycleReport, ExecutionError> {
         let config = self.config;
         let state_dir = &config.state_dir;
         let exec = &config.execution;
@@ -334,12 +414,7 @@ impl<'a> Service<'a> {
             match (&mut self.venue, local_book.as_mut(), &local) {
                 (Venue::Alpaca { broker, feed }, _, _) => (broker.as_mut(), &**feed),
                 (_, Some(book), Some((_, feed))) => (book, &**feed),
-                _ => {
-                    return Err(ServiceError::new(
-                        ExitCode::Internal,
-                        "no broker for this mode (a bug: please report it)",
-                    ))
-                }
+                _ => return Err(ExecutionError::NoBroker),
             };
         let report = run_one(
             &mut self.db,
@@ -370,7 +445,7 @@ pub fn open_local_book(
     config: &Config,
     now: DateTime<Utc>,
     feed: impl IntradayFeed + Send + 'static,
-) -> Result<SimBroker, ServiceError> {
+) -> Result<SimBroker, ExecutionError> {
     let mut broker = SimBroker::open(
         path,
         SimConfig {
@@ -380,23 +455,21 @@ pub fn open_local_book(
         },
         Box::new(feed),
     )
-    .map_err(|e| {
-        ServiceError::new(
-            ExitCode::BrokerUnavailable,
-            format!("local order book {}: {e}", path.display()),
-        )
+    .map_err(|error| ExecutionError::OpenLocalBook {
+        path: path.to_path_buf(),
+        error: Box::new(error),
     })?;
-    broker.advance_to(now).map_err(|e| {
-        ServiceError::new(
-            ExitCode::Internal,
-            format!("local order book {}: {e}", path.display()),
-        )
-    })?;
+    broker
+        .advance_to(now)
+        .map_err(|error| ExecutionError::AdvanceLocalBook {
+            path: path.to_path_buf(),
+            error: Box::new(error),
+        })?;
     Ok(broker)
 }
 
 /// Build what the mode trades against; every refusal comes before the first order request.
-fn open_venue(config: &Config) -> Result<Venue, ServiceError> {
+fn open_venue(config: &Config) -> Result<Venue, ExecutionError> {
     let credentials = CredentialStore::from_process_env();
     match config.mode {
         Mode::Sim => Ok(Venue::Sim),
@@ -420,16 +493,15 @@ fn open_venue(config: &Config) -> Result<Venue, ServiceError> {
 
 /// A state database keeps the records of one mode: positions and orders of another mode
 /// (say sim) must never be reconciled against a real account.
-fn check_same_mode(db: &StateDb, config: &Config) -> Result<(), ServiceError> {
-    let internal = |e: &dyn std::fmt::Display| ServiceError::new(ExitCode::Internal, e.to_string());
-    let Some(previous) = db.last_heartbeat_mode().map_err(|e| internal(&e))? else {
+fn check_same_mode(db: &StateDb, config: &Config) -> Result<(), ExecutionError> {
+    let Some(previous) = db.last_heartbeat_mode().map_err(ExecutionError::Database)? else {
         return Ok(());
     };
     if previous == config.mode.as_str() {
         return Ok(());
     }
-    let positions = db.open_positions().map_err(|e| internal(&e))?.len();
-    let orders = db.open_orders().map_err(|e| internal(&e))?.len();
+    let positions = db.open_positions().map_err(ExecutionError::Database)?.len();
+    let orders = db.open_orders().map_err(ExecutionError::Database)?.len();
     if positions == 0 && orders == 0 {
         tracing::warn!(
             previous,
@@ -438,15 +510,13 @@ fn check_same_mode(db: &StateDb, config: &Config) -> Result<(), ServiceError> {
         );
         return Ok(());
     }
-    Err(ServiceError::new(
-        ExitCode::ConfigError,
-        format!(
-            "the state directory {} was last run in mode {previous} and still holds {positions} open position(s) and {orders} open order(s) of that mode; \
-             refusing to reconcile them against mode {}. Use a separate state directory per mode (or flatten in mode {previous} first).",
-            config.state_dir.display(),
-            config.mode
-        ),
-    ))
+    Err(ExecutionError::ModeMismatch {
+        state_dir: config.state_dir.clone(),
+        previous,
+        positions,
+        orders,
+        mode: config.mode,
+    })
 }
 
 /// The broker-side kill switch: set (or with `suspend = false` lift) Alpaca's
@@ -454,29 +524,18 @@ fn check_same_mode(db: &StateDb, config: &Config) -> Result<(), ServiceError> {
 /// anyone's, until lifted. Working orders (our protective stops included) stay in force.
 /// Does not take the state lock, so it works while the service runs. Returns whether the
 /// account now reports trading suspended.
-pub fn set_broker_suspension(config: &Config, suspend: bool) -> Result<bool, ServiceError> {
+pub fn set_broker_suspension(config: &Config, suspend: bool) -> Result<bool, ExecutionError> {
     if matches!(config.mode, Mode::Sim | Mode::DryRun) {
-        return Err(ServiceError::new(
-            ExitCode::ConfigError,
-            format!(
-                "suspend-trading acts on an Alpaca account (modes alpaca-paper, alpaca-live); mode {} has none. \
-                 To stop new entries here create the file KILL_SWITCH in the state directory.",
-                config.mode
-            ),
-        ));
+        return Err(ExecutionError::NoBrokerAccount { mode: config.mode });
     }
     let credentials = CredentialStore::from_process_env();
     let mut broker = venue::open_alpaca_broker(config, &credentials)?;
-    let broker_error = |e: crate::broker::BrokerError| {
-        ServiceError::new(
-            ExitCode::BrokerUnavailable,
-            format!(
-                "Alpaca did not take the change: {e}. Check the account in Alpaca's dashboard."
-            ),
-        )
-    };
-    broker.suspend_new_orders(suspend).map_err(broker_error)?;
-    let account = broker.account().map_err(broker_error)?;
+    broker
+        .suspend_new_orders(suspend)
+        .map_err(ExecutionError::SuspensionRefused)?;
+    let account = broker
+        .account()
+        .map_err(ExecutionError::SuspensionRefused)?;
     tracing::warn!(
         mode = %config.mode,
         suspended = account.trading_suspended,
@@ -487,14 +546,15 @@ pub fn set_broker_suspension(config: &Config, suspend: bool) -> Result<bool, Ser
 }
 
 /// Run the service until shutdown (or one cycle / a flatten).
-pub fn run(config: &Config, command: Command, clock: &dyn Clock) -> Result<(), ServiceError> {
+pub fn run(config: &Config, command: Command, clock: &dyn Clock) -> Result<(), ExecutionError> {
+    tracing::info!(mode = %config.mode, state_dir = %config.state_dir.display(), "avwap-execution starting");
     let alerts = Alerts::from_config(&config.alerts);
     let result = run_with_alerts(config, command, clock, alerts.clone());
     if let Err(e) = &result {
         alerts.send(
             AlertKind::Error,
             "service",
-            &format!("avwap-execution stopped: {}", e.message),
+            &format!("avwap-execution stopped: {e}"),
         );
     }
     alerts.flush(crate::ops::alerts::EXIT_FLUSH_TIMEOUT);
@@ -506,11 +566,10 @@ fn run_with_alerts(
     command: Command,
     clock: &dyn Clock,
     alerts: Alerts,
-) -> Result<(), ServiceError> {
+) -> Result<(), ExecutionError> {
     let mut service = Service::open(config)?.with_alerts(alerts.clone());
     service.compare_broker_calendar(clock.now());
-    let shutdown = ShutdownSignal::install()
-        .map_err(|e| ServiceError::new(ExitCode::Internal, e.to_string()))?;
+    let shutdown = ShutdownSignal::install()?;
     let notifier = Notifier::from_env();
     let mut ready_sent = false;
     loop {
@@ -546,54 +605,6 @@ fn run_with_alerts(
     Ok(())
 }
 
-/// Simulate `days` whole sessions from `first` on the demo data with the simulated broker, on
-/// a simulated clock (a cycle every 10 minutes from the open to just after the close). Each
-/// session's watchlist is the one `avwap-scan --demo --as-of <session>` writes. Resumable: a
-/// rerun after a crash continues after the last completed cycle, with the same outcome.
-pub fn simulate(
-    config: &Config,
-    first: chrono::NaiveDate,
-    days: u32,
-) -> Result<Vec<chrono::NaiveDate>, ServiceError> {
-    if config.mode != Mode::Sim {
-        return Err(ServiceError::new(
-            ExitCode::ConfigError,
-            "simulate runs in sim mode only",
-        ));
-    }
-    let input = |e: &dyn std::fmt::Display| ServiceError::new(ExitCode::InputError, e.to_string());
-    std::fs::create_dir_all(&config.state_dir).map_err(|e| input(&e))?;
-    crate::scan::demo::ensure_demo_store(&bar_store_path(&config.state_dir))
-        .map_err(|e| input(&e))?;
-    let mut service = Service::open(config)?;
-    let last_done = service.db.last_heartbeat().map_err(|e| input(&e))?;
-    let mut sessions = Vec::new();
-    let mut date = calendar::session_on_or_after(first).map_err(|e| input(&e))?;
-    for _ in 0..days {
-        let session = calendar::session(date)
-            .map_err(|e| input(&e))?
-            .ok_or_else(|| input(&format!("{date} is not a session")))?;
-        let watchlist = config.watchlist_path();
-        let current = crate::watchlist::read_watchlist(&watchlist)
-            .ok()
-            .and_then(|rows| rows.first().map(|r| r.scan_date));
-        if current != Some(date) && last_done.is_none_or(|t| t < session.close) {
-            crate::scan::demo::write_demo_watchlist(&config.state_dir, date, &config.scan)
-                .map_err(|e| input(&e))?;
-        }
-        let mut now = session.open + chrono::Duration::minutes(5);
-        while now <= session.close + chrono::Duration::minutes(10) {
-            if last_done.is_none_or(|t| now > t) {
-                service.cycle(now, Command::Run { once: true })?;
-            }
-            now += chrono::Duration::minutes(10);
-        }
-        sessions.push(date);
-        date = calendar::next_session(date).map_err(|e| input(&e))?;
-    }
-    Ok(sessions)
-}
-
 /// Sleep up to `wait`, pinging the watchdog; false when a shutdown was requested.
 fn sleep_with_watchdog(shutdown: &ShutdownSignal, notifier: &Notifier, wait: Duration) -> bool {
     let slice = notifier
@@ -624,7 +635,7 @@ fn run_one(
     watchlist: &WatchlistInput,
     kill_switch: Option<String>,
     command: Command,
-) -> Result<CycleReport, ServiceError> {
+) -> Result<CycleReport, ExecutionError> {
     let mut desk = OrderDesk {
         db,
         broker,
@@ -642,10 +653,7 @@ fn run_one(
     let report = engine::run_cycle(&mut desk, &inputs)?;
     if command == Command::Flatten {
         if !report.market_open {
-            return Err(ServiceError::new(
-                ExitCode::InputError,
-                "the market is closed: flatten sends market orders and only runs during a session; protective stops stay in place",
-            ));
+            return Err(ExecutionError::FlattenWhileClosed);
         }
         let sent = engine::flatten(&mut desk)?;
         println!("flatten: {sent} sell orders sent");
@@ -677,6 +685,77 @@ fn log_cycle(
     );
     for warning in &report.warnings {
         tracing::warn!("{warning}");
+    }
+}
+
+/// `suspend-trading` (`suspend = true`) or `suspend-trading --resume`: set the broker-side
+/// kill switch, print what Alpaca now reports, and fail when the account did not change as
+/// asked.
+pub fn suspend_trading(config: &Config, suspend: bool) -> Result<(), ExecutionError> {
+    let suspended = set_broker_suspension(config, suspend)?;
+    println!(
+        "{}: Alpaca reports new orders {}",
+        config.mode,
+        if suspended {
+            "SUSPENDED (broker-side kill switch on)"
+        } else {
+            "allowed"
+        }
+    );
+    if suspended != suspend {
+        return Err(ExecutionError::SuspensionUnchanged);
+    }
+    Ok(())
+}
+
+/// `report`: print one session's decisions, orders, fills, stops and P&L (a table, or one
+/// JSON object). The session defaults to the last one with a heartbeat, else today in New
+/// York at `now`.
+pub fn print_report(
+    config: &Config,
+    date: Option<chrono::NaiveDate>,
+    json: bool,
+    now: DateTime<Utc>,
+) -> Result<(), ExecutionError> {
+    let path = db_path(&config.state_dir);
+    if !path.exists() {
+        return Err(ExecutionError::NoDatabase { path });
+    }
+    let db = StateDb::open(&path).map_err(ExecutionError::Report)?;
+    let date = date.unwrap_or_else(|| {
+        // A heartbeat that cannot be read only changes the default date, never the answer.
+        db.last_heartbeat()
+            .ok()
+            .flatten()
+            .map(calendar::ny_date)
+            .unwrap_or_else(|| calendar::ny_date(now))
+    });
+    let report = crate::execution::report::day_report(&db, date).map_err(ExecutionError::Report)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", crate::execution::report::render_table(&report));
+    }
+    Ok(())
+}
+
+/// The clock of this run: the system clock, or with `--at` a fixed one where that is allowed
+/// (see [`fixed_clock_allowed`]).
+pub fn clock_for(config: &Config, at: Option<&str>) -> Result<Box<dyn Clock>, ExecutionError> {
+    let Some(text) = at else {
+        return Ok(Box::new(SystemClock));
+    };
+    if !fixed_clock_allowed(config) {
+        return Err(ExecutionError::FixedClockRefused);
+    }
+    match parse_at(text) {
+        Some(t) => Ok(Box::new(FixedClock::new(t))),
+        None => Err(ExecutionError::NotATime {
+            text: text.to_string(),
+        }),
     }
 }
 

