@@ -6,7 +6,11 @@
 //! - [`select`]: per-symbol gates, stop, best anchor, ranking.
 //! - [`context`]: setup-context labels.
 //! - [`run`]: the pipeline over a bar source; [`output`]: files and the console table.
-//! - [`config`]: `[scan]` thresholds; [`demo`]: the bundled demo data set.
+//! - [`config`]: `[scan]` thresholds; [`demo`]: the bundled demo data set;
+//!   [`providers`]: the bar store as a bar source.
+//! - [`service`]: the `avwap-scan` application (bar source choice, Alpaca top-up over the
+//!   universe, outputs, alerts). The only part of the scanner that may use the Alpaca client,
+//!   the universe loader, alerts or the configuration (see ARCHITECTURE.md).
 
 pub mod anchors;
 pub mod config;
@@ -17,3 +21,4 @@ pub mod output;
 pub mod providers;
 pub mod run;
 pub mod select;
+pub mod service;
