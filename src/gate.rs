@@ -1,6 +1,7 @@
 //! The watchlist gate: decides whether execution may start, from the watchlist's existence,
 //! its modification date and its content, all judged in New York time. The messages and the
-//! codes 0/1/2 are the predecessor's, so operators' habits and alerts keep working.
+//! codes 0/1/2 are the predecessor's, so operators' habits and alerts keep working. [`run`] is
+//! the `avwap-gate` application (systemd's `ExecStartPre`).
 
 use crate::calendar::ny_date;
 use crate::exit::ExitCode;
@@ -199,6 +200,24 @@ pub fn decide(path: &Path, now: DateTime<Utc>, observed: Observed) -> GateVerdic
 /// Observe and decide in one step.
 pub fn check_watchlist(path: &Path, now: DateTime<Utc>) -> GateVerdict {
     decide(path, now, observe(path, now))
+}
+
+/// `avwap-gate`: judge the watchlist at `path` at `now`, print the verdict where the help
+/// says (stdout when fresh, stderr otherwise) and return the exit code systemd acts on.
+pub fn run(path: &Path, now: DateTime<Utc>) -> ExitCode {
+    let verdict = check_watchlist(path, now);
+    tracing::debug!(
+        path = %path.display(),
+        exit_code = verdict.exit_code().code(),
+        fresh = verdict.is_fresh(),
+        "watchlist gate verdict"
+    );
+    if verdict.is_fresh() {
+        println!("{}", verdict.message());
+    } else {
+        eprintln!("{}", verdict.message());
+    }
+    verdict.exit_code()
 }
 
 #[cfg(test)]

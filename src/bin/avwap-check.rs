@@ -1,17 +1,15 @@
 //! `avwap-check`: the one-command health check of the host. All logic lives in
-//! `avwap::ops::check`; this file wires arguments, configuration, systemd, `/proc` and the
-//! clock.
+//! `avwap::ops::check`; this file parses the arguments, sets up logging and calls it with the
+//! process environment and the system clock.
 
 use avwap::calendar::{Clock, SystemClock};
-use avwap::config::Config;
 use avwap::credentials::process_env;
-use avwap::exit::ExitCode;
-use avwap::ops::check::{run_checks, CheckContext, Tmux};
+use avwap::ops::check::{self, CheckOptions};
 use avwap::ops::logging::{self, LogFormat};
-use avwap::ops::procs::ProcTree;
-use avwap::ops::systemd::Systemctl;
 use clap::Parser;
 use std::path::PathBuf;
+
+const BINARY: &str = "avwap-check";
 
 const AFTER_HELP: &str = "\
 Checks, one line each (OK|WARN|FAIL  <name>  <reason>), then a verdict line:
@@ -61,44 +59,19 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = avwap::cli::parse_args();
-    logging::init("avwap-check", args.log_format);
-    let mut config = match Config::load(args.config.as_deref(), &process_env) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("avwap-check: {e}");
-            return ExitCode::ConfigError.into();
-        }
+    logging::init(BINARY, args.log_format);
+    let config = match avwap::cli::load_config(args.config.as_deref(), args.state_dir) {
+        Ok(config) => config,
+        Err(e) => return avwap::cli::finish(BINARY, Err(e)),
     };
-    if let Some(dir) = args.state_dir {
-        config.state_dir = dir;
-    }
-    let systemd = Systemctl::from_env(&process_env);
-    let procs = ProcTree::from_env(&process_env);
-    let tmux = Tmux::from_env(&process_env);
-    let ctx = CheckContext {
-        config: &config,
-        now: SystemClock.now(),
-        systemd: &systemd,
-        procs: &procs,
-        tmux: &tmux,
+    let options = CheckOptions {
+        json: args.json,
+        strict: args.strict,
     };
-    let mut report = run_checks(&ctx);
-    if args.strict {
-        report = report.strict();
-    }
-    for c in &report.checks {
-        tracing::debug!(check = %c.name, status = c.status.label(), "{}", c.message);
-    }
-    tracing::debug!(
-        verdict = report.verdict.label(),
-        strict = args.strict,
-        checks = report.checks.len(),
-        "health check done"
-    );
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.render_human());
-    }
-    std::process::ExitCode::from(report.exit_code())
+    std::process::ExitCode::from(check::run(
+        &config,
+        options,
+        &process_env,
+        SystemClock.now(),
+    ))
 }

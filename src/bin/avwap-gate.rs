@@ -1,13 +1,13 @@
 //! `avwap-gate`: refuses to let execution start unless today's watchlist exists (systemd
-//! `ExecStartPre`). All logic lives in `avwap::gate`.
+//! `ExecStartPre`). All logic lives in `avwap::gate`; this file parses the arguments, sets up
+//! logging and calls `gate::run` with the system clock.
 
 use avwap::calendar::{Clock, SystemClock};
-use avwap::config::Config;
-use avwap::credentials::process_env;
-use avwap::exit::ExitCode;
 use avwap::ops::logging::{self, LogFormat};
 use clap::Parser;
 use std::path::PathBuf;
+
+const BINARY: &str = "avwap-gate";
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -46,29 +46,11 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = avwap::cli::parse_args();
-    logging::init("avwap-gate", args.log_format);
-    let mut config = match Config::load(args.config.as_deref(), &process_env) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("avwap-gate: {e}");
-            return ExitCode::ConfigError.into();
-        }
+    logging::init(BINARY, args.log_format);
+    let config = match avwap::cli::load_config(args.config.as_deref(), args.state_dir) {
+        Ok(config) => config,
+        Err(e) => return avwap::cli::finish(BINARY, Err(e)),
     };
-    if let Some(dir) = args.state_dir {
-        config.state_dir = dir;
-    }
     let path = args.watchlist.unwrap_or_else(|| config.watchlist_path());
-    let verdict = avwap::gate::check_watchlist(&path, SystemClock.now());
-    tracing::debug!(
-        path = %path.display(),
-        exit_code = verdict.exit_code().code(),
-        fresh = verdict.is_fresh(),
-        "watchlist gate verdict"
-    );
-    if verdict.is_fresh() {
-        println!("{}", verdict.message());
-    } else {
-        eprintln!("{}", verdict.message());
-    }
-    verdict.exit_code().into()
+    avwap::gate::run(&path, SystemClock.now()).into()
 }

@@ -29,7 +29,8 @@ use crate::execution::process::KillSwitch;
 use crate::gate::{check_watchlist, GateVerdict};
 use crate::ops::procs::{ProcTree, ProcessInfo};
 use crate::ops::systemd::{
-    Availability, SystemdError, SystemdQuery, UnitProperties, SERVICE_PROPERTIES, TIMER_PROPERTIES,
+    Availability, Systemctl, SystemdError, SystemdQuery, UnitProperties, SERVICE_PROPERTIES,
+    TIMER_PROPERTIES,
 };
 use chrono::{DateTime, Datelike, Duration, NaiveTime, Utc, Weekday};
 use serde::Serialize;
@@ -253,6 +254,55 @@ impl Tmux {
             ))
         }
     }
+}
+
+/// How `avwap-check` reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// One JSON object instead of the human report.
+    pub json: bool,
+    /// Count every WARN as a FAIL.
+    pub strict: bool,
+}
+
+/// `avwap-check`: run every check against this host at `now` (systemctl, `/proc` and tmux as
+/// `env` names them: `AVWAP_SYSTEMCTL`, `AVWAP_PROC_ROOT`, `AVWAP_TMUX`), print the report on
+/// stdout and return the process exit code (0 OK, 1 FAIL, 2 WARN).
+pub fn run(
+    config: &Config,
+    options: CheckOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+    now: DateTime<Utc>,
+) -> u8 {
+    let systemd = Systemctl::from_env(env);
+    let procs = ProcTree::from_env(env);
+    let tmux = Tmux::from_env(env);
+    let ctx = CheckContext {
+        config,
+        now,
+        systemd: &systemd,
+        procs: &procs,
+        tmux: &tmux,
+    };
+    let mut report = run_checks(&ctx);
+    if options.strict {
+        report = report.strict();
+    }
+    for c in &report.checks {
+        tracing::debug!(check = %c.name, status = c.status.label(), "{}", c.message);
+    }
+    tracing::debug!(
+        verdict = report.verdict.label(),
+        strict = options.strict,
+        checks = report.checks.len(),
+        "health check done"
+    );
+    if options.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render_human());
+    }
+    report.exit_code()
 }
 
 /// Everything the checks look at.
