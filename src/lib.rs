@@ -1,22 +1,28 @@
 //! avwap: an Anchored-VWAP swing-trading system for US equities.
 //!
-//! Module map (each module's header says what it owns):
-//! - [`alpaca`]: the Alpaca HTTP client, market data and trading.
-//! - [`broker`]: the broker interface and error classes; the simulated broker.
-//! - [`calendar`]: the injected clock, New York time, the NYSE session calendar.
-//! - [`config`]: the one TOML configuration file, its defaults and env overrides.
-//! - [`watchlist`]: the `daily_candidates.csv` format: typed rows, atomic writer, validating reader.
-//! - [`gate`]: the watchlist freshness gate run before execution starts.
-//! - [`market_data`]: daily bars, validation, the SQLite bar store, CSV import.
-//! - [`scan`]: indicators, anchors/AVWAP, gates, selection, labels, ranking, the scan pipeline.
-//! - [`universe`]: the Russell 3000 universe from iShares holdings, cached, with fallbacks.
-//! - [`fsutil`]: atomic file replacement used by every output.
-//! - [`cli`]: argument parsing and refusal helpers shared by the binaries.
-//! - [`execution`]: state database, order lifecycle, reconciliation, the execution service.
-//! - [`exit`]: the process exit codes shared by all binaries.
-//! - [`ops`]: logging (journald/stderr/JSON), alerts (webhook), the `avwap-check` health check.
+//! Module map, by layer bottom-up (ARCHITECTURE.md has the rules and the import table that
+//! `architecture.rs` enforces; each module's header says what it owns):
+//!
+//! - foundation: [`exit`] (exit codes; [`exit::Failure`], an error that carries its code),
+//!   [`fsutil`] (atomic file replacement), [`calendar`] (the injected clock, New York time, the
+//!   NYSE calendar), [`credentials`] (secrets, and `process_env`).
+//! - domain: [`watchlist`] (the `daily_candidates.csv` format), [`market_data`] (daily bars,
+//!   validation, the SQLite bar store, CSV import, intraday feeds), [`broker`] (the broker
+//!   interface and error classes; the simulated broker), [`universe`] (the Russell 3000
+//!   universe from iShares holdings, cached, with a caller-supplied fallback), [`scan`] (its
+//!   core: indicators, anchors/AVWAP, gates, selection, labels, ranking, the pipeline, outputs),
+//!   [`execution`] (its core: state database, ids, order lifecycle, reconciliation, the engine).
+//! - config: [`config`] (the one TOML file as data, its defaults and env overrides).
+//! - edge: [`alpaca`] (the HTTP client, market data, trading; `alpaca::access` builds every
+//!   client), [`ops`] (logging, alerts, systemd and `/proc` queries),
+//!   `execution::process` (lock, sd_notify, signals, kill switch).
+//! - application: `scan::service` (`avwap-scan`), `execution::service` and
+//!   `execution::venue` (`avwap-execution`), [`simulation`] (`avwap-execution simulate`),
+//!   [`gate`] (`avwap-gate`), `ops::check` (`avwap-check`), [`cli`] (what the binaries share).
 
 pub mod alpaca;
+#[cfg(test)]
+mod architecture;
 pub mod broker;
 pub mod calendar;
 pub mod cli;

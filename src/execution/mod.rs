@@ -2,6 +2,7 @@
 //! deterministic client order ids, the idempotent order lifecycle, reconciliation with the
 //! broker, the per-cycle engine, and the process lifecycle of `avwap-execution`.
 //!
+//! The core (domain layer, no I/O beyond its own database, no clock of its own):
 //! - [`db`]: the SQLite state database and its additive migrations.
 //! - [`ids`]: deterministic client order ids.
 //! - [`config`]: `[execution]` settings.
@@ -9,9 +10,13 @@
 //! - [`lifecycle`]: journal → send → acknowledge → fills; unknown-outcome resolution.
 //! - [`phases`]: session phases and poll cadence.
 //! - [`report`]: a session's decisions, orders, fills, stops and P&L.
-//! - [`service`]: the `avwap-execution` process: lock, loop, shutdown.
+//!
+//! Edge: [`process`]: lock, sd_notify, signals, kill switch.
+//!
+//! Application (see ARCHITECTURE.md):
+//! - [`service`]: the `avwap-execution` process: lock, loop, shutdown, its commands and
+//!   [`service::ExecutionError`].
 //! - [`venue`]: what each mode trades against (simulated book, Alpaca paper/live) and its checks.
-//! - [`process`]: lock, sd_notify, signals, kill switch.
 
 pub mod config;
 pub mod db;

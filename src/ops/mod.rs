@@ -1,4 +1,6 @@
 //! Operations: everything an operator of the host sees and relies on besides trading itself.
+//! `logging`, `alerts`, `systemd` and `procs` are edges (I/O with the host); `check` is the
+//! `avwap-check` application on top of them (see ARCHITECTURE.md).
 //!
 //! - [`logging`]: the `tracing` setup shared by the binaries: journald with structured `F_*`
 //!   fields under systemd, text or JSON lines on stderr otherwise, `--log-format`, `RUST_LOG`.

@@ -79,8 +79,9 @@ impl LoadOptions {
     }
 }
 
-/// The last resort: a list of symbols from elsewhere (Alpaca's active, tradable US equities,
-/// [`crate::alpaca::assets::AlpacaAssetsFallback`]).
+/// The last resort: a list of symbols from elsewhere, supplied by the caller. In production
+/// the scan service supplies Alpaca's active, tradable US equities (implemented at the Alpaca
+/// edge, which depends on this trait; the universe never depends on Alpaca).
 pub trait UniverseFallback {
     /// Short description for `scan.json`, e.g. `alpaca active us_equity assets`.
     fn name(&self) -> String;
