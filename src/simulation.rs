@@ -15,7 +15,7 @@ use crate::market_data::{bar_store_path, BarStore, ImportError, StoreError};
 use crate::scan::config::ScanConfig;
 use crate::scan::demo::{demo_config, demo_sectors, demo_source, DEMO_UNIVERSE};
 use crate::scan::output::{write_scan, OutputError};
-use crate::scan::run::{run_scan, ScanError, ScanOutcome, ScanPlan};
+use crate::scan::run::{run_scan, PipelineError, ScanOutcome, ScanPlan};
 use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
 
@@ -39,7 +39,7 @@ pub enum SimulationError {
     BarStore(#[from] StoreError),
     /// The demo scan of a session failed.
     #[error(transparent)]
-    DemoScan(#[from] ScanError),
+    DemoScan(#[from] PipelineError),
     /// A session's watchlist (or the demo sectors) could not be read or written.
     #[error(transparent)]
     DemoOutput(#[from] OutputError),

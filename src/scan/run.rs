@@ -60,8 +60,10 @@ impl BarSource for MemorySource {
     }
 }
 
+/// Why the scan pipeline refused to produce a watchlist (the scan service wraps it with its
+/// exit code).
 #[derive(Debug, thiserror::Error)]
-pub enum ScanError {
+pub enum PipelineError {
     #[error("{0}")]
     Calendar(#[from] CalendarError),
     #[error("{date} is not an NYSE session, so there is no watchlist to build for it")]
@@ -104,9 +106,9 @@ pub struct ScanPlan {
 }
 
 impl ScanPlan {
-    pub fn for_session(scan_date: NaiveDate, config: &ScanConfig) -> Result<Self, ScanError> {
+    pub fn for_session(scan_date: NaiveDate, config: &ScanConfig) -> Result<Self, PipelineError> {
         if !calendar::is_session(scan_date)? {
-            return Err(ScanError::NotASession { date: scan_date });
+            return Err(PipelineError::NotASession { date: scan_date });
         }
         let data_as_of = calendar::previous_session(scan_date)?;
         Ok(Self {
@@ -173,7 +175,7 @@ pub fn run_scan(
     source: &mut dyn BarSource,
     plan: &ScanPlan,
     config: &ScanConfig,
-) -> Result<ScanOutcome, ScanError> {
+) -> Result<ScanOutcome, PipelineError> {
     let started = Instant::now();
     let benchmark = config.regime.benchmark.clone();
     let equal_weight = benchmark == EQUAL_WEIGHT_BENCHMARK;
@@ -212,20 +214,20 @@ pub fn run_scan(
                 }),
             }
         })
-        .map_err(|error| ScanError::Source {
+        .map_err(|error| PipelineError::Source {
             source_name: source_name.clone(),
             error,
         })?;
 
     if state.universe == 0 {
-        return Err(ScanError::EmptySource {
+        return Err(PipelineError::EmptySource {
             source_name,
             data_as_of: plan.data_as_of,
         });
     }
     let coverage = state.with_current_data as f64 / state.universe as f64;
     if coverage < config.min_coverage {
-        return Err(ScanError::Coverage {
+        return Err(PipelineError::Coverage {
             with_data: state.with_current_data,
             universe: state.universe,
             pct: coverage * 100.0,
@@ -260,7 +262,7 @@ pub fn run_scan(
     if regime.state == "missing" {
         match config.regime.on_missing_benchmark {
             MissingBenchmark::Error => {
-                return Err(ScanError::MissingBenchmark {
+                return Err(PipelineError::MissingBenchmark {
                     benchmark,
                     data_as_of: plan.data_as_of,
                     reason: regime.note.clone().unwrap_or_default(),

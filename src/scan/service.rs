@@ -6,7 +6,7 @@
 //! This is the scanner's application part (layer `application` in ARCHITECTURE.md): it may use
 //! the Alpaca client, the universe loader, alerts and the configuration; the scan core
 //! (`indicators`, `anchors`, `select`, `run`, `output`, …) may not. Every failure is a typed
-//! [`ScanServiceError`] that knows its exit code.
+//! [`ScanError`] that knows its exit code.
 
 use crate::alpaca::access::{AccessError, AlpacaAccess, AlpacaUse, UrlError};
 use crate::alpaca::assets::AlpacaAssetsFallback;
@@ -24,7 +24,7 @@ use crate::scan::config::{ScanConfig, EQUAL_WEIGHT_BENCHMARK};
 use crate::scan::demo;
 use crate::scan::output::{self, OutputError};
 use crate::scan::providers::StoreSource;
-use crate::scan::run::{run_scan, BarSource, MemorySource, ScanError, ScanOutcome, ScanPlan};
+use crate::scan::run::{run_scan, BarSource, MemorySource, PipelineError, ScanOutcome, ScanPlan};
 use crate::universe::{load_universe, LoadOptions, UniverseError};
 use crate::watchlist::WatchlistRow;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The `after_help` of `avwap-scan`: the session rule and the exit codes of
-/// [`ScanServiceError`].
+/// [`ScanError`].
 pub const AFTER_HELP: &str = "\
 The watchlist is for the New York session given by --as-of (default: today in New York) and
 uses only bars of earlier sessions. On a day that is not an NYSE session the scan says so and
@@ -88,7 +88,7 @@ pub enum ScanAction {
 /// Why `avwap-scan` fails; each variant knows its exit code. The operator reads the message
 /// followed by its causes ([`with_causes`]).
 #[derive(Debug, thiserror::Error)]
-pub enum ScanServiceError {
+pub enum ScanError {
     #[error("cannot create a temporary state directory for the demo")]
     DemoStateDir(#[source] std::io::Error),
     #[error("the bundled demo data set is unreadable")]
@@ -119,7 +119,7 @@ pub enum ScanServiceError {
     Alpaca(#[from] AlpacaProviderError),
     /// The pipeline refused (coverage, empty source, missing benchmark, no such session).
     #[error(transparent)]
-    Pipeline(#[from] ScanError),
+    Pipeline(#[from] PipelineError),
     /// The sectors file or the outputs could not be read or written.
     #[error(transparent)]
     Output(#[from] OutputError),
@@ -128,22 +128,22 @@ pub enum ScanServiceError {
     HeldBackRows(OutputError),
 }
 
-impl Failure for ScanServiceError {
+impl Failure for ScanError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            ScanServiceError::DemoData(_)
-            | ScanServiceError::DemoSectors(_)
-            | ScanServiceError::HeldBackRows(_) => ExitCode::Internal,
-            ScanServiceError::CsvPathMissing => ExitCode::ConfigError,
-            ScanServiceError::Alpaca(e) => e.exit_code(),
-            ScanServiceError::DemoStateDir(_)
-            | ScanServiceError::StateDir { .. }
-            | ScanServiceError::NoBarStore { .. }
-            | ScanServiceError::BarStore(_)
-            | ScanServiceError::Import(_)
-            | ScanServiceError::Synthetic(_)
-            | ScanServiceError::Pipeline(_)
-            | ScanServiceError::Output(_) => ExitCode::InputError,
+            ScanError::DemoData(_) | ScanError::DemoSectors(_) | ScanError::HeldBackRows(_) => {
+                ExitCode::Internal
+            }
+            ScanError::CsvPathMissing => ExitCode::ConfigError,
+            ScanError::Alpaca(e) => e.exit_code(),
+            ScanError::DemoStateDir(_)
+            | ScanError::StateDir { .. }
+            | ScanError::NoBarStore { .. }
+            | ScanError::BarStore(_)
+            | ScanError::Import(_)
+            | ScanError::Synthetic(_)
+            | ScanError::Pipeline(_)
+            | ScanError::Output(_) => ExitCode::InputError,
         }
     }
 }
@@ -195,11 +195,7 @@ impl From<AccessError> for AlpacaProviderError {
 
 /// Run `avwap-scan`: the scan (or import) of `request`, then the alert saying how it went
 /// (outside the demo) and a bounded wait for the alert to leave.
-pub fn run(
-    mut config: Config,
-    request: ScanRequest,
-    clock: &dyn Clock,
-) -> Result<(), ScanServiceError> {
+pub fn run(mut config: Config, request: ScanRequest, clock: &dyn Clock) -> Result<(), ScanError> {
     let alerts = if request.demo {
         Alerts::disabled()
     } else {
@@ -269,11 +265,11 @@ fn scan(
     request: &SourceRequest,
     now: DateTime<Utc>,
     alerts: &Alerts,
-) -> Result<(), ScanServiceError> {
+) -> Result<(), ScanError> {
     let started = Instant::now();
     let plan = match ScanPlan::for_session(scan_date, &config.scan) {
         Ok(plan) => plan,
-        Err(ScanError::NotASession { date }) => {
+        Err(PipelineError::NotASession { date }) => {
             println!(
                 "{date} (New York) is not an NYSE session: no watchlist is needed; the existing one (if any) was left unchanged."
             );
@@ -338,15 +334,14 @@ fn open_inputs(
     plan: &ScanPlan,
     request: &SourceRequest,
     now: DateTime<Utc>,
-) -> Result<Inputs, ScanServiceError> {
+) -> Result<Inputs, ScanError> {
     if request.demo {
         if request.temporary_state_dir {
-            config.state_dir =
-                demo::temporary_state_dir().map_err(ScanServiceError::DemoStateDir)?;
+            config.state_dir = demo::temporary_state_dir().map_err(ScanError::DemoStateDir)?;
         }
         return Ok(Inputs {
-            source: Box::new(demo::demo_source().map_err(ScanServiceError::DemoData)?),
-            sectors: demo::demo_sectors().map_err(ScanServiceError::DemoSectors)?,
+            source: Box::new(demo::demo_source().map_err(ScanError::DemoData)?),
+            sectors: demo::demo_sectors().map_err(ScanError::DemoSectors)?,
             universe_source: demo::DEMO_UNIVERSE.to_string(),
             scan_config: demo::demo_config(&config.scan),
         });
@@ -365,7 +360,7 @@ fn open_inputs(
         Provider::Store => {
             let path = bar_store_path(&config.state_dir);
             if !path.exists() {
-                return Err(ScanServiceError::NoBarStore { path });
+                return Err(ScanError::NoBarStore { path });
             }
             let source = StoreSource::new(BarStore::open(&path)?);
             all_symbols(Box::new(source), config.scan.clone())
@@ -395,10 +390,7 @@ fn open_inputs(
             all_symbols(Box::new(source), demo::demo_config(&config.scan))
         }
         Provider::Csv => {
-            let path = request
-                .csv
-                .as_ref()
-                .ok_or(ScanServiceError::CsvPathMissing)?;
+            let path = request.csv.as_ref().ok_or(ScanError::CsvPathMissing)?;
             let (bars, report) = read_long_csv(path)?;
             if let Some(first) = report.rejected.first() {
                 tracing::warn!(rejected = report.rejected_count(), file = %path.display(), "rows rejected while reading CSV; the first: {first}");
@@ -412,8 +404,8 @@ fn open_inputs(
     })
 }
 
-fn create_state_dir(state_dir: &Path) -> Result<(), ScanServiceError> {
-    std::fs::create_dir_all(state_dir).map_err(|error| ScanServiceError::StateDir {
+fn create_state_dir(state_dir: &Path) -> Result<(), ScanError> {
+    std::fs::create_dir_all(state_dir).map_err(|error| ScanError::StateDir {
         path: state_dir.to_path_buf(),
         error,
     })
@@ -454,13 +446,13 @@ fn print_table(
     outcome: &ScanOutcome,
     rows: &[WatchlistRow],
     sectors: &HashMap<String, String>,
-) -> Result<(), ScanServiceError> {
+) -> Result<(), ScanError> {
     if outcome.held_back_by_regime.is_empty() {
         print!("{}", output::table(rows));
         return Ok(());
     }
     let held = output::rows(&outcome.held_back_by_regime, plan.scan_date, sectors)
-        .map_err(ScanServiceError::HeldBackRows)?;
+        .map_err(ScanError::HeldBackRows)?;
     println!(
         "The regime filter is {} ({} close {:.2} vs SMA {:.2}): the watchlist is empty, no entries today.\n\
          For reference only, the ranked symbols that passed every other gate:",
@@ -474,7 +466,7 @@ fn print_table(
 }
 
 /// `avwap-scan import FILES…`: CSV bars into the bar store of the state directory.
-fn import(config: &Config, files: &[PathBuf]) -> Result<(), ScanServiceError> {
+fn import(config: &Config, files: &[PathBuf]) -> Result<(), ScanError> {
     create_state_dir(&config.state_dir)?;
     let path = bar_store_path(&config.state_dir);
     let mut store = BarStore::open(&path)?;
