@@ -2,6 +2,7 @@
 //! `avwap::execution::service` (and `avwap::simulation` for `simulate`); this file parses the
 //! arguments, sets up logging and calls the one library function of the command.
 
+use avwap::calendar::{Clock, SystemClock};
 use avwap::cli;
 use avwap::config::Mode;
 use avwap::execution::service::{self, Command, AFTER_HELP};
@@ -97,9 +98,10 @@ fn main() -> std::process::ExitCode {
     if let Some(mode) = args.mode {
         config.mode = mode.into();
     }
-    let clock = match service::clock_for(&config, args.at.as_deref()) {
-        Ok(clock) => clock,
-        Err(e) => return cli::finish(BINARY, Err(e)),
+    let clock: Box<dyn Clock> = match args.at.map(|at| service::fixed_clock(&config, &at)) {
+        None => Box::new(SystemClock),
+        Some(Ok(fixed)) => Box::new(fixed),
+        Some(Err(e)) => return cli::finish(BINARY, Err(e)),
     };
     let result = match args.command {
         None => service::run(&config, Command::Run { once: args.once }, clock.as_ref()),

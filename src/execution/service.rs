@@ -1,10 +1,12 @@
 //! The `avwap-execution` service: mode checks (fail closed), the state-directory lock, the
 //! state database, the broker, startup reconciliation, `READY=1`, the poll loop with watchdog
-//! pings and a heartbeat, and a clean exit on SIGTERM/SIGINT after the current step.
+//! pings and a heartbeat, and a clean exit on SIGTERM/SIGINT after the current step. Also the
+//! binary's other commands (`report`, `suspend-trading`, the `--at` clock) and
+//! [`ExecutionError`], every way the process can fail, each with its exit code.
 
 use crate::broker::sim::{SimBroker, SimConfig, SimError};
 use crate::broker::{Broker, BrokerError};
-use crate::calendar::{self, Clock, FixedClock, SystemClock};
+use crate::calendar::{self, Clock, FixedClock};
 use crate::config::{Config, Mode};
 use crate::credentials::CredentialStore;
 use crate::execution::db::{DbError, StateDb, DB_FILE};
@@ -742,21 +744,17 @@ pub fn print_report(
     Ok(())
 }
 
-/// The clock of this run: the system clock, or with `--at` a fixed one where that is allowed
-/// (see [`fixed_clock_allowed`]).
-pub fn clock_for(config: &Config, at: Option<&str>) -> Result<Box<dyn Clock>, ExecutionError> {
-    let Some(text) = at else {
-        return Ok(Box::new(SystemClock));
-    };
+/// The fixed clock of `--at TIME`, where that is allowed (see [`fixed_clock_allowed`]); the
+/// binary uses the system clock without `--at`.
+pub fn fixed_clock(config: &Config, at: &str) -> Result<FixedClock, ExecutionError> {
     if !fixed_clock_allowed(config) {
         return Err(ExecutionError::FixedClockRefused);
     }
-    match parse_at(text) {
-        Some(t) => Ok(Box::new(FixedClock::new(t))),
-        None => Err(ExecutionError::NotATime {
-            text: text.to_string(),
-        }),
-    }
+    parse_at(at)
+        .map(FixedClock::new)
+        .ok_or_else(|| ExecutionError::NotATime {
+            text: at.to_string(),
+        })
 }
 
 /// A fixed clock for `--at` (simulations and tests): see [`venue::fixed_clock_allowed`].
