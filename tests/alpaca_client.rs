@@ -187,7 +187,7 @@ fn timeout_after_accept_is_resolved_by_lookup_without_a_duplicate_or_lost_fill()
     fake.fill(&order.id, dec("60"), dec("33.12"));
     let open = alpaca.open_orders().unwrap();
     desk(&mut db, &mut alpaca, t(NOW), &fp)
-        .refresh_open_orders(&open)
+        .refresh_open_orders(Some(&open))
         .unwrap();
     assert_eq!(total_filled(&db, CID), dec("100"));
     assert_eq!(fake.orders().len(), 1);
@@ -403,7 +403,7 @@ fn cumulative_partial_fills_become_deltas_without_duplicates() {
         }
         let open = alpaca.open_orders().unwrap();
         desk(&mut db, &mut alpaca, t(NOW), &fp)
-            .refresh_open_orders(&open)
+            .refresh_open_orders(Some(&open))
             .unwrap();
     }
     let fills: Vec<_> = db
