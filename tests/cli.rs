@@ -5,6 +5,7 @@
 //! One test binary; each file under `tests/cli/` is a module. Run one of them with a filter,
 //! e.g. `cargo test --test cli gate::`.
 
+// Named like this file, see `tests/alpaca.rs`.
 mod cli {
     mod alerts;
     mod bar_store;
