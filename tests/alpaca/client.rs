@@ -1,18 +1,18 @@
 //! The Alpaca client and `AlpacaBroker` against the fault-injecting fake Trading API
-//! (`tests/fake_alpaca`), orders placed through the real `OrderDesk` with an in-memory
+//! (`tests/alpaca/fake_alpaca`), orders placed through the real `OrderDesk` with an in-memory
 //! `StateDb`: no fault yields a duplicate order or a lost fill.
 //!
 //! Conformance: `every_request_conforms_to_the_contract` drives every request the client can
 //! send and validates what the fake recorded against the shared contract
-//! (`tests/fake_alpaca/contract.rs`), the facts copied from the official spec
+//! (`tests/alpaca/fake_alpaca/contract.rs`), the facts copied from the official spec
 //! (`trading-api.json`) — so `cargo test` needs no files outside this repo; every other test here
 //! ends by checking its recorded requests against it too. The `#[ignore]`d
 //! `every_request_conforms_to_the_official_spec` walks the same requests against the spec JSON
 //! itself and checks that the contract's Trading API operations agree with it; run it with
-//! `cargo test --test alpaca_client -- --ignored` where `../shared/reference/alpaca/` exists (or
+//! `cargo test --test alpaca -- --ignored client::` where `../shared/reference/alpaca/` exists (or
 //! point `AVWAP_ALPACA_TRADING_SPEC` at the file).
 
-mod fake_alpaca;
+use super::fake_alpaca;
 
 use avwap::alpaca::{AlpacaBroker, AlpacaClient, AlpacaError, ClientConfig, Endpoints};
 use avwap::broker::{
