@@ -309,8 +309,14 @@ impl OrderDesk<'_> {
     /// them this cycle).
     pub fn resolve_unresolved(&mut self) -> Result<Vec<String>, LifecycleError> {
         let mut blocked = Vec::new();
+        let mut lookups_failing = false;
         for intent in self.db.unresolved_intents()? {
             let cid = intent.client_order_id.clone();
+            if lookups_failing {
+                // The broker did not answer the last lookup: no request per order in an outage.
+                blocked.push(intent.symbol.clone());
+                continue;
+            }
             match self.broker.order_by_client_id(&cid) {
                 Ok(Some(order)) => {
                     self.record(&order, false)?;
@@ -350,6 +356,7 @@ impl OrderDesk<'_> {
                 Err(e) => {
                     tracing::warn!(symbol = %intent.symbol, client_order_id = %cid, "cannot resolve an order yet: {e}");
                     blocked.push(intent.symbol.clone());
+                    lookups_failing = true;
                 }
             }
         }
@@ -360,14 +367,28 @@ impl OrderDesk<'_> {
 
     /// Bring every order the database believes open up to date: from the broker's open-order
     /// list when it is there, else by looking it up (it filled, expired or was cancelled).
+    /// Without the list, lookups stop at the first one that fails: a broker that cannot
+    /// answer one lookup will not answer the next, and an outage must not multiply into a
+    /// request per order. Returns how many orders could not be refreshed.
     pub fn refresh_open_orders(
         &mut self,
-        broker_open: &[BrokerOrder],
-    ) -> Result<(), LifecycleError> {
-        for row in self.db.open_orders()? {
+        broker_open: Option<&[BrokerOrder]>,
+    ) -> Result<usize, LifecycleError> {
+        let rows = self.db.open_orders()?;
+        let mut unrefreshed = 0;
+        let mut lookups_failing = false;
+        for row in rows {
             let cid = row.order.client_order_id.clone();
-            if let Some(current) = broker_open.iter().find(|o| o.client_order_id == cid) {
+            if let Some(current) = broker_open
+                .unwrap_or(&[])
+                .iter()
+                .find(|o| o.client_order_id == cid)
+            {
                 self.record(current, row.adopted)?;
+                continue;
+            }
+            if lookups_failing {
+                unrefreshed += 1;
                 continue;
             }
             match self.broker.order_by_client_id(&cid) {
@@ -376,10 +397,14 @@ impl OrderDesk<'_> {
                     tracing::warn!(client_order_id = %cid, "an order we recorded is unknown to the broker")
                 }
                 Err(e @ BrokerError::Auth { .. }) => return Err(LifecycleError::Auth(e)),
-                Err(e) => tracing::warn!(client_order_id = %cid, "cannot refresh an order: {e}"),
+                Err(e) => {
+                    tracing::warn!(client_order_id = %cid, "cannot refresh an order: {e}");
+                    unrefreshed += 1;
+                    lookups_failing = broker_open.is_none();
+                }
             }
         }
-        Ok(())
+        Ok(unrefreshed)
     }
 
     /// Cancel one of our orders and record its final state.

@@ -6,7 +6,8 @@
 //! - [`db`]: the SQLite state database and its additive migrations.
 //! - [`ids`]: deterministic client order ids.
 //! - [`config`]: `[execution]` settings.
-//! - [`engine`]: one cycle: resolve, refresh, reconcile, protect, exits, entries.
+//! - [`engine`]: one cycle: read (and record what the broker says) → decide → write.
+//! - [`plan`]: the cycle's decisions as a pure function of its state.
 //! - [`lifecycle`]: journal → send → acknowledge → fills; unknown-outcome resolution.
 //! - [`phases`]: session phases and poll cadence.
 //! - [`report`]: a session's decisions, orders, fills, stops and P&L.
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod ids;
 pub mod lifecycle;
 pub mod phases;
+pub mod plan;
 pub mod process;
 pub mod report;
 pub mod service;

@@ -231,7 +231,7 @@ fn fills_arrive_through_refresh_exactly_once() {
     for _ in 0..3 {
         let open = sim.open_orders().unwrap();
         desk(&mut db, &mut sim, later, &fp)
-            .refresh_open_orders(&open)
+            .refresh_open_orders(Some(&open))
             .unwrap();
     }
     let fills = db.fills().unwrap();

@@ -274,6 +274,29 @@ mod tests {
         drop(acquire_soon(dir.path()));
     }
 
+    /// A child started as the leader of a new process group; dropping it kills the whole group
+    /// (the child and everything it forked) with SIGKILL and reaps the child.
+    struct ProcessGroup(std::process::Child);
+
+    impl ProcessGroup {
+        fn spawn(command: &mut Command) -> ProcessGroup {
+            use std::os::unix::process::CommandExt;
+            ProcessGroup(command.process_group(0).spawn().unwrap())
+        }
+    }
+
+    impl Drop for ProcessGroup {
+        fn drop(&mut self) {
+            // kill(1) with a negative PID signals the process group of that ID.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0.id())])
+                .stderr(Stdio::null())
+                .status();
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     fn flock_available() -> bool {
         Command::new("flock")
             .arg("--version")
@@ -314,12 +337,17 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
 
-        // The other way round: a foreign holder that never writes a PID.
-        let mut holder = Command::new("flock")
-            .arg(&path)
-            .args(["sleep", "60"])
-            .spawn()
-            .unwrap();
+        // The other way round: a foreign holder that never writes a PID. flock(1) forks
+        // `sleep`, which inherits the lock and would outlive a kill of flock(1) alone (holding
+        // the test's output pipe for a minute): both run in a process group of their own that
+        // `ProcessGroup` kills, also when an assertion below fails.
+        let holder = ProcessGroup::spawn(
+            Command::new("flock")
+                .arg(&path)
+                .args(["sleep", "60"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null()),
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         let err = loop {
             match StateLock::acquire(dir.path()) {
@@ -328,14 +356,11 @@ mod tests {
                 Ok(lock) => drop(lock),
             }
             if Instant::now() > deadline {
-                let _ = holder.kill();
-                let _ = holder.wait();
                 panic!("flock(1) never took the lock");
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        holder.kill().unwrap();
-        holder.wait().unwrap();
+        drop(holder);
         match &err {
             LockError::Held { holder_pid, .. } => assert_eq!(*holder_pid, None),
             other => panic!("expected Held, got {other:?}"),

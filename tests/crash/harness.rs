@@ -2,9 +2,7 @@
 //! process, the real `avwap-execution` binary run cycle by cycle with `--at`, crash points and
 //! broker faults, and the invariants checked on the final state of both databases.
 
-#[allow(dead_code)] // the sim-mode suite compiles the front without using it
-pub mod alpaca_front;
-
+use super::alpaca_front;
 use avwap::broker::sim::{SimBroker, SimConfig, SimFault, SimMethod, SimSnapshot};
 use avwap::broker::{BrokerOrder, OrderType, Side};
 use avwap::execution::config::ExecutionConfig;
@@ -171,9 +169,9 @@ pub struct RunSpec {
     pub flatten: bool,
 }
 
-/// What the binary trades against in a suite (each test binary sets `crate::VENUE`).
+/// What the binary trades against in a suite (`tests/crash/sim.rs` and `tests/crash/alpaca.rs`
+/// each set their `VENUE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // each test binary constructs one variant
 pub enum Venue {
     /// `--mode sim`: the simulated broker in the state directory.
     Sim,
@@ -182,14 +180,20 @@ pub enum Venue {
 }
 
 /// One cycle of the real binary at `time` (New York, on 2010-08-09), or a flatten.
-pub fn run_cycle(dir: &Path, time: &str, crash_at: Option<&str>, flatten: bool) -> Output {
+pub fn run_cycle(
+    venue: Venue,
+    dir: &Path,
+    time: &str,
+    crash_at: Option<&str>,
+    flatten: bool,
+) -> Output {
     let mut cmd = command(EXEC, dir);
     if flatten {
         cmd.arg("flatten");
     } else {
         cmd.arg("--once");
     }
-    let front = match crate::VENUE {
+    let front = match venue {
         Venue::Sim => {
             cmd.args(["--mode", "sim"]);
             None
@@ -251,7 +255,12 @@ pub fn sim_broker(dir: &Path, time: &str) -> SimBroker {
 
 /// Run the cycles at `times`, asking `spec` what to do around each; asserts each run ended
 /// as expected.
-pub fn run_sequence(dir: &Path, times: &[String], mut spec: impl FnMut(&Path, &str) -> RunSpec) {
+pub fn run_sequence(
+    venue: Venue,
+    dir: &Path,
+    times: &[String],
+    mut spec: impl FnMut(&Path, &str) -> RunSpec,
+) {
     for time in times {
         let s = spec(dir, time);
         if s.clear_faults || !s.faults.is_empty() {
@@ -263,7 +272,7 @@ pub fn run_sequence(dir: &Path, times: &[String], mut spec: impl FnMut(&Path, &s
                 broker.inject_fault(*method, fault.clone()).unwrap();
             }
         }
-        let out = run_cycle(dir, time, s.crash_at.as_deref(), s.flatten);
+        let out = run_cycle(venue, dir, time, s.crash_at.as_deref(), s.flatten);
         match s.expect_signal {
             None => assert!(
                 out.status.success(),

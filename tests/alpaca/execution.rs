@@ -3,7 +3,7 @@
 //! never touches the Trading API; alpaca-live refuses without its separate confirmation;
 //! missing keys, unreachable servers and the wrong environment fail fast before any order.
 
-mod fake_alpaca;
+use super::fake_alpaca;
 
 use avwap::watchlist::WatchlistRow;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};

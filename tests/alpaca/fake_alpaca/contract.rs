@@ -9,7 +9,7 @@
 //! - [`assert_all_conform`]: panic listing every violation among recorded requests.
 //! - [`check_against_spec`] and [`disagreements_with_spec`]: the same request against the spec
 //!   JSON itself, and `CONTRACT` against the spec JSON (used by the `#[ignore]`d spec walkers of
-//!   `tests/alpaca_client.rs` and `tests/alpaca_market_data.rs`; [`load_spec`] finds the files).
+//!   `tests/alpaca/client.rs` and `tests/alpaca/market_data.rs`; [`load_spec`] finds the files).
 //!
 //! Where the specs allow more than we ever send, the contract is stricter on purpose: bars
 //! always carry explicit `start`/`end` in RFC 3339 UTC, `timeframe` is one we use (`1Day` or

@@ -1,18 +1,18 @@
 //! The Alpaca client and `AlpacaBroker` against the fault-injecting fake Trading API
-//! (`tests/fake_alpaca`), orders placed through the real `OrderDesk` with an in-memory
+//! (`tests/alpaca/fake_alpaca`), orders placed through the real `OrderDesk` with an in-memory
 //! `StateDb`: no fault yields a duplicate order or a lost fill.
 //!
 //! Conformance: `every_request_conforms_to_the_contract` drives every request the client can
 //! send and validates what the fake recorded against the shared contract
-//! (`tests/fake_alpaca/contract.rs`), the facts copied from the official spec
+//! (`tests/alpaca/fake_alpaca/contract.rs`), the facts copied from the official spec
 //! (`trading-api.json`) — so `cargo test` needs no files outside this repo; every other test here
 //! ends by checking its recorded requests against it too. The `#[ignore]`d
 //! `every_request_conforms_to_the_official_spec` walks the same requests against the spec JSON
 //! itself and checks that the contract's Trading API operations agree with it; run it with
-//! `cargo test --test alpaca_client -- --ignored` where `../shared/reference/alpaca/` exists (or
+//! `cargo test --test alpaca -- --ignored client::` where `../shared/reference/alpaca/` exists (or
 //! point `AVWAP_ALPACA_TRADING_SPEC` at the file).
 
-mod fake_alpaca;
+use super::fake_alpaca;
 
 use avwap::alpaca::{AlpacaBroker, AlpacaClient, AlpacaError, ClientConfig, Endpoints};
 use avwap::broker::{
@@ -187,7 +187,7 @@ fn timeout_after_accept_is_resolved_by_lookup_without_a_duplicate_or_lost_fill()
     fake.fill(&order.id, dec("60"), dec("33.12"));
     let open = alpaca.open_orders().unwrap();
     desk(&mut db, &mut alpaca, t(NOW), &fp)
-        .refresh_open_orders(&open)
+        .refresh_open_orders(Some(&open))
         .unwrap();
     assert_eq!(total_filled(&db, CID), dec("100"));
     assert_eq!(fake.orders().len(), 1);
@@ -403,7 +403,7 @@ fn cumulative_partial_fills_become_deltas_without_duplicates() {
         }
         let open = alpaca.open_orders().unwrap();
         desk(&mut db, &mut alpaca, t(NOW), &fp)
-            .refresh_open_orders(&open)
+            .refresh_open_orders(Some(&open))
             .unwrap();
     }
     let fills: Vec<_> = db

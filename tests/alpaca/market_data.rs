@@ -1,23 +1,23 @@
 //! Alpaca daily bars and the bar-store top-up against the fake Market Data API
-//! (`tests/fake_alpaca`, `GET /v2/stocks/bars`): pagination, symbol batches by URL length,
+//! (`tests/alpaca/fake_alpaca`, `GET /v2/stocks/bars`): pagination, symbol batches by URL length,
 //! New York session dates across EST/EDT, the IEX warning, request conformance, incremental
 //! top-up and GET retries.
 //!
 //! Conformance: every recorded bars request is checked against the shared contract
-//! (`tests/fake_alpaca/contract.rs`: the facts copied from the official spec
+//! (`tests/alpaca/fake_alpaca/contract.rs`: the facts copied from the official spec
 //! `market-data-api.json` — parameter names, `limit` 1..=10000, the `stock_historical_feed` and
 //! `sort` enums, RFC 3339 UTC start/end, `timeframe=1Day` for daily bars), so `cargo test` needs
 //! no files outside this repo. The `#[ignore]`d `bars_contract_agrees_with_the_official_spec`
 //! checks the contract's Market Data operations (daily bars, 10-minute bars, latest trades)
 //! against the spec JSON itself, and what the bars and intraday code sends against it too:
-//! `cargo test --test alpaca_market_data -- --ignored bars_contract` where
+//! `cargo test --test alpaca -- --ignored bars_contract` where
 //! `../shared/reference/alpaca/` exists (or point `AVWAP_ALPACA_MARKET_DATA_SPEC` at the file).
 //!
 //! The `#[ignore]`d `benchmark_cold_fill_and_one_session_top_up` reports requests and time for
 //! 3,000 symbols × 2 years and a one-session top-up:
-//! `cargo test --release --test alpaca_market_data -- --ignored --nocapture`.
+//! `cargo test --release --test alpaca -- --ignored --nocapture market_data::benchmark`.
 
-mod fake_alpaca;
+use super::fake_alpaca;
 
 use avwap::alpaca::market_data::{
     daily_bars, daily_bars_detailed, end_param, start_param, top_up, Adjustment, BarsOptions, Feed,
@@ -90,7 +90,7 @@ fn param<'a>(r: &'a Recorded, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The shared contract (`tests/fake_alpaca/contract.rs`), and the request is its daily-bars
+/// The shared contract (`tests/alpaca/fake_alpaca/contract.rs`), and the request is its daily-bars
 /// operation (`GET /v2/stocks/bars`, `timeframe=1Day`).
 fn check_daily_bars(r: &Recorded) -> Result<(), String> {
     let op = contract::find_op(&r.method, &r.path, &r.query)?;

@@ -3,7 +3,7 @@
 //! a clear, fast failure without credentials, and Alpaca's asset list as the universe when no
 //! holdings source or cache is usable.
 
-mod fake_alpaca;
+use super::fake_alpaca;
 
 use avwap::calendar;
 use avwap::market_data::synthetic::SyntheticMarket;

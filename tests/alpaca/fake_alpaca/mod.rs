@@ -17,13 +17,14 @@
 //! recorded (method, path, query pairs, JSON body) for the conformance checks of `contract`
 //! (`contract::check_request`, `contract::assert_all_conform`): the one copy of what the official
 //! specs allow for the requests we send.
-
-#![allow(dead_code)]
+//!
+//! The HTTP is `tests/common/http.rs`, the order shape `tests/common/alpaca_order.rs` (both
+//! shared with the crash suite's Alpaca front).
 
 pub mod contract;
-pub mod http;
 
-use http::RawRequest;
+use crate::common::alpaca_order::FakeOrder;
+use crate::common::http::{self, RawRequest};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
@@ -63,26 +64,6 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone)]
-pub struct FakeOrder {
-    pub id: String,
-    pub client_order_id: String,
-    pub symbol: String,
-    pub side: String,
-    pub order_type: String,
-    pub time_in_force: String,
-    pub qty: Decimal,
-    pub filled_qty: Decimal,
-    pub filled_avg_price: Option<Decimal>,
-    pub limit_price: Option<Decimal>,
-    pub stop_price: Option<Decimal>,
-    pub status: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub replaced_by: Option<String>,
-    pub replaces: Option<String>,
-}
-
 impl FakeOrder {
     fn is_open(&self) -> bool {
         matches!(
@@ -95,69 +76,6 @@ impl FakeOrder {
                 | "pending_replace"
                 | "held"
         )
-    }
-
-    /// An order of the simulated broker as Alpaca would list it (the crash suite's front).
-    pub fn from_broker(o: &avwap::broker::BrokerOrder) -> FakeOrder {
-        let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        FakeOrder {
-            id: o.id.clone(),
-            client_order_id: o.client_order_id.clone(),
-            symbol: o.symbol.clone(),
-            side: o.side.as_str().to_string(),
-            order_type: o.order_type.as_str().to_string(),
-            time_in_force: o.time_in_force.as_str().to_string(),
-            qty: o.qty,
-            filled_qty: o.filled_qty,
-            filled_avg_price: o.filled_avg_price,
-            limit_price: o.limit_price,
-            stop_price: o.stop_price,
-            status: o.status.as_str().to_string(),
-            created_at: time(o.submitted_at),
-            updated_at: time(o.updated_at),
-            replaced_by: o.replaced_by.clone(),
-            replaces: None,
-        }
-    }
-
-    /// The order as `GET /v2/orders` answers it (schema `Order`).
-    pub fn json(&self) -> Value {
-        let dec = |d: &Option<Decimal>| d.map(|d| d.to_string());
-        json!({
-            "id": self.id,
-            "client_order_id": self.client_order_id,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "submitted_at": self.created_at,
-            "filled_at": null,
-            "expired_at": null,
-            "canceled_at": null,
-            "failed_at": null,
-            "replaced_at": null,
-            "replaced_by": self.replaced_by,
-            "replaces": self.replaces,
-            "asset_id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415",
-            "symbol": self.symbol,
-            "asset_class": "us_equity",
-            "notional": null,
-            "qty": self.qty.to_string(),
-            "filled_qty": self.filled_qty.to_string(),
-            "filled_avg_price": dec(&self.filled_avg_price),
-            "order_class": "",
-            "order_type": self.order_type,
-            "type": self.order_type,
-            "side": self.side,
-            "position_intent": if self.side == "buy" { "buy_to_open" } else { "sell_to_close" },
-            "time_in_force": self.time_in_force,
-            "limit_price": dec(&self.limit_price),
-            "stop_price": dec(&self.stop_price),
-            "status": self.status,
-            "extended_hours": false,
-            "legs": null,
-            "trail_percent": null,
-            "trail_price": null,
-            "hwm": null,
-        })
     }
 }
 
@@ -307,12 +225,6 @@ impl FakeAlpaca {
             .iter()
             .find(|o| o.client_order_id == client_order_id)
             .cloned()
-    }
-
-    pub fn set_position(&self, symbol: &str, qty: Decimal, avg_entry_price: Decimal) {
-        self.lock()
-            .positions
-            .insert(symbol.to_string(), (qty, avg_entry_price));
     }
 
     pub fn position(&self, symbol: &str) -> Option<(Decimal, Decimal)> {

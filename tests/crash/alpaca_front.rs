@@ -30,10 +30,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-#[path = "../fake_alpaca/mod.rs"]
-mod fake_alpaca;
-
-use fake_alpaca::{http, FakeOrder};
+use crate::common::alpaca_order::FakeOrder;
+use crate::common::http;
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub const KEY_ID: &str = "PKFRONTKEY0000000001";
@@ -159,6 +157,31 @@ fn time(t: DateTime<Utc>) -> String {
 
 fn order_json(o: &BrokerOrder) -> Value {
     FakeOrder::from_broker(o).json()
+}
+
+impl FakeOrder {
+    /// An order of the simulated broker as Alpaca would list it (the crash suite's front).
+    pub fn from_broker(o: &avwap::broker::BrokerOrder) -> FakeOrder {
+        let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        FakeOrder {
+            id: o.id.clone(),
+            client_order_id: o.client_order_id.clone(),
+            symbol: o.symbol.clone(),
+            side: o.side.as_str().to_string(),
+            order_type: o.order_type.as_str().to_string(),
+            time_in_force: o.time_in_force.as_str().to_string(),
+            qty: o.qty,
+            filled_qty: o.filled_qty,
+            filled_avg_price: o.filled_avg_price,
+            limit_price: o.limit_price,
+            stop_price: o.stop_price,
+            status: o.status.as_str().to_string(),
+            created_at: time(o.submitted_at),
+            updated_at: time(o.updated_at),
+            replaced_by: o.replaced_by.clone(),
+            replaces: None,
+        }
+    }
 }
 
 /// A broker error as Alpaca would answer it; `None`: close without answering.

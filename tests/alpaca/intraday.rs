@@ -1,15 +1,15 @@
-//! The Alpaca intraday feed against the fake Market Data API (`tests/fake_alpaca`,
+//! The Alpaca intraday feed against the fake Market Data API (`tests/alpaca/fake_alpaca`,
 //! `GET /v2/stocks/bars?timeframe=10Min`, `GET /v2/stocks/trades/latest`): the forming bar is
 //! excluded, one request per symbol batch, latest price from trades with the bar-close
 //! fallback, failures yield an empty snapshot, and request parameter names match the spec.
 //!
 //! Conformance: every request is checked against the shared contract
-//! (`tests/fake_alpaca/contract.rs`, copied from the official spec `market-data-api.json`:
+//! (`tests/alpaca/fake_alpaca/contract.rs`, copied from the official spec `market-data-api.json`:
 //! `/v2/stocks/bars` with `timeframe=10Min` and `/v2/stocks/trades/latest`, with the
 //! `stock_historical_feed` and `stock_latest_feed` enums); the contract is checked against the
-//! spec JSON by the `#[ignore]`d walker of `tests/alpaca_market_data.rs`.
+//! spec JSON by the `#[ignore]`d walker of `tests/alpaca/market_data.rs`.
 
-mod fake_alpaca;
+use super::fake_alpaca;
 
 use avwap::alpaca::intraday::{AlpacaIntradayFeed, IntradayOptions, LATEST_TRADES_PATH};
 use avwap::alpaca::market_data::{Feed, BARS_PATH};
@@ -88,7 +88,7 @@ fn param<'a>(r: &'a Recorded, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The shared contract (`tests/fake_alpaca/contract.rs`), and the request is the operation
+/// The shared contract (`tests/alpaca/fake_alpaca/contract.rs`), and the request is the operation
 /// called `name` (`10-minute bars` or `latest trades`).
 fn check(r: &Recorded, name: &str) {
     let op = contract::find_op(&r.method, &r.path, &r.query).unwrap_or_else(|e| panic!("{e}"));

@@ -8,7 +8,7 @@
 //! stop fills. Every case replays that sequence, kills the process (SIGKILL via
 //! `AVWAP_TEST_CRASH_AT`) or injects a broker fault in the one cycle where that step of an
 //! order's life first happens, restarts it for the remaining cycles, and checks the invariants
-//! of `support::Captured::violations` on the final state of both databases:
+//! of `harness::Captured::violations` on the final state of both databases:
 //! - at most one entry (and one trim, one exit) per (session, symbol) filled or open at the
 //!   broker, unique client order ids, and the daily entry cap;
 //! - every broker order of ours known to the database with the same cumulative fill; the
@@ -32,27 +32,22 @@
 //! survivor keeps polling between cycles.
 
 //!
-//! The crash and fault cases live in `support/crash_cases.rs` and run a second time in
-//! `alpaca-paper` mode through an Alpaca-shaped HTTP front by `tests/crash_safety_alpaca.rs`.
+//! The crash and fault cases live in `tests/crash/cases.rs` and run a second time in
+//! `alpaca-paper` mode through an Alpaca-shaped HTTP front by `tests/crash/alpaca.rs`.
 
-mod support;
-
-use avwap::broker::sim::{SimFault, SimMethod};
+use super::cases::crash_cases;
+use super::harness::*;
 use avwap::execution::db::StateDb;
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use support::*;
 
 /// The cases trade against the simulated broker directly (`--mode sim`).
 const VENUE: Venue = Venue::Sim;
 
-include!("support/crash_cases.rs");
+crash_cases!(VENUE);
 
 // ---- two instances ----
 

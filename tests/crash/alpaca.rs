@@ -1,24 +1,19 @@
-//! The crash-safety suite's crash and fault cases (`support/crash_cases.rs`, see
-//! `tests/crash_safety.rs` for what they check) in `alpaca-paper` mode: the real binary trades
+//! The crash-safety suite's crash and fault cases (`tests/crash/cases.rs`, see
+//! `tests/crash/sim.rs` for what they check) in `alpaca-paper` mode: the real binary trades
 //! through `AlpacaBroker` and `AlpacaClient` over HTTP against an Alpaca-shaped front on
-//! loopback (`support/alpaca_front.rs`) whose state is the simulated broker of the case's
+//! loopback (`tests/crash/alpaca_front.rs`) whose state is the simulated broker of the case's
 //! state directory. Simulator faults arrive as HTTP (no answer, 500, 429 with Retry-After,
 //! 403/422 with Alpaca's codes), and a crash after accept kills the binary while it waits for
 //! the answer. The invariants and economics are the same as in sim mode.
 
-mod support;
-
-use avwap::broker::sim::{SimFault, SimMethod};
-use avwap::execution::db::StateDb;
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::OnceLock;
-use support::*;
+use super::alpaca_front;
+use super::cases::{crash_cases, no_hooks};
+use super::harness::*;
 
 /// The cases trade through the Alpaca HTTP front (`--mode alpaca-paper`).
 const VENUE: Venue = Venue::AlpacaPaper;
 
-include!("support/crash_cases.rs");
+crash_cases!(VENUE);
 
 /// The cases above prove nothing about Alpaca unless the binary really traded through the
 /// front: every order the broker holds came from a `POST /v2/orders` or a
@@ -26,8 +21,8 @@ include!("support/crash_cases.rs");
 #[test]
 fn the_reference_day_trades_over_http_through_the_front() {
     let dir = fresh_state_dir();
-    run_sequence(dir.path(), &all_times(), no_hooks);
-    let front = support::alpaca_front::front_for(dir.path());
+    run_sequence(VENUE, dir.path(), &all_times(), no_hooks);
+    let front = alpaca_front::front_for(dir.path());
     let captured = capture(dir.path());
     let orders = &captured.broker.orders;
     let replaced: Vec<_> = orders.iter().filter(|o| o.replaced_by.is_some()).collect();

@@ -2,7 +2,7 @@
 //! when a fetch fails; mismatches logged at execution start without failing it) and Alpaca's
 //! active US-equity assets as the universe's last fallback, against the fake Alpaca server.
 
-mod fake_alpaca;
+use super::fake_alpaca;
 
 use avwap::alpaca::assets::{AlpacaAssetsFallback, FALLBACK_NAME};
 use avwap::alpaca::calendar::{
