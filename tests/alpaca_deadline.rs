@@ -444,7 +444,8 @@ fn rate_limit_waits_and_backoffs_never_run_past_the_deadline() {
     assert_eq!(fake.count("GET", "/v2/clock"), 1);
 
     // The limiter's spacing (10 a second after a burst of 60): requests go while their token
-    // comes before the deadline, then the next is refused unsent, before the deadline.
+    // comes before the deadline; the first whose token would come later is refused unsent at
+    // once (or, had its token come just before the deadline, cut at the deadline itself).
     let mut config = production_config(&fake);
     config.requests_per_minute = 600;
     let (mut broker, _) = venue(config);
@@ -459,7 +460,6 @@ fn rate_limit_waits_and_backoffs_never_run_past_the_deadline() {
         if let Err(e) = broker.clock() {
             break e;
         }
-        assert!(started.elapsed() < budget, "a token past the deadline");
     };
     let wall = started.elapsed();
     let spaced = fake.count("GET", "/v2/clock") - before;
@@ -467,13 +467,13 @@ fn rate_limit_waits_and_backoffs_never_run_past_the_deadline() {
         "limiter 10/s, deadline 350 ms: {spaced} more request(s), refused after {:.0} ms",
         ms(wall)
     );
-    assert!(wall < budget, "took {wall:?}");
+    assert!(wall <= budget + EPSILON, "took {wall:?}");
     assert!(
         spaced >= 1,
         "the limiter let nothing through before the deadline"
     );
     assert!(
-        matches!(&error, BrokerError::RetryableRead { message } if message.contains("after 0 attempt")),
+        matches!(&error, BrokerError::RetryableRead { message } if message.contains("deadline")),
         "{error:?}"
     );
 }
@@ -495,12 +495,13 @@ fn the_broker_and_the_feed_of_one_access_share_the_request_budget() {
     for _ in 0..5 {
         broker.clock().unwrap();
     }
-    // The feed has no token left within the next 500 ms: the broker spent the budget.
+    // The feed has no token left within the next 300 ms: the broker spent the budget (the
+    // next token comes a second after the burst began).
     let (snapshot, complete) = feed.snapshot_until(
         &symbols(),
         t(NOW),
         3,
-        Instant::now() + Duration::from_millis(500),
+        Instant::now() + Duration::from_millis(300),
     );
     assert!(!complete);
     assert!(snapshot.latest.is_empty());

@@ -523,7 +523,7 @@ impl Drop for DeadlineGuard {
 
 /// A header value holding a secret: refused (without echoing it) when it is not a valid header.
 fn secret_header(secret: &Secret, name: &str) -> Result<HeaderValue, AlpacaError> {
-    let mut value = HeaderValue::from_str(secret.expose().trim()).map_err(|_| {
+    let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
         AlpacaError::Credentials(format!(
             "the {name} contains characters an HTTP header cannot carry (a line break or \
              non-ASCII text?); check the credential file or variable (value not shown)"
@@ -765,8 +765,8 @@ impl AlpacaClient {
         }
     }
 
-    /// Send a request: GETs with bounded retries, mutating requests exactly once.
-    /// The synchronous facade of [`AlpacaClient::execute_async`] (under the family deadline).
+    /// Send a request: GETs with bounded retries, mutating requests exactly once; the
+    /// synchronous facade of [`AlpacaClient::execute_async`] (under the family deadline).
     pub fn execute(&self, request: &Request<'_>) -> Result<Answer, AlpacaError> {
         self.block_on(self.execute_async(request, None))
     }
@@ -1127,5 +1127,39 @@ mod tests {
             }),
             BrokerError::RetryableRead { .. }
         ));
+        // A read stopped by the deadline is retryable; a mutation it stopped before sending is
+        // "not sent", never "unknown".
+        assert!(matches!(
+            BrokerError::from(AlpacaError::DeadlineExceeded {
+                path: "/v2/positions".into(),
+                attempts: 1,
+                cause: "no complete answer before the deadline".into()
+            }),
+            BrokerError::RetryableRead { .. }
+        ));
+        match BrokerError::from(AlpacaError::NotSent {
+            method: "POST".into(),
+            path: "/v2/orders".into(),
+            cause: "the deadline passed before it could be sent".into(),
+        }) {
+            BrokerError::NotSent { message } => {
+                assert!(
+                    message.contains("POST /v2/orders was not sent"),
+                    "{message}"
+                );
+                assert!(message.contains("nothing was changed"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn deadlines_combine_to_the_earliest() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(1);
+        assert_eq!(earliest(None, None), None);
+        assert_eq!(earliest(Some(now), None), Some(now));
+        assert_eq!(earliest(None, Some(later)), Some(later));
+        assert_eq!(earliest(Some(later), Some(now)), Some(now));
     }
 }
