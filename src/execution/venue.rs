@@ -126,11 +126,12 @@ fn credential_error(e: CredentialError) -> VenueError {
     ))
 }
 
-/// What every Alpaca client of one process shares: the keys (read once) and the settings for
-/// `config.mode`, its URLs checked.
+/// What every Alpaca client of one process shares: the keys (read once), the settings for
+/// `config.mode` (its URLs checked), and — through one client family
+/// ([`AlpacaClient::sibling`]) — the rate limiter (the account's one request budget), the
+/// cycle deadline and the connection pool.
 struct AlpacaAccess {
-    keys: AlpacaCredentials,
-    client_config: ClientConfig,
+    family: AlpacaClient,
 }
 
 impl AlpacaAccess {
@@ -145,7 +146,7 @@ impl AlpacaAccess {
             data: a.data_url.trim_end_matches('/').to_string(),
         });
         client_config.requests_per_minute = a.requests_per_minute;
-        let keys = credentials.alpaca().map_err(credential_error)?;
+        let keys: AlpacaCredentials = credentials.alpaca().map_err(credential_error)?;
         tracing::info!(
             key_id = %keys.key_id_source,
             secret_key = %keys.secret_key_source,
@@ -153,15 +154,14 @@ impl AlpacaAccess {
             data = %client_config.endpoints.data,
             "Alpaca credentials loaded"
         );
-        Ok(AlpacaAccess {
-            keys,
-            client_config,
-        })
+        let family = AlpacaClient::new(&keys, client_config)
+            .map_err(|e| VenueError::Broker(e.to_string()))?;
+        Ok(AlpacaAccess { family })
     }
 
-    fn client(&self) -> Result<AlpacaClient, VenueError> {
-        AlpacaClient::new(&self.keys, self.client_config.clone())
-            .map_err(|e| VenueError::Broker(e.to_string()))
+    /// One more client of the process's family (its own request counter).
+    fn client(&self) -> AlpacaClient {
+        self.family.sibling()
     }
 }
 
@@ -198,7 +198,7 @@ fn checked_broker(
         _ => None,
     };
     let access = AlpacaAccess::new(config, credentials)?;
-    let broker = AlpacaBroker::new(access.client()?, mode.as_str());
+    let broker = AlpacaBroker::new(access.client(), mode.as_str());
     let details = match &live_confirmation {
         Some(expected) => broker.confirm_live_account(expected),
         None => broker.account_details(),
@@ -249,7 +249,7 @@ pub fn open_alpaca(
 ) -> Result<(AlpacaBroker, SharedFeed), VenueError> {
     let (broker, access) = checked_broker(config, credentials)?;
     let feed = Arc::new(AlpacaIntradayFeed::new(
-        access.client()?,
+        access.client(),
         intraday_options(&config.alpaca)?,
     ));
     Ok((broker, feed))
@@ -260,7 +260,7 @@ pub fn open_dry_run_feed(
     config: &Config,
     credentials: &CredentialStore,
 ) -> Result<SharedFeed, VenueError> {
-    let client = AlpacaAccess::new(config, credentials)?.client()?;
+    let client = AlpacaAccess::new(config, credentials)?.client();
     Ok(Arc::new(AlpacaIntradayFeed::new(
         client,
         intraday_options(&config.alpaca)?,
