@@ -245,6 +245,12 @@ impl FakeAlpaca {
             .cloned()
     }
 
+    pub fn set_position(&self, symbol: &str, qty: Decimal, avg_entry_price: Decimal) {
+        self.lock()
+            .positions
+            .insert(symbol.to_string(), (qty, avg_entry_price));
+    }
+
     pub fn position(&self, symbol: &str) -> Option<(Decimal, Decimal)> {
         self.lock().positions.get(symbol).copied()
     }

@@ -1,5 +1,5 @@
 //! The cycle deadline and the concurrent reads of the Alpaca client (issue 13, part 4) against
-//! the loopback fake (`tests/fake_alpaca`), slowed down (`set_answer_delay`) or hung
+//! the loopback fake (`tests/alpaca/fake_alpaca`), slowed down (`set_answer_delay`) or hung
 //! (`set_stalled`):
 //!
 //! - `read_cycle` runs account, positions, open orders and the market snapshot concurrently:
@@ -12,7 +12,7 @@
 //! - The broker and the data feed of one process (one access, `open_alpaca`) are siblings:
 //!   one request budget, one deadline.
 
-mod fake_alpaca;
+use super::fake_alpaca;
 
 use avwap::alpaca::client::{Api, Request};
 use avwap::alpaca::intraday::{AlpacaIntradayFeed, IntradayOptions};
