@@ -14,6 +14,7 @@ mod common;
 mod alpaca {
     mod calendar_assets;
     mod client;
+    mod deadline;
     mod execution;
     pub mod fake_alpaca;
     mod intraday;

@@ -1,8 +1,9 @@
 //! The one place Alpaca clients are built. It owns the checks every client needs before its
 //! first request: the `[alpaca]` URLs must make sense for what the process uses Alpaca for
 //! (paper never the live host, live never the paper host, every URL parseable), and the key
-//! pair is read once per process (systemd credentials, then `APCA_*`) and shared by every
-//! client made from one [`AlpacaAccess`].
+//! pair is read once per process (systemd credentials, then `APCA_*`). Every client made from
+//! one [`AlpacaAccess`] belongs to one client family ([`AlpacaClient::sibling`]): one rate
+//! limiter (the account's request budget), one cycle deadline, one connection pool.
 //!
 //! Used by the scan (`--provider alpaca`: daily bars and the asset list) and by execution
 //! (`dry-run`, `alpaca-paper`, `alpaca-live`, `suspend-trading`). What each application does
@@ -44,6 +45,9 @@ pub enum AccessError {
     /// The key pair is missing, empty or unreadable (nothing was sent).
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    /// The client could not be built (nothing was sent).
+    #[error(transparent)]
+    Client(#[from] AlpacaError),
 }
 
 /// The host of `url`, lower-cased; `None` when `url` is not a URL.
@@ -118,19 +122,12 @@ fn trading_url(purpose: AlpacaUse, alpaca: &AlpacaConfig) -> &str {
     }
 }
 
-/// What every Alpaca client of one process shares: the keys (read once) and the settings for
-/// one use, its URLs checked.
+/// What every Alpaca client of one process shares: the keys (read once), the settings for one
+/// use (its URLs checked), and through one client family the rate limiter, the cycle deadline
+/// and the connection pool.
+#[derive(Debug)]
 pub struct AlpacaAccess {
-    keys: AlpacaCredentials,
-    client_config: ClientConfig,
-}
-
-impl std::fmt::Debug for AlpacaAccess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AlpacaAccess")
-            .field("endpoints", &self.client_config.endpoints)
-            .finish_non_exhaustive()
-    }
+    family: AlpacaClient,
 }
 
 impl AlpacaAccess {
@@ -148,7 +145,7 @@ impl AlpacaAccess {
             data: alpaca.data_url.trim_end_matches('/').to_string(),
         });
         client_config.requests_per_minute = alpaca.requests_per_minute;
-        let keys = credentials.alpaca()?;
+        let keys: AlpacaCredentials = credentials.alpaca()?;
         tracing::info!(
             key_id = %keys.key_id_source,
             secret_key = %keys.secret_key_source,
@@ -156,20 +153,19 @@ impl AlpacaAccess {
             data = %client_config.endpoints.data,
             "Alpaca credentials loaded"
         );
-        Ok(AlpacaAccess {
-            keys,
-            client_config,
-        })
+        let family = AlpacaClient::new(&keys, client_config)?;
+        Ok(AlpacaAccess { family })
     }
 
-    /// A new client on the shared keys and settings (each client has its own rate limiter).
-    pub fn client(&self) -> Result<AlpacaClient, AlpacaError> {
-        AlpacaClient::new(&self.keys, self.client_config.clone())
+    /// One more client of the family (its own request counter; the budget and deadline are
+    /// shared).
+    pub fn client(&self) -> AlpacaClient {
+        self.family.sibling()
     }
 
     /// Where the clients send requests.
     pub fn endpoints(&self) -> &Endpoints {
-        &self.client_config.endpoints
+        &self.family.config().endpoints
     }
 }
 
@@ -260,5 +256,10 @@ mod tests {
         assert_eq!(access.endpoints().data, "https://data.alpaca.markets");
         let scan = AlpacaAccess::open(&a, AlpacaUse::Scan, &keys).unwrap();
         assert_eq!(scan.endpoints().trading, DEFAULT_PAPER_TRADING_URL);
+        let (broker, feed) = (scan.client(), scan.client());
+        assert!(
+            broker.is_sibling_of(&feed),
+            "one family: one budget, one deadline"
+        );
     }
 }

@@ -1,5 +1,10 @@
 //! The Alpaca HTTP client: base URLs, key headers, timeouts, a request-rate limiter, `429`
-//! handling, bounded retries for idempotent GETs only, and typed errors.
+//! handling, bounded retries for idempotent GETs only, a cycle deadline, and typed errors.
+//!
+//! Requests are async (reqwest on the process's one tokio runtime, [`super::runtime`]);
+//! [`AlpacaClient::execute`] and [`AlpacaClient::json`] are the synchronous facade for callers
+//! on ordinary threads, [`AlpacaClient::execute_async`] / [`AlpacaClient::json_async`] the
+//! async API for concurrent reads.
 //!
 //! Rules this file enforces:
 //! - A mutating request (POST, PATCH, DELETE) is sent exactly once. A timeout, transport error
@@ -9,19 +14,29 @@
 //!   `Retry-After`), at most [`ClientConfig::max_get_retries`] times.
 //! - Every request first takes a token from the rate limiter (default 200 per minute, Alpaca's
 //!   account budget); `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset` pauses the limiter
-//!   until the reset.
+//!   until the reset. The limiter is shared by every client of one [`AlpacaClient::sibling`]
+//!   family (the broker and the data feed of one process), so the budget is the account's.
+//! - Under a deadline ([`AlpacaClient::set_deadline`], [`AlpacaClient::deadline_until`], or the
+//!   `deadline` argument of the async API) no request, retry, backoff or limiter wait runs past
+//!   it: a GET that cannot finish is [`AlpacaError::DeadlineExceeded`]; a mutating request not
+//!   yet handed to the network is [`AlpacaError::NotSent`] (provably nothing changed); one
+//!   already sent stays [`AlpacaError::UnknownOutcome`].
 //! - The key pair lives in [`Secret`]s; it is only exposed when the headers are built, and no
 //!   `Debug` output or error message carries it.
 
+use crate::alpaca::runtime::{self, RuntimeError};
 use crate::broker::BrokerError;
 use crate::credentials::{AlpacaCredentials, CredentialError, CredentialStore, Secret};
-use reqwest::blocking::{Client, Response};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Client, Response};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::runtime::Handle;
 
 pub const PAPER_TRADING_URL: &str = "https://paper-api.alpaca.markets";
 pub const LIVE_TRADING_URL: &str = "https://api.alpaca.markets";
@@ -164,6 +179,25 @@ pub enum AlpacaError {
     /// The answer did not have the shape the spec promises.
     #[error("unexpected Alpaca response to {path}: {message}")]
     Decode { path: String, message: String },
+    /// A GET could not finish before the deadline (no answer yet, or the next retry, backoff or
+    /// rate-limit wait would end past it). Nothing is wrong with the request: read again later.
+    #[error("Alpaca read GET {path} stopped at the cycle deadline after {attempts} attempt(s): {cause}; it is read again next cycle")]
+    DeadlineExceeded {
+        path: String,
+        attempts: u32,
+        cause: String,
+    },
+    /// A mutating request was never handed to the network: the deadline came first (e.g. while
+    /// it waited for a rate-limit token). Provably nothing changed at Alpaca.
+    #[error("{method} {path} was not sent: {cause}; nothing was changed at Alpaca")]
+    NotSent {
+        method: String,
+        path: String,
+        cause: String,
+    },
+    /// The process could not start its network runtime (nothing was sent).
+    #[error("{0}")]
+    Runtime(#[from] RuntimeError),
 }
 
 fn code_text(code: &Option<String>) -> String {
@@ -221,12 +255,17 @@ impl From<AlpacaError> for BrokerError {
             AlpacaError::Rejected { code, message, .. } => BrokerError::Rejected { code, message },
             AlpacaError::NotFound { message } => BrokerError::NotFound { message },
             AlpacaError::RateLimited { retry_after } => BrokerError::RateLimited { retry_after },
-            AlpacaError::ReadFailed { .. } | AlpacaError::Decode { .. } => {
-                BrokerError::RetryableRead {
-                    message: error.to_string(),
-                }
-            }
+            AlpacaError::ReadFailed { .. }
+            | AlpacaError::Decode { .. }
+            | AlpacaError::DeadlineExceeded { .. }
+            // Raised when a client is built, before any request; a later attempt may succeed.
+            | AlpacaError::Runtime(_) => BrokerError::RetryableRead {
+                message: error.to_string(),
+            },
             AlpacaError::UnknownOutcome { .. } => BrokerError::UnknownOutcome {
+                message: error.to_string(),
+            },
+            AlpacaError::NotSent { .. } => BrokerError::NotSent {
                 message: error.to_string(),
             },
         }
@@ -333,10 +372,9 @@ struct RateInfo {
     exhausted_for: Option<Duration>,
 }
 
-fn rate_info(response: &Response) -> RateInfo {
+fn rate_info(headers: &HeaderMap) -> RateInfo {
     let header = |name: &str| {
-        response
-            .headers()
+        headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
@@ -413,13 +451,39 @@ pub struct Answer {
     pub body: String,
 }
 
-/// The Alpaca HTTP client. Shareable across threads (`&self` methods).
-pub struct AlpacaClient {
+/// What every client of one family shares (see [`AlpacaClient::sibling`]): the connection
+/// pool, the key headers, the runtime, the rate limiter and the deadline.
+struct Shared {
     http: Client,
-    key_id: Secret,
-    secret_key: Secret,
-    config: ClientConfig,
+    /// Built once from the [`Secret`]s, marked sensitive so no `Debug` of a request shows them.
+    key_id: HeaderValue,
+    secret_key: HeaderValue,
+    /// Kept only for `Debug` (both print as `[redacted]`).
+    key_id_secret: Secret,
+    secret_key_secret: Secret,
+    runtime: Handle,
+    /// Locked briefly and never across an `.await` (a std guard is not `Send`).
     limiter: Mutex<RateLimiter>,
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_deadline(&self, deadline: Option<Instant>) {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
+    }
+}
+
+/// The Alpaca HTTP client. Shareable across threads (`&self` methods).
+///
+/// Clients made with [`AlpacaClient::sibling`] share one rate limiter, one deadline and one
+/// connection pool; each counts its own requests ([`AlpacaClient::requests_sent`]).
+pub struct AlpacaClient {
+    shared: Arc<Shared>,
+    config: ClientConfig,
     requests: AtomicU64,
 }
 
@@ -427,29 +491,108 @@ impl fmt::Debug for AlpacaClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AlpacaClient")
             .field("endpoints", &self.config.endpoints)
-            .field("key_id", &self.key_id)
-            .field("secret_key", &self.secret_key)
+            .field("key_id", &self.shared.key_id_secret)
+            .field("secret_key", &self.shared.secret_key_secret)
             .field("requests_sent", &self.requests_sent())
+            .field("deadline", &self.shared.deadline())
             .finish_non_exhaustive()
     }
 }
 
+/// Restores the deadline that was in force before [`AlpacaClient::deadline_until`] when
+/// dropped.
+#[must_use = "the deadline is lifted as soon as the guard is dropped"]
+pub struct DeadlineGuard {
+    shared: Arc<Shared>,
+    previous: Option<Instant>,
+}
+
+impl fmt::Debug for DeadlineGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadlineGuard")
+            .field("previous", &self.previous)
+            .finish()
+    }
+}
+
+impl Drop for DeadlineGuard {
+    fn drop(&mut self) {
+        self.shared.set_deadline(self.previous);
+    }
+}
+
+/// A header value holding a secret: refused (without echoing it) when it is not a valid header.
+fn secret_header(secret: &Secret, name: &str) -> Result<HeaderValue, AlpacaError> {
+    let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
+        AlpacaError::Credentials(format!(
+            "the {name} contains characters an HTTP header cannot carry (a line break or \
+             non-ASCII text?); check the credential file or variable (value not shown)"
+        ))
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Why no rate-limit token was taken.
+enum TokenRefused {
+    /// The limiter is paused longer than `max_rate_limit_wait`.
+    TooLong(Duration),
+    /// The token would only come after the deadline.
+    Deadline(Duration),
+}
+
+/// The outcome of one attempt that got as far as the network.
+enum Attempt {
+    /// No response (connect error, timeout, reset).
+    Transport(reqwest::Error),
+    Answered {
+        status: StatusCode,
+        info: RateInfo,
+        body: Result<String, reqwest::Error>,
+    },
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 impl AlpacaClient {
+    /// A client with its own rate limiter and deadline (start of a family; more members via
+    /// [`AlpacaClient::sibling`]). Starts the process's runtime if it is not running yet.
     pub fn new(
         credentials: &AlpacaCredentials,
         config: ClientConfig,
     ) -> Result<AlpacaClient, AlpacaError> {
-        let http = Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .user_agent(config.user_agent.clone())
-            .build()
-            .map_err(|e| AlpacaError::Credentials(format!("cannot build the HTTP client: {e}")))?;
+        let runtime = runtime::handle()?;
+        let key_id = secret_header(&credentials.key_id, "API key id")?;
+        let secret_key = secret_header(&credentials.secret_key, "API secret key")?;
+        // Built inside the runtime's context: the connector may look for the reactor.
+        let http = {
+            let _context = runtime.enter();
+            Client::builder()
+                .connect_timeout(config.connect_timeout)
+                .timeout(config.timeout)
+                .user_agent(config.user_agent.clone())
+                .build()
+                .map_err(|e| {
+                    AlpacaError::Credentials(format!("cannot build the HTTP client: {e}"))
+                })?
+        };
         Ok(AlpacaClient {
-            http,
-            key_id: credentials.key_id.clone(),
-            secret_key: credentials.secret_key.clone(),
-            limiter: Mutex::new(RateLimiter::new(config.requests_per_minute)),
+            shared: Arc::new(Shared {
+                http,
+                key_id,
+                secret_key,
+                key_id_secret: credentials.key_id.clone(),
+                secret_key_secret: credentials.secret_key.clone(),
+                runtime,
+                limiter: Mutex::new(RateLimiter::new(config.requests_per_minute)),
+                deadline: Mutex::new(None),
+            }),
             config,
             requests: AtomicU64::new(0),
         })
@@ -465,13 +608,69 @@ impl AlpacaClient {
         AlpacaClient::new(&credentials, config)
     }
 
+    /// Another client of this family: same keys, settings, connection pool, rate limiter and
+    /// deadline; its own request counter. The broker and the data feed of one process are
+    /// siblings, so they spend one request budget (Alpaca counts per account) and one cycle
+    /// deadline bounds both.
+    pub fn sibling(&self) -> AlpacaClient {
+        AlpacaClient {
+            shared: Arc::clone(&self.shared),
+            config: self.config.clone(),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `other` is of the same family (shares the limiter and the deadline).
+    pub fn is_sibling_of(&self, other: &AlpacaClient) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
 
-    /// HTTP requests sent so far (every attempt counts), for the per-run report.
+    /// HTTP requests sent so far by this client (every attempt counts), for the per-run report.
     pub fn requests_sent(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The runtime the requests run on (the process's one runtime).
+    pub fn runtime(&self) -> &Handle {
+        &self.shared.runtime
+    }
+
+    /// Set (or with `None` lift) the deadline of every request of this family, synchronous
+    /// and async alike. Prefer [`AlpacaClient::deadline_until`], which cannot be forgotten.
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        self.shared.set_deadline(deadline);
+    }
+
+    /// The deadline in force for this family, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.shared.deadline()
+    }
+
+    /// Bound every request of this family by `deadline` until the guard is dropped, which
+    /// restores the previous deadline. An earlier deadline already in force stays in force
+    /// (a nested scope can only tighten it).
+    pub fn deadline_until(&self, deadline: Instant) -> DeadlineGuard {
+        let previous = self.shared.deadline();
+        self.shared.set_deadline(earliest(previous, Some(deadline)));
+        DeadlineGuard {
+            shared: Arc::clone(&self.shared),
+            previous,
+        }
+    }
+
+    /// Run `future` (e.g. from the async API) to completion from synchronous code on the
+    /// process's runtime. Do not call it from async code (see [`super::runtime`]); if that
+    /// happens anyway, it still works, on a helper thread.
+    pub fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        runtime::block_on(&self.shared.runtime, future)
     }
 
     fn environment_hint(&self) -> String {
@@ -493,28 +692,34 @@ impl AlpacaClient {
         format!("{}{path}", base.trim_end_matches('/'))
     }
 
-    /// Wait for a rate-limit token, or fail when the pause is longer than we may wait.
-    fn take_token(&self) -> Result<(), AlpacaError> {
+    /// Wait for a rate-limit token. Refuses instead of waiting when the limiter is paused
+    /// longer than we may wait, or when the token would come after `deadline` (the wait is
+    /// never slept through only to fail at the deadline).
+    async fn take_token(&self, deadline: Option<Instant>) -> Result<(), TokenRefused> {
         loop {
+            let now = Instant::now();
             let wait = self
+                .shared
                 .limiter
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .try_take(Instant::now());
+                .try_take(now);
             if wait.is_zero() {
                 return Ok(());
             }
             if wait > self.config.max_rate_limit_wait {
-                return Err(AlpacaError::RateLimited {
-                    retry_after: Some(wait),
-                });
+                return Err(TokenRefused::TooLong(wait));
             }
-            std::thread::sleep(wait);
+            if deadline.is_some_and(|d| now + wait >= d) {
+                return Err(TokenRefused::Deadline(wait));
+            }
+            tokio::time::sleep(wait).await;
         }
     }
 
     fn pause(&self, wait: Duration) {
-        self.limiter
+        self.shared
+            .limiter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pause_until(Instant::now() + wait);
@@ -528,13 +733,14 @@ impl AlpacaClient {
             .min(self.config.max_backoff)
     }
 
-    /// Send one attempt. Secrets go into the headers here and nowhere else.
-    fn send_once(&self, request: &Request<'_>) -> Result<Response, reqwest::Error> {
+    /// Send one attempt and read its body. Secrets go into the headers here and nowhere else.
+    async fn attempt(&self, request: &Request<'_>) -> Attempt {
         let mut builder = self
+            .shared
             .http
             .request(request.method.clone(), self.url(request.api, request.path))
-            .header(HEADER_KEY_ID, self.key_id.expose())
-            .header(HEADER_SECRET_KEY, self.secret_key.expose());
+            .header(HEADER_KEY_ID, self.shared.key_id.clone())
+            .header(HEADER_SECRET_KEY, self.shared.secret_key.clone());
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
         }
@@ -542,76 +748,170 @@ impl AlpacaClient {
             builder = builder.json(body);
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        builder.send()
+        let response: Response = match builder.send().await {
+            Ok(response) => response,
+            Err(error) => return Attempt::Transport(error),
+        };
+        let status = response.status();
+        let info = rate_info(response.headers());
+        // The pause applies even if the body is then lost.
+        if let Some(wait) = info.exhausted_for {
+            self.pause(wait.min(self.config.max_rate_limit_wait));
+        }
+        Attempt::Answered {
+            status,
+            info,
+            body: response.text().await,
+        }
     }
 
-    /// Send a request: GETs with bounded retries, mutating requests exactly once.
+    /// Send a request: GETs with bounded retries, mutating requests exactly once; the
+    /// synchronous facade of [`AlpacaClient::execute_async`] (under the family deadline).
     pub fn execute(&self, request: &Request<'_>) -> Result<Answer, AlpacaError> {
+        self.block_on(self.execute_async(request, None))
+    }
+
+    /// Send a request: GETs with bounded retries, mutating requests exactly once; bounded by
+    /// the earlier of `deadline` and the family deadline ([`AlpacaClient::set_deadline`]).
+    pub async fn execute_async(
+        &self,
+        request: &Request<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Answer, AlpacaError> {
+        let deadline = earliest(deadline, self.shared.deadline());
         let idempotent = request.is_idempotent_read();
         let max_attempts = if idempotent {
             self.config.max_get_retries + 1
         } else {
             1
         };
+        let method = request.method.to_string();
+        let path = request.path.to_string();
+        // A read stopped by the deadline after `attempts` attempts.
+        let read_deadline = |attempts: u32, cause: String| AlpacaError::DeadlineExceeded {
+            path: path.clone(),
+            attempts,
+            cause,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.take_token()?;
-            let sent = self.send_once(request);
-            let retry_wait = match sent {
-                Err(error) => {
+            match self.take_token(deadline).await {
+                Ok(()) => {}
+                Err(TokenRefused::Deadline(wait)) => {
+                    let cause = format!(
+                        "the rate limiter would only allow it in {:.1} s, past the deadline",
+                        wait.as_secs_f64()
+                    );
+                    return Err(if idempotent {
+                        read_deadline(attempt - 1, cause)
+                    } else {
+                        AlpacaError::NotSent {
+                            method,
+                            path,
+                            cause,
+                        }
+                    });
+                }
+                Err(TokenRefused::TooLong(wait)) => {
+                    if !idempotent && deadline.is_some() {
+                        // Under a deadline the caller needs to know it was not sent.
+                        return Err(AlpacaError::NotSent {
+                            method,
+                            path,
+                            cause: format!(
+                                "the rate limiter is paused for {:.1} s",
+                                wait.as_secs_f64()
+                            ),
+                        });
+                    }
+                    return Err(AlpacaError::RateLimited {
+                        retry_after: Some(wait),
+                    });
+                }
+            }
+            let outcome = match deadline {
+                None => self.attempt(request).await,
+                Some(d) => {
+                    // Checked after the token wait: past the deadline nothing is handed to the
+                    // network, so a mutating request provably stays unsent.
+                    if Instant::now() >= d {
+                        let cause = "the deadline passed before it could be sent".to_string();
+                        return Err(if idempotent {
+                            read_deadline(attempt - 1, cause)
+                        } else {
+                            AlpacaError::NotSent {
+                                method,
+                                path,
+                                cause,
+                            }
+                        });
+                    }
+                    match tokio::time::timeout_at(d.into(), self.attempt(request)).await {
+                        Ok(outcome) => outcome,
+                        Err(_elapsed) if idempotent => {
+                            return Err(read_deadline(
+                                attempt,
+                                "no complete answer before the deadline".to_string(),
+                            ))
+                        }
+                        Err(_elapsed) => {
+                            return Err(AlpacaError::UnknownOutcome {
+                                method,
+                                path,
+                                message: "sent, but no complete answer before the cycle \
+                                          deadline"
+                                    .to_string(),
+                            })
+                        }
+                    }
+                }
+            };
+            let retry_wait = match outcome {
+                Attempt::Transport(error) => {
                     let message = describe_transport_error(&error);
                     if !idempotent {
                         return Err(AlpacaError::UnknownOutcome {
-                            method: request.method.to_string(),
-                            path: request.path.to_string(),
+                            method,
+                            path,
                             message,
                         });
                     }
                     if attempt >= max_attempts {
                         return Err(AlpacaError::ReadFailed {
                             attempts: attempt,
-                            message: format!("{} {}: {message}", request.method, request.path),
+                            message: format!("{method} {path}: {message}"),
                         });
                     }
                     self.backoff(attempt - 1)
                 }
-                Ok(response) => {
-                    let status = response.status();
-                    let info = rate_info(&response);
-                    if let Some(wait) = info.exhausted_for {
-                        self.pause(wait.min(self.config.max_rate_limit_wait));
+                Attempt::Answered { status, info, body } => match body {
+                    Err(error) if !idempotent => {
+                        return Err(AlpacaError::UnknownOutcome {
+                            method,
+                            path,
+                            message: format!(
+                                "HTTP {status} but the body was lost: {}",
+                                describe_transport_error(&error)
+                            ),
+                        })
                     }
-                    let body = match response.text() {
-                        Ok(body) => body,
-                        Err(error) if !idempotent => {
-                            return Err(AlpacaError::UnknownOutcome {
-                                method: request.method.to_string(),
-                                path: request.path.to_string(),
-                                message: format!(
-                                    "HTTP {status} but the body was lost: {}",
-                                    describe_transport_error(&error)
-                                ),
-                            })
+                    Err(error) => {
+                        if attempt >= max_attempts {
+                            return Err(AlpacaError::ReadFailed {
+                                attempts: attempt,
+                                message: describe_transport_error(&error),
+                            });
                         }
-                        Err(error) => {
-                            if attempt >= max_attempts {
-                                return Err(AlpacaError::ReadFailed {
-                                    attempts: attempt,
-                                    message: describe_transport_error(&error),
-                                });
-                            }
-                            std::thread::sleep(self.backoff(attempt - 1));
-                            continue;
-                        }
-                    };
-                    if status.is_success() {
+                        self.backoff(attempt - 1)
+                    }
+                    Ok(body) if status.is_success() => {
                         return Ok(Answer {
                             status: status.as_u16(),
                             body,
-                        });
+                        })
                     }
-                    if status == StatusCode::TOO_MANY_REQUESTS {
+                    Ok(_) if status == StatusCode::TOO_MANY_REQUESTS => {
                         let wait = info
                             .retry_after
                             .or(info.exhausted_for)
@@ -633,32 +933,42 @@ impl AlpacaClient {
                                 retry_after: Some(wait),
                             });
                         }
-                        // The limiter pause does the waiting.
+                        // The limiter pause does the waiting (and refuses a wait that would
+                        // end past the deadline).
                         Duration::ZERO
-                    } else if status.is_server_error() {
+                    }
+                    Ok(body) if status.is_server_error() => {
                         let (_, message) = parse_error_body(&body);
                         if !idempotent {
                             return Err(AlpacaError::UnknownOutcome {
-                                method: request.method.to_string(),
-                                path: request.path.to_string(),
+                                method,
+                                path,
                                 message: format!("HTTP {status}: {message}"),
                             });
                         }
                         if attempt >= max_attempts {
                             return Err(AlpacaError::ReadFailed {
                                 attempts: attempt,
-                                message: format!(
-                                    "{} {}: HTTP {status}: {message}",
-                                    request.method, request.path
-                                ),
+                                message: format!("{method} {path}: HTTP {status}: {message}"),
                             });
                         }
                         self.backoff(attempt - 1)
-                    } else {
-                        return Err(self.classify(status, request, &body));
                     }
-                }
+                    Ok(body) => return Err(self.classify(status, request, &body)),
+                },
             };
+            if let Some(d) = deadline {
+                if Instant::now() + retry_wait >= d {
+                    return Err(read_deadline(
+                        attempt,
+                        format!(
+                            "the last attempt failed and the next would start past the deadline \
+                             (backoff {:.2} s)",
+                            retry_wait.as_secs_f64()
+                        ),
+                    ));
+                }
+            }
             tracing::debug!(
                 method = %request.method,
                 path = request.path,
@@ -666,7 +976,9 @@ impl AlpacaClient {
                 "retrying an Alpaca read in {:.2} s",
                 retry_wait.as_secs_f64()
             );
-            std::thread::sleep(retry_wait);
+            if !retry_wait.is_zero() {
+                tokio::time::sleep(retry_wait).await;
+            }
         }
     }
 
@@ -697,9 +1009,21 @@ impl AlpacaClient {
         }
     }
 
-    /// Send and decode a JSON answer.
-    pub fn json<T: DeserializeOwned>(&self, request: &Request<'_>) -> Result<T, AlpacaError> {
-        let answer = self.execute(request)?;
+    /// Send and decode a JSON answer (synchronous facade, under the family deadline).
+    pub fn json<T: DeserializeOwned + Send>(
+        &self,
+        request: &Request<'_>,
+    ) -> Result<T, AlpacaError> {
+        self.block_on(self.json_async(request, None))
+    }
+
+    /// Send and decode a JSON answer, bounded like [`AlpacaClient::execute_async`].
+    pub async fn json_async<T: DeserializeOwned>(
+        &self,
+        request: &Request<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<T, AlpacaError> {
+        let answer = self.execute_async(request, deadline).await?;
         serde_json::from_str(&answer.body).map_err(|e| AlpacaError::Decode {
             path: request.path.to_string(),
             message: e.to_string(),
@@ -803,5 +1127,39 @@ mod tests {
             }),
             BrokerError::RetryableRead { .. }
         ));
+        // A read stopped by the deadline is retryable; a mutation it stopped before sending is
+        // "not sent", never "unknown".
+        assert!(matches!(
+            BrokerError::from(AlpacaError::DeadlineExceeded {
+                path: "/v2/positions".into(),
+                attempts: 1,
+                cause: "no complete answer before the deadline".into()
+            }),
+            BrokerError::RetryableRead { .. }
+        ));
+        match BrokerError::from(AlpacaError::NotSent {
+            method: "POST".into(),
+            path: "/v2/orders".into(),
+            cause: "the deadline passed before it could be sent".into(),
+        }) {
+            BrokerError::NotSent { message } => {
+                assert!(
+                    message.contains("POST /v2/orders was not sent"),
+                    "{message}"
+                );
+                assert!(message.contains("nothing was changed"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn deadlines_combine_to_the_earliest() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(1);
+        assert_eq!(earliest(None, None), None);
+        assert_eq!(earliest(Some(now), None), Some(now));
+        assert_eq!(earliest(None, Some(later)), Some(later));
+        assert_eq!(earliest(Some(later), Some(now)), Some(now));
     }
 }

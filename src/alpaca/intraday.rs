@@ -19,6 +19,10 @@
 //!   request), so the default feed here is **IEX**; set [`IntradayOptions::feed`] to `Sip` with
 //!   an unlimited subscription.
 //!
+//! The bars requests and the latest-trades requests of one snapshot run concurrently (on the
+//! process's runtime); [`AlpacaIntradayFeed::snapshot_until`] / [`AlpacaIntradayFeed::snapshot_async`]
+//! bound them by a deadline and say whether every request succeeded in time.
+//!
 //! Errors never panic and never propagate: the trait returns plain values. A failed bars
 //! request (after the client's GET retries) leaves its batch's symbols out of
 //! `MarketSnapshot::bars`, a failed trades request leaves prices to the bar-close fallback, and
@@ -27,6 +31,9 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::time::Instant;
+
+use futures_util::future::{join, join_all};
 
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use serde::Deserialize;
@@ -147,12 +154,13 @@ impl AlpacaIntradayFeed {
     }
 
     /// Bars of one symbol batch with `start` in `[from, now)`, closed at `now`, regular
-    /// session only, ascending; every page followed.
-    fn fetch_bars(
+    /// session only, ascending; every page followed; every request bounded by `deadline`.
+    async fn fetch_bars(
         &self,
         batch: &str,
         from: DateTime<Utc>,
         now: DateTime<Utc>,
+        deadline: Option<Instant>,
     ) -> Result<BTreeMap<String, Vec<IntradayBar>>, AlpacaError> {
         let limit = self.options.page_limit.clamp(1, MAX_PAGE_LIMIT).to_string();
         let (start_text, end_text) = (rfc3339(from), rfc3339(now));
@@ -172,7 +180,7 @@ impl AlpacaIntradayFeed {
             if let Some(t) = &token {
                 request = request.query("page_token", t.clone());
             }
-            let page: BarsPage = self.client.json(&request)?;
+            let page: BarsPage = self.client.json_async(&request, deadline).await?;
             for (symbol, bars) in page.bars.unwrap_or_default() {
                 let entry = out.entry(symbol.clone()).or_default();
                 for bar in bars {
@@ -207,15 +215,16 @@ impl AlpacaIntradayFeed {
             .collect())
     }
 
-    /// Latest trades (time, price) of one symbol batch.
-    fn fetch_trades(
+    /// Latest trades (time, price) of one symbol batch, bounded by `deadline`.
+    async fn fetch_trades(
         &self,
         batch: &str,
+        deadline: Option<Instant>,
     ) -> Result<HashMap<String, (DateTime<Utc>, f64)>, AlpacaError> {
         let request = Request::get(Api::Data, LATEST_TRADES_PATH)
             .query("symbols", batch)
             .query("feed", self.options.feed.as_str());
-        let response: TradesResponse = self.client.json(&request)?;
+        let response: TradesResponse = self.client.json_async(&request, deadline).await?;
         Ok(response
             .trades
             .unwrap_or_default()
@@ -226,31 +235,140 @@ impl AlpacaIntradayFeed {
     }
 
     /// Bars of `symbols` with `start` in `[from, now)` closed at `now`, one request (plus
-    /// pages) per batch. A failed batch is logged and its symbols are absent.
-    fn bars_for(
+    /// pages) per batch, the batches concurrently. A failed batch is logged and its symbols are
+    /// absent; the flag is false when any batch failed.
+    async fn bars_for(
         &self,
         symbols: &[String],
         from: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> BTreeMap<String, Vec<IntradayBar>> {
+        deadline: Option<Instant>,
+    ) -> (BTreeMap<String, Vec<IntradayBar>>, bool) {
+        let batches = symbol_batches(symbols, self.options.max_symbols_chars);
+        let results = join_all(
+            batches
+                .iter()
+                .map(|batch| self.fetch_bars(batch, from, now, deadline)),
+        )
+        .await;
         let mut out = BTreeMap::new();
-        for batch in symbol_batches(symbols, self.options.max_symbols_chars) {
-            match self.fetch_bars(&batch, from, now) {
+        let mut complete = true;
+        // Merged in batch order, as the sequential version did (batches are disjoint anyway).
+        for (batch, result) in batches.iter().zip(results) {
+            match result {
                 Ok(bars) => {
                     for symbol in batch.split(',') {
                         out.insert(symbol.to_string(), Vec::new());
                     }
                     out.extend(bars);
                 }
-                Err(error) => tracing::warn!(
-                    %error,
-                    symbols = batch.split(',').count(),
-                    %now,
-                    "Alpaca 10-minute bars request failed; these symbols have no bars this cycle"
-                ),
+                Err(error) => {
+                    complete = false;
+                    tracing::warn!(
+                        %error,
+                        symbols = batch.split(',').count(),
+                        %now,
+                        "Alpaca 10-minute bars request failed; these symbols have no bars this cycle"
+                    )
+                }
             }
         }
-        out
+        (out, complete)
+    }
+
+    /// Latest trades of `symbols`, the batches concurrently. A failed batch is logged and its
+    /// symbols fall back to the last bar close; the flag is false when any batch failed.
+    async fn trades_for(
+        &self,
+        symbols: &[String],
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
+    ) -> (HashMap<String, (DateTime<Utc>, f64)>, bool) {
+        let batches = symbol_batches(symbols, self.options.max_symbols_chars);
+        let results = join_all(
+            batches
+                .iter()
+                .map(|batch| self.fetch_trades(batch, deadline)),
+        )
+        .await;
+        let mut trades = HashMap::new();
+        let mut complete = true;
+        for (batch, result) in batches.iter().zip(results) {
+            match result {
+                Ok(found) => trades.extend(found),
+                Err(error) => {
+                    complete = false;
+                    tracing::warn!(
+                        %error,
+                        symbols = batch.split(',').count(),
+                        %now,
+                        "Alpaca latest-trades request failed; falling back to the last bar close"
+                    )
+                }
+            }
+        }
+        (trades, complete)
+    }
+
+    /// [`IntradayFeed::snapshot`] with every request bounded by `deadline` (and the client
+    /// family's deadline): returns by then with what arrived in time. The flag is true when
+    /// every request succeeded, false when any failed or missed the deadline (the snapshot
+    /// then lacks those symbols' bars, or prices fall back to the last bar close, exactly as
+    /// after a failure without a deadline). A calendar without a session before `now` is not a
+    /// failure (nothing was requested).
+    pub fn snapshot_until(
+        &self,
+        symbols: &[String],
+        now: DateTime<Utc>,
+        n: usize,
+        deadline: Instant,
+    ) -> (MarketSnapshot, bool) {
+        self.client
+            .block_on(self.snapshot_async(symbols, now, n, Some(deadline)))
+    }
+
+    /// The async form of [`AlpacaIntradayFeed::snapshot_until`] (`None`: only the family
+    /// deadline applies), for joining with other reads.
+    pub async fn snapshot_async(
+        &self,
+        symbols: &[String],
+        now: DateTime<Utc>,
+        n: usize,
+        deadline: Option<Instant>,
+    ) -> (MarketSnapshot, bool) {
+        let mut snapshot = MarketSnapshot::default();
+        if symbols.is_empty() {
+            return (snapshot, true);
+        }
+        let from = self.lookback_start(now, n);
+        if from.is_none() {
+            tracing::warn!(%now, "no NYSE session at or before now: no intraday bars");
+        }
+        let bars = async {
+            match from {
+                Some(from) => self.bars_for(symbols, from, now, deadline).await,
+                None => (BTreeMap::new(), true),
+            }
+        };
+        // Bars and trades are independent requests: both batches' sets run at once.
+        let ((bars, bars_complete), (trades, trades_complete)) =
+            join(bars, self.trades_for(symbols, now, deadline)).await;
+        snapshot.bars = bars;
+        for symbol in symbols {
+            let last = snapshot.bars.get(symbol).and_then(|bars| bars.last());
+            let trade = trades
+                .get(symbol)
+                .filter(|(t, _)| *t <= now && last.is_none_or(|bar| *t >= bar.start));
+            let price = trade.map(|(_, p)| *p).or(last.map(|bar| bar.close));
+            if let Some(price) = price {
+                snapshot.latest.insert(symbol.clone(), price);
+            }
+        }
+        for bars in snapshot.bars.values_mut() {
+            let skip = bars.len().saturating_sub(n);
+            bars.drain(..skip);
+        }
+        (snapshot, bars_complete && trades_complete)
     }
 }
 
@@ -266,7 +384,9 @@ impl IntradayFeed for AlpacaIntradayFeed {
         }
         // Bars ending in (after, up_to] start in (after - 10 min, up_to - 10 min].
         let from = after - step() + Duration::seconds(1);
-        self.bars_for(&[symbol.to_string()], from, up_to)
+        self.client
+            .block_on(self.bars_for(&[symbol.to_string()], from, up_to, None))
+            .0
             .remove(symbol)
             .unwrap_or_default()
             .into_iter()
@@ -282,7 +402,9 @@ impl IntradayFeed for AlpacaIntradayFeed {
             return Vec::new();
         };
         let mut bars = self
-            .bars_for(&[symbol.to_string()], from, now)
+            .client
+            .block_on(self.bars_for(&[symbol.to_string()], from, now, None))
+            .0
             .remove(symbol)
             .unwrap_or_default();
         let skip = bars.len().saturating_sub(n);
@@ -295,41 +417,8 @@ impl IntradayFeed for AlpacaIntradayFeed {
     }
 
     fn snapshot(&self, symbols: &[String], now: DateTime<Utc>, n: usize) -> MarketSnapshot {
-        let mut snapshot = MarketSnapshot::default();
-        if symbols.is_empty() {
-            return snapshot;
-        }
-        if let Some(from) = self.lookback_start(now, n) {
-            snapshot.bars = self.bars_for(symbols, from, now);
-        } else {
-            tracing::warn!(%now, "no NYSE session at or before now: no intraday bars");
-        }
-        let mut trades = HashMap::new();
-        for batch in symbol_batches(symbols, self.options.max_symbols_chars) {
-            match self.fetch_trades(&batch) {
-                Ok(found) => trades.extend(found),
-                Err(error) => tracing::warn!(
-                    %error,
-                    symbols = batch.split(',').count(),
-                    %now,
-                    "Alpaca latest-trades request failed; falling back to the last bar close"
-                ),
-            }
-        }
-        for symbol in symbols {
-            let last = snapshot.bars.get(symbol).and_then(|bars| bars.last());
-            let trade = trades
-                .get(symbol)
-                .filter(|(t, _)| *t <= now && last.is_none_or(|bar| *t >= bar.start));
-            let price = trade.map(|(_, p)| *p).or(last.map(|bar| bar.close));
-            if let Some(price) = price {
-                snapshot.latest.insert(symbol.clone(), price);
-            }
-        }
-        for bars in snapshot.bars.values_mut() {
-            let skip = bars.len().saturating_sub(n);
-            bars.drain(..skip);
-        }
-        snapshot
+        self.client
+            .block_on(self.snapshot_async(symbols, now, n, None))
+            .0
     }
 }

@@ -8,7 +8,12 @@
 //! `PATCH /v2/account/configurations` (`suspend_trade`).
 //!
 //! An order POST or PATCH is sent once; an unanswered one is `UnknownOutcome` and the order
-//! desk looks it up by client order id.
+//! desk looks it up by client order id; one the cycle deadline stopped before it was sent is
+//! `NotSent`.
+//!
+//! The reads of an execution cycle (account, positions, open orders) also have async forms
+//! taking a deadline, for [`super::reads::read_cycle`], which runs them concurrently; the
+//! [`Broker`] methods are their synchronous facade.
 
 use crate::alpaca::client::{AlpacaClient, AlpacaError, Api, Request};
 use crate::alpaca::types::{
@@ -20,6 +25,7 @@ use crate::broker::{
 };
 use crate::credentials::Secret;
 use reqwest::Method;
+use std::time::Instant;
 
 /// Alpaca's maximum page size for `GET /v2/orders`.
 pub const ORDERS_PAGE_LIMIT: u32 = 500;
@@ -67,10 +73,69 @@ impl AlpacaBroker {
 
     /// The account with the fields startup checks need (account number, blocks).
     pub fn account_details(&self) -> Result<AccountDetails, BrokerError> {
+        self.client.block_on(self.account_details_async(None))
+    }
+
+    /// [`AlpacaBroker::account_details`], bounded by `deadline` (and the family deadline).
+    pub async fn account_details_async(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<AccountDetails, BrokerError> {
         let wire: WireAccount = self
             .client
-            .json(&Request::get(Api::Trading, "/v2/account"))?;
+            .json_async(&Request::get(Api::Trading, "/v2/account"), deadline)
+            .await?;
         wire.into_details().map_err(|e| decode("/v2/account", e))
+    }
+
+    /// [`Broker::account`], bounded by `deadline` (and the family deadline).
+    pub async fn account_async(&self, deadline: Option<Instant>) -> Result<Account, BrokerError> {
+        Ok(self.account_details_async(deadline).await?.account)
+    }
+
+    /// [`Broker::positions`], bounded by `deadline` (and the family deadline).
+    pub async fn positions_async(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Position>, BrokerError> {
+        let wire: Vec<WirePosition> = self
+            .client
+            .json_async(&Request::get(Api::Trading, "/v2/positions"), deadline)
+            .await?;
+        wire.into_iter()
+            .map(|p| p.into_broker().map_err(|e| decode("/v2/positions", e)))
+            .collect()
+    }
+
+    /// [`Broker::open_orders`] (every page), bounded by `deadline` (and the family deadline).
+    pub async fn open_orders_async(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<BrokerOrder>, BrokerError> {
+        let path = "/v2/orders";
+        let mut all: Vec<BrokerOrder> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut request = Request::get(Api::Trading, path)
+                .query("status", "open")
+                .query("limit", ORDERS_PAGE_LIMIT.to_string())
+                .query("direction", "asc")
+                .query("nested", "false");
+            if let Some(id) = &after {
+                request = request.query("after_order_id", id.clone());
+            }
+            let page: Vec<WireOrder> = self.client.json_async(&request, deadline).await?;
+            let full = page.len() >= ORDERS_PAGE_LIMIT as usize;
+            let last_id = page.last().map(|o| o.id.clone());
+            for wire in page {
+                all.push(Self::order_from(path, wire)?);
+            }
+            match (full, last_id) {
+                (true, Some(id)) if after.as_deref() != Some(id.as_str()) => after = Some(id),
+                _ => break,
+            }
+        }
+        Ok(all)
     }
 
     /// `alpaca-live` guard: the account number in the live-confirmation credential must equal
@@ -127,39 +192,11 @@ impl Broker for AlpacaBroker {
     }
 
     fn positions(&mut self) -> Result<Vec<Position>, BrokerError> {
-        let wire: Vec<WirePosition> = self
-            .client
-            .json(&Request::get(Api::Trading, "/v2/positions"))?;
-        wire.into_iter()
-            .map(|p| p.into_broker().map_err(|e| decode("/v2/positions", e)))
-            .collect()
+        self.client.block_on(self.positions_async(None))
     }
 
     fn open_orders(&mut self) -> Result<Vec<BrokerOrder>, BrokerError> {
-        let path = "/v2/orders";
-        let mut all: Vec<BrokerOrder> = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut request = Request::get(Api::Trading, path)
-                .query("status", "open")
-                .query("limit", ORDERS_PAGE_LIMIT.to_string())
-                .query("direction", "asc")
-                .query("nested", "false");
-            if let Some(id) = &after {
-                request = request.query("after_order_id", id.clone());
-            }
-            let page: Vec<WireOrder> = self.client.json(&request)?;
-            let full = page.len() >= ORDERS_PAGE_LIMIT as usize;
-            let last_id = page.last().map(|o| o.id.clone());
-            for wire in page {
-                all.push(Self::order_from(path, wire)?);
-            }
-            match (full, last_id) {
-                (true, Some(id)) if after.as_deref() != Some(id.as_str()) => after = Some(id),
-                _ => break,
-            }
-        }
-        Ok(all)
+        self.client.block_on(self.open_orders_async(None))
     }
 
     fn submit(&mut self, request: &OrderRequest) -> Result<BrokerOrder, BrokerError> {

@@ -221,6 +221,11 @@ pub enum BrokerError {
     /// The outcome must be looked up (by client order id), never assumed.
     #[error("broker outcome unknown: {message}; the order will be looked up by its client order id before anything is resent")]
     UnknownOutcome { message: String },
+    /// A mutating request was provably never sent (e.g. the cycle deadline came while it
+    /// waited for a rate-limit token): nothing changed at the broker, the order is not placed
+    /// and may be placed again later under the same rules.
+    #[error("not sent to the broker: {message}")]
+    NotSent { message: String },
     /// The order or resource does not exist at the broker.
     #[error("not found at the broker: {message}")]
     NotFound { message: String },

@@ -213,7 +213,11 @@ impl OrderDesk<'_> {
                 )?;
                 Ok(Placement::Rejected { code, message })
             }
-            Err(BrokerError::NotFound { message }) | Err(BrokerError::Unsupported(message)) => {
+            Err(BrokerError::NotFound { message })
+            | Err(BrokerError::Unsupported(message))
+            | Err(BrokerError::NotSent { message }) => {
+                // Provably nothing exists at the broker: the strategy may decide again and
+                // send the next attempt id.
                 self.db
                     .set_intent_state(&cid, IntentState::NotPlaced, Some(&message), self.now)?;
                 self.event(

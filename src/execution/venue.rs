@@ -15,7 +15,7 @@
 use crate::alpaca::access::{is_loopback_url, AccessError, AlpacaAccess, AlpacaUse, UrlError};
 use crate::alpaca::intraday::{AlpacaIntradayFeed, IntradayOptions};
 use crate::alpaca::market_data::Feed;
-use crate::alpaca::{AlpacaBroker, AlpacaClient, AlpacaError};
+use crate::alpaca::{AlpacaBroker, AlpacaError};
 use crate::broker::BrokerError;
 use crate::config::{AlpacaConfig, Config, Mode};
 use crate::credentials::{CredentialError, CredentialStore};
@@ -91,22 +91,19 @@ impl From<AccessError> for VenueError {
         match e {
             AccessError::Url(e) => VenueError::Url(e),
             AccessError::Credentials(e) => VenueError::Credentials(e),
+            AccessError::Client(e) => VenueError::Client(e),
         }
     }
 }
 
-/// The shared Alpaca access of `config.mode` (URLs checked, keys read once).
+/// The shared Alpaca access of `config.mode`: URLs checked, keys read once, one client
+/// family (one request budget and cycle deadline for the broker and the feed).
 fn access(config: &Config, credentials: &CredentialStore) -> Result<AlpacaAccess, VenueError> {
     Ok(AlpacaAccess::open(
         &config.alpaca,
         AlpacaUse::Execution(config.mode),
         credentials,
     )?)
-}
-
-/// A client of `access`; failing to build one is the venue being unavailable.
-fn client(access: &AlpacaAccess) -> Result<AlpacaClient, VenueError> {
-    Ok(access.client()?)
 }
 
 /// The intraday feed options from `[alpaca]`.
@@ -142,7 +139,7 @@ fn checked_broker(
         _ => None,
     };
     let access = access(config, credentials)?;
-    let broker = AlpacaBroker::new(client(&access)?, mode.as_str());
+    let broker = AlpacaBroker::new(access.client(), mode.as_str());
     let details = match &live_confirmation {
         Some(expected) => broker.confirm_live_account(expected),
         None => broker.account_details(),
@@ -194,7 +191,7 @@ pub fn open_alpaca(
 ) -> Result<(AlpacaBroker, SharedFeed), VenueError> {
     let (broker, access) = checked_broker(config, credentials)?;
     let feed = Arc::new(AlpacaIntradayFeed::new(
-        client(&access)?,
+        access.client(),
         intraday_options(&config.alpaca)?,
     ));
     Ok((broker, feed))
@@ -205,7 +202,7 @@ pub fn open_dry_run_feed(
     config: &Config,
     credentials: &CredentialStore,
 ) -> Result<SharedFeed, VenueError> {
-    let client = client(&access(config, credentials)?)?;
+    let client = access(config, credentials)?.client();
     Ok(Arc::new(AlpacaIntradayFeed::new(
         client,
         intraday_options(&config.alpaca)?,

@@ -189,6 +189,7 @@ impl From<AccessError> for AlpacaProviderError {
         match e {
             AccessError::Url(e) => AlpacaProviderError::Url(e),
             AccessError::Credentials(e) => AlpacaProviderError::Credentials(e),
+            AccessError::Client(e) => AlpacaProviderError::Alpaca(e),
         }
     }
 }
@@ -521,7 +522,7 @@ pub fn prepare_alpaca(
     // URLs and credentials first: without them nothing is fetched (fail fast, name what is
     // missing).
     let credentials = CredentialStore::from_process_env();
-    let client = AlpacaAccess::open(a, AlpacaUse::Scan, &credentials)?.client()?;
+    let client = AlpacaAccess::open(a, AlpacaUse::Scan, &credentials)?.client();
 
     let source = (!scan.universe.source.is_empty()).then(|| {
         let s = &scan.universe.source;

@@ -203,6 +203,9 @@ fn broker_error(e: BrokerError) -> Option<Reply> {
         BrokerError::Auth { message } => alpaca_error(401, "40110000", &message),
         BrokerError::NotFound { message } => alpaca_error(404, "40410000", &message),
         BrokerError::Unsupported(message) => alpaca_error(422, "40010000", &message),
+        // The simulated broker never raises it (it is the Alpaca client's deadline verdict);
+        // a 503 is the nearest answer that means "not processed".
+        BrokerError::NotSent { message } => alpaca_error(503, "50310000", &message),
     }
 }
 

@@ -13,7 +13,8 @@
 //! and `next_page_token` is opaque and `null` on the last page.
 //!
 //! Fault injection per method and path prefix: timeout after accepting, 5xx before or after
-//! processing, 429 with `Retry-After`, an exhausted `X-RateLimit-Remaining`. Every request is
+//! processing, 429 with `Retry-After`, an exhausted `X-RateLimit-Remaining`; for every request,
+//! a slow answer (`set_answer_delay`) or none at all (`set_stalled`). Every request is
 //! recorded (method, path, query pairs, JSON body) for the conformance checks of `contract`
 //! (`contract::check_request`, `contract::assert_all_conform`): the one copy of what the official
 //! specs allow for the requests we send.
@@ -110,6 +111,10 @@ struct State {
     next_id: u64,
     requests: Vec<Recorded>,
     faults: Vec<(String, String, Fault, usize)>,
+    /// Every request waits this long before it is processed and answered.
+    answer_delay: Duration,
+    /// Requests are read and recorded, then neither processed nor answered while this holds.
+    stalled: bool,
 }
 
 impl State {
@@ -163,6 +168,8 @@ pub struct FakeAlpaca {
 
 impl Drop for FakeAlpaca {
     fn drop(&mut self) {
+        // Let stalled connections go.
+        self.lock().stalled = false;
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(self.addr);
     }
@@ -203,6 +210,17 @@ impl FakeAlpaca {
             .push((method.to_string(), path_prefix.to_string(), fault, times));
     }
 
+    /// Delay every later answer by `delay` (a slow server; `Duration::ZERO` ends it).
+    pub fn set_answer_delay(&self, delay: Duration) {
+        self.lock().answer_delay = delay;
+    }
+
+    /// Stall: accept connections and read and record requests, but neither process nor
+    /// answer them while stalled (a hung server or a black hole after the handshake).
+    pub fn set_stalled(&self, stalled: bool) {
+        self.lock().stalled = stalled;
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
     }
@@ -225,6 +243,12 @@ impl FakeAlpaca {
             .iter()
             .find(|o| o.client_order_id == client_order_id)
             .cloned()
+    }
+
+    pub fn set_position(&self, symbol: &str, qty: Decimal, avg_entry_price: Decimal) {
+        self.lock()
+            .positions
+            .insert(symbol.to_string(), (qty, avg_entry_price));
     }
 
     pub fn position(&self, symbol: &str) -> Option<(Decimal, Decimal)> {
@@ -358,20 +382,34 @@ fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) {
         headers,
         ..
     } = request;
+    let recorded = Recorded {
+        method: method.clone(),
+        path: path.clone(),
+        query: query.clone(),
+        body: json_body.clone(),
+        headers: headers
+            .iter()
+            .filter(|(n, _)| n != "apca-api-secret-key")
+            .cloned()
+            .collect(),
+    };
+    let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
+    if lock().stalled {
+        lock().requests.push(recorded);
+        // Hold the connection open, answering nothing, until the stall ends.
+        while lock().stalled {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return;
+    }
+    let delay = lock().answer_delay;
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
 
     let (fault, mut answer) = {
-        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        st.requests.push(Recorded {
-            method: method.clone(),
-            path: path.clone(),
-            query: query.clone(),
-            body: json_body.clone(),
-            headers: headers
-                .iter()
-                .filter(|(n, _)| n != "apca-api-secret-key")
-                .cloned()
-                .collect(),
-        });
+        let mut st = lock();
+        st.requests.push(recorded);
         let fault = st.take_fault(&method, &path);
         let answer = match &fault {
             Some(Fault::Status(code)) => error(*code, 50010000, "internal server error"),
