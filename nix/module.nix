@@ -328,6 +328,12 @@ in
           message = "services.avwap: scanProvider = \"csv\" needs services.avwap.scanCsvFile.";
         }
         {
+          # execution.service has WatchdogSec=60s (nix/units.nix); the service itself also
+          # refuses a deadline that is not below half of it, but at deploy time is better.
+          assertion = (cfg.settings.execution.cycle_deadline_seconds or 20) < 30;
+          message = "services.avwap.settings.execution.cycle_deadline_seconds must be below 30 (half of execution.service's WatchdogSec=60s): a cycle against a hung broker could otherwise outlast the watchdog.";
+        }
+        {
           assertion = !(cfg.settings ? state_dir) && !(cfg.settings ? mode);
           message = "services.avwap.settings: do not set state_dir or mode there; use services.avwap.stateDir and services.avwap.mode.";
         }

@@ -43,6 +43,11 @@ pub enum ConfigError {
     },
     #[error("invalid mode {0:?}: expected one of sim, dry-run, alpaca-paper, alpaca-live")]
     Mode(String),
+    #[error("invalid configuration file {path}: {error} (fix the file; examples/avwap.toml lists every key with its default)")]
+    Setting {
+        path: PathBuf,
+        error: crate::execution::config::SettingError,
+    },
 }
 
 impl crate::exit::Failure for ConfigError {
@@ -206,10 +211,18 @@ impl Default for GateConfig {
 impl Config {
     /// Parse TOML text; `origin` names the file in errors.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_path_buf(),
             message: e.to_string(),
-        })
+        })?;
+        config
+            .execution
+            .validate()
+            .map_err(|error| ConfigError::Setting {
+                path: origin.to_path_buf(),
+                error,
+            })?;
+        Ok(config)
     }
 
     /// Read a configuration file.

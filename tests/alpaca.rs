@@ -20,4 +20,5 @@ mod alpaca {
     mod intraday;
     mod market_data;
     mod scan;
+    mod watchdog;
 }

@@ -16,7 +16,7 @@ use futures_util::future::join4;
 use super::client::AlpacaError;
 use super::intraday::AlpacaIntradayFeed;
 use super::trading::AlpacaBroker;
-use crate::broker::{Account, BrokerError, BrokerOrder, Position};
+use crate::broker::BrokerError;
 use crate::market_data::intraday::MarketSnapshot;
 
 /// How long after the deadline a read that ignored it is given up (a safety net: every request
@@ -24,18 +24,7 @@ use crate::market_data::intraday::MarketSnapshot;
 /// decoding, should it ever stall).
 pub const DEADLINE_GRACE: Duration = Duration::from_millis(100);
 
-/// What the read phase of one cycle got.
-#[derive(Debug)]
-pub struct CycleReads {
-    pub account: Result<Account, BrokerError>,
-    pub positions: Result<Vec<Position>, BrokerError>,
-    pub open_orders: Result<Vec<BrokerOrder>, BrokerError>,
-    /// Whatever market data arrived in time (missing symbols have no bars; prices may fall
-    /// back to the last bar close), as [`AlpacaIntradayFeed::snapshot_until`] returns it.
-    pub market: MarketSnapshot,
-    /// False when any market-data request failed or missed the deadline.
-    pub market_complete: bool,
-}
+pub use crate::broker::CycleReads;
 
 /// Run the four reads of a cycle concurrently on the process's runtime, every request bounded
 /// by `deadline` (and by the client families' deadlines, if set): returns by `deadline` (plus

@@ -234,6 +234,38 @@ pub enum BrokerError {
     Unsupported(String),
 }
 
+/// The broker's and the market's answers for one execution cycle: what the read phase got.
+/// A failed read stays an error (never an empty list): a missing report is not "nothing".
+#[derive(Debug, Clone)]
+pub struct CycleReads {
+    pub account: Result<Account, BrokerError>,
+    pub positions: Result<Vec<Position>, BrokerError>,
+    pub open_orders: Result<Vec<BrokerOrder>, BrokerError>,
+    /// Whatever market data arrived in time (a symbol without bars simply has none).
+    pub market: crate::market_data::intraday::MarketSnapshot,
+    /// False when any market-data request failed or missed the deadline.
+    pub market_complete: bool,
+}
+
+impl CycleReads {
+    /// One read after the other: for a local book (sim, dry-run), whose answers are immediate.
+    pub fn sequential(
+        broker: &mut dyn Broker,
+        feed: &dyn crate::market_data::intraday::IntradayFeed,
+        symbols: &[String],
+        now: DateTime<Utc>,
+        bars: usize,
+    ) -> CycleReads {
+        CycleReads {
+            account: broker.account(),
+            positions: broker.positions(),
+            open_orders: broker.open_orders(),
+            market: feed.snapshot(symbols, now, bars),
+            market_complete: true,
+        }
+    }
+}
+
 /// What execution needs from a broker. Calls are blocking; implementations bound their own
 /// timeouts and never retry an order submission by themselves.
 pub trait Broker {

@@ -40,6 +40,47 @@ pub struct ExecutionConfig {
     pub unknown_outcome_grace_seconds: u64,
     /// Starting cash of the simulated broker (mode `sim`).
     pub sim_starting_cash: Decimal,
+    /// Every cycle ends within this many seconds: broker reads still unanswered then are given
+    /// up (the cycle makes no entries), orders not yet sent are not sent (decided again next
+    /// cycle). Must stay below half the unit's `WatchdogSec`, so a hung broker never trips the
+    /// watchdog.
+    pub cycle_deadline_seconds: u64,
+}
+
+/// The range `cycle_deadline_seconds` must lie in.
+pub const CYCLE_DEADLINE_RANGE: std::ops::RangeInclusive<u64> = 1..=600;
+
+/// A setting outside its valid range: the key and what is allowed (never the value's text
+/// beyond the number itself).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("[execution] {key} = {value} is out of range: {allowed}")]
+pub struct SettingError {
+    pub key: &'static str,
+    pub value: String,
+    pub allowed: String,
+}
+
+impl ExecutionConfig {
+    /// The cycle deadline as a duration.
+    pub fn cycle_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.cycle_deadline_seconds)
+    }
+
+    /// Check the settings whose range the file format cannot express.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        if !CYCLE_DEADLINE_RANGE.contains(&self.cycle_deadline_seconds) {
+            return Err(SettingError {
+                key: "cycle_deadline_seconds",
+                value: self.cycle_deadline_seconds.to_string(),
+                allowed: format!(
+                    "{}..={} seconds, and below half the unit's WatchdogSec (default 20)",
+                    CYCLE_DEADLINE_RANGE.start(),
+                    CYCLE_DEADLINE_RANGE.end()
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for ExecutionConfig {
@@ -63,6 +104,7 @@ impl Default for ExecutionConfig {
             kill_switch: false,
             unknown_outcome_grace_seconds: 30,
             sim_starting_cash: Decimal::new(100_000, 0),
+            cycle_deadline_seconds: 20,
         }
     }
 }

@@ -12,7 +12,8 @@
 //!    R1 trim, break-even stop), enter. Every order is journaled before it is sent; every
 //!    decision is an event; one symbol's failure stays with that symbol.
 
-use crate::broker::{Account, Broker, BrokerError, BrokerOrder, Position};
+pub use crate::broker::CycleReads;
+use crate::broker::{BrokerError, BrokerOrder};
 use crate::calendar;
 use crate::execution::config::ExecutionConfig;
 use crate::execution::db::{DbError, Event, Intent, StateDb};
@@ -23,7 +24,7 @@ use crate::execution::plan::{
     self, plan_cycle, stop_order, working_sells, Action, Candidate, CyclePlan, CycleState,
     IntentSpec, Journal, JournaledIntent,
 };
-use crate::market_data::intraday::{IntradayFeed, MarketSnapshot};
+use crate::market_data::intraday::IntradayFeed;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,35 +60,6 @@ pub struct CycleReport {
 /// The bars per symbol the cycle reads: the last two closed 10-minute bars.
 pub const SNAPSHOT_BARS: usize = 2;
 
-/// The broker's and the market's answers for one cycle: the read phase's result.
-#[derive(Debug, Clone)]
-pub struct CycleReads {
-    pub account: Result<Account, BrokerError>,
-    pub positions: Result<Vec<Position>, BrokerError>,
-    pub open_orders: Result<Vec<BrokerOrder>, BrokerError>,
-    pub market: MarketSnapshot,
-    /// False when part of the market data failed or missed the deadline.
-    pub market_complete: bool,
-}
-
-impl CycleReads {
-    /// One read after the other: for a local book (sim, dry-run) whose answers are immediate.
-    pub fn sequential(
-        broker: &mut dyn Broker,
-        feed: &dyn IntradayFeed,
-        symbols: &[String],
-        now: DateTime<Utc>,
-    ) -> CycleReads {
-        CycleReads {
-            account: broker.account(),
-            positions: broker.positions(),
-            open_orders: broker.open_orders(),
-            market: feed.snapshot(symbols, now, SNAPSHOT_BARS),
-            market_complete: true,
-        }
-    }
-}
-
 /// The symbols a cycle needs prices for: every owned position and every fresh candidate.
 pub fn symbols_of_interest(
     db: &StateDb,
@@ -117,7 +89,7 @@ pub fn run_cycle(
     inputs: &CycleInputs<'_>,
 ) -> Result<CycleReport, LifecycleError> {
     let symbols = symbols_of_interest(desk.db, inputs.watchlist)?;
-    let reads = CycleReads::sequential(desk.broker, inputs.feed, &symbols, desk.now);
+    let reads = CycleReads::sequential(desk.broker, inputs.feed, &symbols, desk.now, SNAPSHOT_BARS);
     run_cycle_with(desk, inputs, reads, &mut |_| {})
 }
 

@@ -4,13 +4,14 @@
 //! binary's other commands (`report`, `suspend-trading`, the `--at` clock) and
 //! [`ExecutionError`], every way the process can fail, each with its exit code.
 
+use crate::alpaca::{read_cycle, DeadlineGuard};
 use crate::broker::sim::{SimBroker, SimConfig, SimError};
-use crate::broker::{Broker, BrokerError};
+use crate::broker::{Broker, BrokerError, CycleReads};
 use crate::calendar::{self, Clock, FixedClock};
 use crate::config::{Config, Mode};
 use crate::credentials::CredentialStore;
 use crate::execution::db::{DbError, StateDb, DB_FILE};
-use crate::execution::engine::{self, CycleInputs, CycleReport, WatchlistInput};
+use crate::execution::engine::{self, CycleInputs, CycleReport, WatchlistInput, SNAPSHOT_BARS};
 use crate::execution::lifecycle::{Failpoints, LifecycleError, OrderDesk};
 use crate::execution::process::{
     KillSwitch, LockError, Notifier, ShutdownError, ShutdownSignal, StateLock,
@@ -24,7 +25,7 @@ use crate::ops::alerts::{AlertKind, Alerts};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The simulated broker's own database in the state directory.
 pub const SIM_BROKER_FILE: &str = "sim_broker.sqlite";
@@ -93,6 +94,15 @@ pub enum ExecutionError {
     SimPrices(StoreError),
     #[error("no broker for this mode (a bug: please report it)")]
     NoBroker,
+    #[error(
+        "[execution] cycle_deadline_seconds = {deadline_seconds} is not below half the unit's WatchdogSec ({watchdog_seconds} s): \
+         a cycle against a hung broker could outlast the watchdog. Lower cycle_deadline_seconds below {} or raise WatchdogSec.",
+        watchdog_seconds / 2
+    )]
+    DeadlineOutlastsWatchdog {
+        deadline_seconds: u64,
+        watchdog_seconds: u64,
+    },
     /// The local order book (sim, dry-run) cannot be opened (exit 12).
     #[error("local order book {}: {error}", path.display())]
     OpenLocalBook { path: PathBuf, error: Box<SimError> },
@@ -139,6 +149,7 @@ impl Failure for ExecutionError {
             ExecutionError::ModeMismatch { .. }
             | ExecutionError::NoBrokerAccount { .. }
             | ExecutionError::FixedClockRefused
+            | ExecutionError::DeadlineOutlastsWatchdog { .. }
             | ExecutionError::NotATime { .. } => ExitCode::ConfigError,
             ExecutionError::OpenLocalBook { .. }
             | ExecutionError::SuspensionRefused(_)
@@ -207,24 +218,6 @@ fn sim_feed(state_dir: &Path, symbols: &[String]) -> Result<SyntheticIntradayFee
         .map_err(ExecutionError::SimPrices)
 }
 
-fn symbols_of_interest(
-    db: &StateDb,
-    watchlist: &WatchlistInput,
-) -> Result<Vec<String>, ExecutionError> {
-    let mut symbols: Vec<String> = db
-        .open_positions()
-        .map_err(ExecutionError::Database)?
-        .into_iter()
-        .map(|p| p.symbol)
-        .collect();
-    if let WatchlistInput::Fresh(rows) = watchlist {
-        symbols.extend(rows.iter().map(|r| r.symbol.clone()));
-    }
-    symbols.sort();
-    symbols.dedup();
-    Ok(symbols)
-}
-
 /// The prices a local book fills on (and the engine reads) in sim and dry-run.
 type LocalFeed = Arc<dyn IntradayFeed + Send + Sync>;
 
@@ -249,6 +242,8 @@ pub struct Service<'a> {
     failpoints: Failpoints,
     cycles: u64,
     alerts: Alerts,
+    /// Watchdog pings between the phases of a cycle (disabled outside systemd).
+    notifier: Notifier,
     kill_switch_was_engaged: bool,
     _lock: StateLock,
 }
@@ -273,6 +268,7 @@ impl<'a> Service<'a> {
             failpoints: Failpoints::from_env(),
             cycles: 0,
             alerts: Alerts::disabled(),
+            notifier: Notifier::disabled(),
             kill_switch_was_engaged: false,
             _lock: lock,
         })
@@ -310,6 +306,12 @@ impl<'a> Service<'a> {
                 );
             }
         }
+    }
+
+    /// Ping the systemd watchdog through this notifier between the phases of every cycle.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// Send alerts (fills, stop moves, kill switch, errors) through this sender.
@@ -374,7 +376,9 @@ impl<'a> Service<'a> {
         }
     }
 
-    /// One cycle at `now`: advance the simulated broker, reconcile, protect, exit, enter.
+    /// One cycle at `now`: advance a local book, read (concurrently for Alpaca), decide,
+    /// write. Everything the cycle asks of Alpaca ends by `[execution] cycle_deadline_seconds`
+    /// from its start, and the watchdog is pinged between the phases.
     pub fn cycle(
         &mut self,
         now: DateTime<Utc>,
@@ -383,8 +387,11 @@ impl<'a> Service<'a> {
         let config = self.config;
         let state_dir = &config.state_dir;
         let exec = &config.execution;
+        let deadline = Instant::now() + exec.cycle_deadline();
+        self.notifier.watchdog_ping();
         let watchlist = watchlist_input(&config.watchlist_path(), now);
-        let symbols = symbols_of_interest(&self.db, &watchlist)?;
+        let symbols =
+            engine::symbols_of_interest(&self.db, &watchlist).map_err(ExecutionError::Database)?;
         let kill = KillSwitch::check(state_dir, exec.kill_switch);
         if kill.engaged {
             tracing::warn!(
@@ -412,23 +419,72 @@ impl<'a> Service<'a> {
             )?),
             None => None,
         };
-        let (broker, feed): (&mut dyn Broker, &dyn IntradayFeed) =
-            match (&mut self.venue, local_book.as_mut(), &local) {
-                (Venue::Alpaca { broker, feed }, _, _) => (broker.as_mut(), &**feed),
-                (_, Some(book), Some((_, feed))) => (book, &**feed),
-                _ => return Err(ExecutionError::NoBroker),
-            };
-        let report = run_one(
-            &mut self.db,
+        // The read phase. For Alpaca the deadline also bounds the write phase (the guard lives
+        // until the end of the cycle): an order not sent by then is not sent at all.
+        let (_deadline_guard, broker, feed, reads): (
+            Option<DeadlineGuard>,
+            &mut dyn Broker,
+            &dyn IntradayFeed,
+            CycleReads,
+        ) = match (&mut self.venue, local_book.as_mut(), &local) {
+            (Venue::Alpaca { broker, feed }, _, _) => {
+                let guard = broker.client().deadline_until(deadline);
+                let reads = read_cycle(broker, feed, &symbols, now, SNAPSHOT_BARS, deadline);
+                (Some(guard), broker.as_mut(), &**feed, reads)
+            }
+            (Venue::DryRun { feed }, Some(book), Some((_, local_feed))) => {
+                let guard = feed.client.deadline_until(deadline);
+                let (market, market_complete) =
+                    feed.snapshot_until(&symbols, now, SNAPSHOT_BARS, deadline);
+                let reads = CycleReads {
+                    account: book.account(),
+                    positions: book.positions(),
+                    open_orders: book.open_orders(),
+                    market,
+                    market_complete,
+                };
+                (Some(guard), book, &**local_feed, reads)
+            }
+            (Venue::Sim, Some(book), Some((_, feed))) => {
+                let reads = CycleReads::sequential(book, &**feed, &symbols, now, SNAPSHOT_BARS);
+                (None, book, &**feed, reads)
+            }
+            _ => return Err(ExecutionError::NoBroker),
+        };
+        self.notifier.watchdog_ping();
+        let mut desk = OrderDesk {
+            db: &mut self.db,
             broker,
-            feed,
             now,
-            &self.failpoints,
-            config,
-            &watchlist,
-            kill.reason.clone(),
-            command,
-        )?;
+            failpoints: &self.failpoints,
+            unknown_outcome_grace: Duration::from_secs(exec.unknown_outcome_grace_seconds),
+        };
+        let inputs = CycleInputs {
+            watchlist: &watchlist,
+            kill_switch: kill.reason.clone(),
+            feed,
+            config: exec,
+            allow_entries: command != Command::Flatten,
+        };
+        let notifier = &self.notifier;
+        let report =
+            engine::run_cycle_with(&mut desk, &inputs, reads, &mut |_| notifier.watchdog_ping())?;
+        if command == Command::Flatten {
+            if !report.market_open {
+                return Err(ExecutionError::FlattenWhileClosed);
+            }
+            let sent = engine::flatten(&mut desk)?;
+            println!("flatten: {sent} sell orders sent");
+        }
+        drop(_deadline_guard);
+        self.notifier.watchdog_ping();
+        if Instant::now() > deadline + DEADLINE_OVERRUN_WARNING {
+            tracing::warn!(
+                deadline_seconds = exec.cycle_deadline_seconds,
+                "the cycle outlasted its deadline by more than {} s (local work: database or local book)",
+                DEADLINE_OVERRUN_WARNING.as_secs()
+            );
+        }
         self.cycles += 1;
         if let Err(e) = self.db.heartbeat(now, config.mode.as_str(), self.cycles) {
             tracing::warn!("heartbeat not written: {e}");
@@ -439,6 +495,9 @@ impl<'a> Service<'a> {
         Ok(report)
     }
 }
+
+/// How far past its deadline a cycle may run (local database work) before it is logged.
+const DEADLINE_OVERRUN_WARNING: Duration = Duration::from_secs(2);
 
 /// A simulated order book in `path`, advanced to `now`, filling on `feed`'s prices (`sim`:
 /// the synthetic path; `dry-run`: Alpaca's real bars). Public for test servers.
@@ -569,10 +628,13 @@ fn run_with_alerts(
     clock: &dyn Clock,
     alerts: Alerts,
 ) -> Result<(), ExecutionError> {
-    let mut service = Service::open(config)?.with_alerts(alerts.clone());
+    let notifier = Notifier::from_env();
+    check_deadline_fits_watchdog(&config.execution, notifier.watchdog_interval())?;
+    let mut service = Service::open(config)?
+        .with_alerts(alerts.clone())
+        .with_notifier(notifier.clone());
     service.compare_broker_calendar(clock.now());
     let shutdown = ShutdownSignal::install()?;
-    let notifier = Notifier::from_env();
     let mut ready_sent = false;
     loop {
         let report = service.cycle(clock.now(), command)?;
@@ -607,6 +669,23 @@ fn run_with_alerts(
     Ok(())
 }
 
+/// A cycle must end well inside the watchdog: refuse a deadline that is not below the ping
+/// interval systemd asks for (half of `WatchdogSec`).
+pub fn check_deadline_fits_watchdog(
+    execution: &crate::execution::config::ExecutionConfig,
+    ping_interval: Option<Duration>,
+) -> Result<(), ExecutionError> {
+    match ping_interval {
+        Some(interval) if execution.cycle_deadline() >= interval => {
+            Err(ExecutionError::DeadlineOutlastsWatchdog {
+                deadline_seconds: execution.cycle_deadline_seconds,
+                watchdog_seconds: interval.saturating_mul(2).as_secs(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Sleep up to `wait`, pinging the watchdog; false when a shutdown was requested.
 fn sleep_with_watchdog(shutdown: &ShutdownSignal, notifier: &Notifier, wait: Duration) -> bool {
     let slice = notifier
@@ -624,43 +703,6 @@ fn sleep_with_watchdog(shutdown: &ShutdownSignal, notifier: &Notifier, wait: Dur
         left = left.saturating_sub(step);
     }
     !shutdown.requested()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_one(
-    db: &mut StateDb,
-    broker: &mut dyn Broker,
-    feed: &dyn IntradayFeed,
-    now: DateTime<Utc>,
-    failpoints: &Failpoints,
-    config: &Config,
-    watchlist: &WatchlistInput,
-    kill_switch: Option<String>,
-    command: Command,
-) -> Result<CycleReport, ExecutionError> {
-    let mut desk = OrderDesk {
-        db,
-        broker,
-        now,
-        failpoints,
-        unknown_outcome_grace: Duration::from_secs(config.execution.unknown_outcome_grace_seconds),
-    };
-    let inputs = CycleInputs {
-        watchlist,
-        kill_switch,
-        feed,
-        config: &config.execution,
-        allow_entries: command != Command::Flatten,
-    };
-    let report = engine::run_cycle(&mut desk, &inputs)?;
-    if command == Command::Flatten {
-        if !report.market_open {
-            return Err(ExecutionError::FlattenWhileClosed);
-        }
-        let sent = engine::flatten(&mut desk)?;
-        println!("flatten: {sent} sell orders sent");
-    }
-    Ok(report)
 }
 
 fn log_cycle(

@@ -14,25 +14,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const EXEC: &str = env!("CARGO_BIN_EXE_avwap-execution");
+pub(super) const EXEC: &str = env!("CARGO_BIN_EXE_avwap-execution");
 const SCAN: &str = env!("CARGO_BIN_EXE_avwap-scan");
-const DAY: &str = "2010-08-09";
+pub(super) const DAY: &str = "2010-08-09";
 
 fn day() -> NaiveDate {
     DAY.parse().unwrap()
 }
 
-fn at(time: &str) -> DateTime<Utc> {
+pub(super) fn at(time: &str) -> DateTime<Utc> {
     let t = NaiveTime::parse_from_str(time, "%H:%M").unwrap();
     avwap::calendar::ny_instant(day(), t)
 }
 
-fn stderr(o: &Output) -> String {
+pub(super) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A state directory with the demo watchlist for 2010-08-09 (the real scanner, offline).
-fn state_with_watchlist() -> (tempfile::TempDir, Vec<WatchlistRow>) {
+pub(super) fn state_with_watchlist() -> (tempfile::TempDir, Vec<WatchlistRow>) {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(SCAN)
         .args(["--demo", "--as-of", DAY, "--state-dir"])
@@ -49,7 +49,7 @@ fn state_with_watchlist() -> (tempfile::TempDir, Vec<WatchlistRow>) {
 }
 
 /// A configuration pointing `mode` at the fake (or at `trading`/`data` when given).
-fn config(dir: &Path, mode: &str, trading: &str, data: &str) -> PathBuf {
+pub(super) fn config(dir: &Path, mode: &str, trading: &str, data: &str) -> PathBuf {
     let path = dir.join("avwap.toml");
     std::fs::write(
         &path,
@@ -61,7 +61,7 @@ fn config(dir: &Path, mode: &str, trading: &str, data: &str) -> PathBuf {
     path
 }
 
-fn exec(config: &Path, state: &Path, args: &[&str]) -> Command {
+pub(super) fn exec(config: &Path, state: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(EXEC);
     cmd.args(args)
         .arg("--config")
@@ -82,7 +82,7 @@ fn exec(config: &Path, state: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn cycle(config: &Path, state: &Path, time: &str) -> Output {
+pub(super) fn cycle(config: &Path, state: &Path, time: &str) -> Output {
     let when = format!("{DAY}T{time}");
     exec(config, state, &["--once", "--at", &when])
         .output()
@@ -102,7 +102,7 @@ fn bar(start: &str, close: f64) -> FakeBar {
 
 /// 10-minute bars of `row` that break out above its entry level and hold (09:30–09:50), and a
 /// latest trade at 10:04 just above it.
-fn breakout(fake: &FakeAlpaca, row: &WatchlistRow) -> f64 {
+pub(super) fn breakout(fake: &FakeAlpaca, row: &WatchlistRow) -> f64 {
     let entry = row.entry_level.to_f64().unwrap();
     let (first, second) = (entry * 1.004, entry * 1.005);
     fake.set_intraday_bars(
@@ -119,7 +119,7 @@ fn breakout(fake: &FakeAlpaca, row: &WatchlistRow) -> f64 {
 
 /// A row whose stop lies clearly below its entry level (some demo rows have the stop above
 /// the level, which the engine rightly skips as `risk_invalid` at the level's price).
-fn tradable(rows: &[WatchlistRow]) -> &WatchlistRow {
+pub(super) fn tradable(rows: &[WatchlistRow]) -> &WatchlistRow {
     let below = Decimal::new(995, 3);
     rows.iter()
         .find(|r| r.stop_loss < r.entry_level * below)

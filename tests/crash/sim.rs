@@ -181,9 +181,9 @@ fn two_instances_started_at_once_exactly_one_runs() {
     );
 }
 
-/// The survivor keeps polling: with a systemd watchdog (WATCHDOG_USEC = 1 s, so it sleeps in
-/// 0.5 s slices and pings between them) the service must still be running after several
-/// slices and stop only on SIGTERM.
+/// The survivor keeps polling: with a systemd watchdog (WATCHDOG_USEC = 2.5 s, so it sleeps in
+/// 1.25 s slices and pings between them; the cycle deadline is 1 s, below that interval) the
+/// service must still be running after several slices and stop only on SIGTERM.
 #[test]
 fn the_service_keeps_running_between_polls_under_a_watchdog() {
     let tmp = tempfile::tempdir().unwrap();
@@ -192,11 +192,15 @@ fn the_service_keeps_running_between_polls_under_a_watchdog() {
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
+    let config = tmp.path().join("avwap.toml");
+    std::fs::write(&config, "[execution]\ncycle_deadline_seconds = 1\n").unwrap();
     let mut child = command(EXEC, tmp.path())
-        .args(["--mode", "sim", "--state-dir"])
+        .args(["--mode", "sim", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
         .arg(tmp.path().join("state"))
         .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "1000000")
+        .env("WATCHDOG_USEC", "2500000")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -215,11 +219,11 @@ fn the_service_keeps_running_between_polls_under_a_watchdog() {
             panic!("no READY=1 from the service: {messages:?}");
         }
     }
-    // Four watchdog slices of 0.5 s: it must still be running, pinging.
+    // Four watchdog slices of 1.25 s: it must still be running, pinging.
     let ready = Instant::now();
     let before = messages.len();
     let mut stopped = None;
-    while ready.elapsed() < Duration::from_secs(2) {
+    while ready.elapsed() < Duration::from_secs(5) {
         if let Ok(n) = socket.recv(&mut buf) {
             messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
@@ -247,6 +251,32 @@ fn the_service_keeps_running_between_polls_under_a_watchdog() {
     assert_eq!(status.unwrap().code(), Some(0));
     assert!(
         pings >= 3,
-        "only {pings} watchdog pings in the 2 s after READY=1: {messages:?}"
+        "only {pings} watchdog pings in the 5 s after READY=1: {messages:?}"
+    );
+}
+
+/// A cycle deadline that is not below half the watchdog (here the default 20 s against
+/// WatchdogSec = 1 s) is refused at start with exit 10, before anything is opened: a hung
+/// broker could otherwise outlast the watchdog and SIGABRT the service mid-cycle.
+#[test]
+fn a_cycle_deadline_the_watchdog_cannot_wait_for_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let out = command(EXEC, tmp.path())
+        .args(["--mode", "sim", "--once", "--state-dir"])
+        .arg(&state)
+        .env("NOTIFY_SOCKET", tmp.path().join("absent.sock"))
+        .env("WATCHDOG_USEC", "1000000")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("cycle_deadline_seconds = 20") && text.contains("WatchdogSec"),
+        "{text}"
+    );
+    assert!(
+        !state.join("execution.sqlite").exists(),
+        "nothing is opened"
     );
 }
