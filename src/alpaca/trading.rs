@@ -24,6 +24,7 @@ use crate::broker::{
     Account, Broker, BrokerError, BrokerOrder, MarketClock, OrderRequest, Position, ReplaceRequest,
 };
 use crate::credentials::Secret;
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use std::time::Instant;
 
@@ -112,16 +113,37 @@ impl AlpacaBroker {
         &self,
         deadline: Option<Instant>,
     ) -> Result<Vec<BrokerOrder>, BrokerError> {
+        self.list_orders_async("open", None, None, deadline).await
+    }
+
+    /// `GET /v2/orders` with `status` (`open`, `all`), optionally one symbol and submitted
+    /// after `after`; every page, oldest first.
+    async fn list_orders_async(
+        &self,
+        status: &str,
+        symbol: Option<&str>,
+        after: Option<DateTime<Utc>>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<BrokerOrder>, BrokerError> {
         let path = "/v2/orders";
         let mut all: Vec<BrokerOrder> = Vec::new();
-        let mut after: Option<String> = None;
+        let mut after_order: Option<String> = None;
         loop {
             let mut request = Request::get(Api::Trading, path)
-                .query("status", "open")
+                .query("status", status.to_string())
                 .query("limit", ORDERS_PAGE_LIMIT.to_string())
                 .query("direction", "asc")
                 .query("nested", "false");
-            if let Some(id) = &after {
+            if let Some(symbol) = symbol {
+                request = request.query("symbols", symbol.to_string());
+            }
+            if let Some(after) = after {
+                request = request.query(
+                    "after",
+                    after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                );
+            }
+            if let Some(id) = &after_order {
                 request = request.query("after_order_id", id.clone());
             }
             let page: Vec<WireOrder> = self.client.json_async(&request, deadline).await?;
@@ -131,7 +153,9 @@ impl AlpacaBroker {
                 all.push(Self::order_from(path, wire)?);
             }
             match (full, last_id) {
-                (true, Some(id)) if after.as_deref() != Some(id.as_str()) => after = Some(id),
+                (true, Some(id)) if after_order.as_deref() != Some(id.as_str()) => {
+                    after_order = Some(id)
+                }
                 _ => break,
             }
         }
@@ -216,6 +240,20 @@ impl Broker for AlpacaBroker {
                 ),
             }),
         }
+    }
+
+    fn orders_for_symbol(
+        &mut self,
+        symbol: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<BrokerOrder>, BrokerError> {
+        let mut orders =
+            self.client
+                .block_on(self.list_orders_async("all", Some(symbol), Some(since), None))?;
+        // The symbol filter is the server's; an answer for another symbol is not ours to use.
+        orders.retain(|o| o.symbol == symbol);
+        orders.sort_by_key(|o| o.submitted_at);
+        Ok(orders)
     }
 
     fn order_by_client_id(

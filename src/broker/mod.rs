@@ -288,6 +288,18 @@ pub trait Broker {
         request: &ReplaceRequest,
     ) -> Result<BrokerOrder, BrokerError>;
     fn cancel(&mut self, order_id: &str) -> Result<(), BrokerError>;
+    /// Every order of `symbol` submitted at or after `since`, in any state, oldest first. How a
+    /// lost or rolled-back journal finds the filled entry behind a position it does not know.
+    fn orders_for_symbol(
+        &mut self,
+        symbol: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<BrokerOrder>, BrokerError> {
+        let _ = (symbol, since);
+        Err(BrokerError::Unsupported(
+            "listing an account's past orders".to_string(),
+        ))
+    }
     /// Broker-side kill switch: block (or allow again) all new orders for the account.
     fn suspend_new_orders(&mut self, suspend: bool) -> Result<(), BrokerError> {
         let _ = suspend;

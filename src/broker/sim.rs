@@ -1258,6 +1258,23 @@ impl Broker for SimBroker {
         })
     }
 
+    fn orders_for_symbol(
+        &mut self,
+        symbol: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<BrokerOrder>, BrokerError> {
+        // A list read like the open-order list: it shares that method's injected faults.
+        self.call(SimMethod::OpenOrders, |conn, _| {
+            let mut orders: Vec<BrokerOrder> = store::all_orders(conn)?
+                .iter()
+                .map(OrderRow::to_broker)
+                .filter(|o| o.symbol == symbol && o.submitted_at >= since)
+                .collect();
+            orders.sort_by_key(|o| o.submitted_at);
+            Ok(orders)
+        })
+    }
+
     fn order_by_client_id(
         &mut self,
         client_order_id: &str,

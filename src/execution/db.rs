@@ -598,8 +598,8 @@ impl StateDb {
             .map_err(self.sql("reading attempts"))
     }
 
-    /// How many stop orders were ever journaled for a symbol (any session): the next stop
-    /// leg number is this plus one.
+    /// The highest stop leg number used for a symbol (any session), journaled by us or found
+    /// at the broker (adopted orders after a lost journal): the next stop leg is this plus one.
     pub fn stop_legs_used(&self, symbol: &str) -> Result<u32, DbError> {
         let legs: Vec<String> = {
             let mut stmt = self
@@ -612,11 +612,32 @@ impl StateDb {
             rows.collect::<Result<_, _>>()
                 .map_err(self.sql("reading stop legs"))?
         };
-        Ok(legs
+        let journaled = legs
             .iter()
             .filter_map(|l| l.strip_prefix("st").and_then(|n| n.parse::<u32>().ok()))
             .max()
-            .unwrap_or(0))
+            .unwrap_or(0);
+        let found = self
+            .orders_for_symbol(symbol)?
+            .iter()
+            .filter_map(|o| crate::execution::ids::ClientOrderId::parse(&o.order.client_order_id))
+            .filter_map(|id| match id.leg {
+                crate::execution::ids::Leg::Stop(n) => Some(n),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        Ok(journaled.max(found))
+    }
+
+    /// Our orders whose client order id names `session` (journaled or adopted).
+    pub fn orders_in_session(&self, session: NaiveDate) -> Result<Vec<OrderRow>, DbError> {
+        let prefix = format!(
+            "{}-{}-%",
+            crate::execution::ids::PREFIX,
+            session.format("%Y%m%d")
+        );
+        self.order_rows("client_order_id LIKE ?1", &[&prefix])
     }
 
     /// Entry orders sent today (acknowledged), for the orders-per-day cap.

@@ -159,11 +159,14 @@ fn record_reads(
         }
     }
     let broker_positions = match &reads.positions {
-        Ok(list) => Some(
-            list.iter()
-                .map(|p| (p.symbol.clone(), p.qty))
-                .collect::<BTreeMap<_, _>>(),
-        ),
+        Ok(list) => {
+            recover_positions(desk, list, report)?;
+            Some(
+                list.iter()
+                    .map(|p| (p.symbol.clone(), p.clone()))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+        }
         Err(e) => {
             incomplete.push("positions".to_string());
             report.warnings.push(format!(
@@ -235,6 +238,78 @@ fn adopt_or_report(desk: &mut OrderDesk<'_>, open: &[BrokerOrder]) -> Result<(),
     Ok(())
 }
 
+/// How far back the orders behind an unexplained position are looked for (a swing position is
+/// held for days, rarely weeks).
+pub const RECOVERY_LOOKBACK_DAYS: i64 = 60;
+
+/// The broker holds a position our journal does not own (a journal lost or rolled back): find
+/// our orders behind it at the broker and record them, oldest first, as adopted, so their
+/// fills rebuild the position and the working stop protecting it is known. Looked up once per
+/// session per symbol: a position no order of ours explains is then reported every cycle
+/// (`foreign_position`), blocks entries in its symbol and counts against the caps.
+fn recover_positions(
+    desk: &mut OrderDesk<'_>,
+    broker_positions: &[crate::broker::Position],
+    report: &mut CycleReport,
+) -> Result<(), LifecycleError> {
+    let session = calendar::ny_date(desk.now);
+    for held in broker_positions {
+        if held.qty <= Decimal::ZERO
+            || desk.db.position(&held.symbol)?.is_some_and(|p| p.open)
+            || desk
+                .db
+                .has_event(session, "foreign_position", &held.symbol)?
+        {
+            continue;
+        }
+        let symbol = held.symbol.as_str();
+        let since = desk.now - chrono::Duration::days(RECOVERY_LOOKBACK_DAYS);
+        let orders = match desk.broker.orders_for_symbol(symbol, since) {
+            Ok(orders) => orders,
+            Err(e @ BrokerError::Auth { .. }) => return Err(LifecycleError::Auth(e)),
+            Err(e) => {
+                report.warnings.push(format!(
+                    "{symbol}: the broker holds {} that our journal does not own, and its orders cannot be listed: {e}; looked up again next cycle",
+                    held.qty
+                ));
+                continue;
+            }
+        };
+        let mut ours: Vec<BrokerOrder> = orders
+            .into_iter()
+            .filter(|o| ids::is_ours(&o.client_order_id))
+            .collect();
+        ours.sort_by_key(|o| o.submitted_at);
+        for order in &ours {
+            desk.record(order, true)?;
+        }
+        let Some(position) = desk.db.position(symbol)?.filter(|p| p.open) else {
+            continue;
+        };
+        // The working stop found at the broker is the level to keep (stops only move up).
+        let open: Vec<BrokerOrder> = ours
+            .iter()
+            .filter(|o| o.status.is_open())
+            .cloned()
+            .collect();
+        if let Some(level) = stop_order(&open, symbol).and_then(|o| o.stop_price) {
+            desk.db.raise_stop_level(symbol, level, desk.now)?;
+        }
+        desk.event(
+            "position_recovered",
+            Some(symbol),
+            Some(&position.entry_client_order_id),
+            format!(
+                "the journal did not own the broker's {} {symbol}; rebuilt from {} order(s) of ours found at the broker: we own {}",
+                held.qty,
+                ours.len(),
+                position.qty
+            ),
+        )?;
+    }
+    Ok(())
+}
+
 /// The session date in client order ids: today's session, or the next one when closed.
 fn id_session(now: DateTime<Utc>) -> Option<NaiveDate> {
     calendar::current_or_next_session(now).map(|s| s.date).ok()
@@ -247,8 +322,9 @@ fn journal(
     owned: &[crate::execution::db::OwnedPosition],
 ) -> Result<Journal, DbError> {
     let id_session = id_session(now).or_else(|| Some(calendar::ny_date(now)));
-    let intents = match id_session {
-        Some(session) => db
+    let mut intents: Vec<JournaledIntent> = Vec::new();
+    if let Some(session) = id_session {
+        intents = db
             .intents_in_session(session)?
             .into_iter()
             .map(|i| JournaledIntent {
@@ -257,9 +333,27 @@ fn journal(
                 attempt: i.attempt,
                 state: i.state,
             })
-            .collect(),
-        None => Vec::new(),
-    };
+            .collect();
+        // Orders of this session found at the broker without an intent (adopted after a
+        // lost journal) count as sent: no second entry, and their ids are taken.
+        for row in db.orders_in_session(session)? {
+            let Some(id) = ids::ClientOrderId::parse(&row.order.client_order_id) else {
+                continue;
+            };
+            let leg = id.leg.to_string();
+            if !intents
+                .iter()
+                .any(|i| i.symbol == id.symbol && i.leg == leg && i.attempt == id.attempt)
+            {
+                intents.push(JournaledIntent {
+                    symbol: id.symbol.clone(),
+                    leg,
+                    attempt: id.attempt,
+                    state: crate::execution::db::IntentState::Acknowledged,
+                });
+            }
+        }
+    }
     let mut stop_legs_used = BTreeMap::new();
     for position in owned {
         stop_legs_used.insert(

@@ -10,6 +10,7 @@
 use crate::broker::{Broker, BrokerError, BrokerOrder, OrderRequest, ReplaceRequest};
 use crate::execution::db::{DbError, Event, Intent, IntentState, StateDb};
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use std::time::Duration;
 
 /// Environment variable naming the crash point (test use only; see README).
@@ -198,6 +199,11 @@ impl OrderDesk<'_> {
                 )?;
                 Ok(Placement::Acknowledged(order))
             }
+            Err(BrokerError::Rejected { message, .. }) if is_duplicate_id(&message) => {
+                // The id is taken: an order with it exists (a journal lost or rolled back).
+                // Look it up and record it; never move on to the next attempt id blindly.
+                self.already_exists(&intent, &cid)
+            }
             Err(BrokerError::Rejected { code, message }) => {
                 self.db
                     .set_intent_state(&cid, IntentState::Rejected, Some(&message), self.now)?;
@@ -251,6 +257,55 @@ impl OrderDesk<'_> {
                     e.to_string(),
                 )?;
                 Ok(Placement::Unknown(e.to_string()))
+            }
+        }
+    }
+
+    /// The broker refused `intent` because its client order id is taken: record the order that
+    /// holds it. An open (or filled) one is ours and counts as placed; a finished one holds the
+    /// id only, so the intent ends rejected and the strategy's next decision takes a new id.
+    fn already_exists(&mut self, intent: &Intent, cid: &str) -> Result<Placement, LifecycleError> {
+        match self.broker.order_by_client_id(cid) {
+            Ok(Some(order)) => {
+                self.record(&order, true)?;
+                self.event(
+                    "order_exists",
+                    Some(&intent.symbol),
+                    Some(cid),
+                    format!(
+                        "the broker already has an order with this client order id (status {}); recorded it instead of sending another",
+                        order.status
+                    ),
+                )?;
+                if order.status.is_open() || order.filled_qty > Decimal::ZERO {
+                    Ok(Placement::Acknowledged(order))
+                } else {
+                    let message = format!(
+                        "client order id already used by an earlier order (status {})",
+                        order.status
+                    );
+                    self.db.set_intent_state(
+                        cid,
+                        IntentState::Rejected,
+                        Some(&message),
+                        self.now,
+                    )?;
+                    Ok(Placement::Rejected {
+                        code: None,
+                        message,
+                    })
+                }
+            }
+            Ok(None) | Err(_) => {
+                // Taken but not found (yet): an unknown outcome, looked up again next cycle.
+                let message = "the broker says this client order id is taken but did not return the order; it is looked up again before anything is resent".to_string();
+                self.event(
+                    "order_outcome_unknown",
+                    Some(&intent.symbol),
+                    Some(cid),
+                    message.clone(),
+                )?;
+                Ok(Placement::Unknown(message))
             }
         }
     }
@@ -438,6 +493,13 @@ impl OrderDesk<'_> {
             }
         }
     }
+}
+
+/// Alpaca's (and the simulator's) refusal of a client order id that is already taken.
+fn is_duplicate_id(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("client_order_id must be unique")
 }
 
 fn side_word(order: &BrokerOrder) -> &'static str {

@@ -8,7 +8,7 @@
 //! deterministic from the state's journal (next attempt, next stop leg), so a replayed cycle
 //! proposes the very ids the journal already holds and nothing is sent twice.
 
-use crate::broker::{Account, BrokerOrder, OrderType, Side, TimeInForce};
+use crate::broker::{Account, BrokerOrder, OrderType, Position, Side, TimeInForce};
 use crate::calendar::Session;
 use crate::execution::config::ExecutionConfig;
 use crate::execution::db::{EntryPlan, Intent, IntentState, OwnedPosition};
@@ -95,9 +95,9 @@ pub struct CycleState {
     pub phase: Phase,
     /// Positions we own (our journal, after this cycle's reconciliation).
     pub owned: Vec<OwnedPosition>,
-    /// Shares the broker reports per symbol; `None` when the report is unavailable, which is
-    /// never read as flat.
-    pub broker_positions: Option<BTreeMap<String, Decimal>>,
+    /// The broker's positions by symbol; `None` when the report is unavailable, which is never
+    /// read as flat.
+    pub broker_positions: Option<BTreeMap<String, Position>>,
     /// Our working orders as journaled, after this cycle's refresh.
     pub open_orders: Vec<BrokerOrder>,
     /// The account, or why it is unavailable.
@@ -345,21 +345,28 @@ pub fn plan_cycle(state: &CycleState, config: &ExecutionConfig) -> CyclePlan {
     plan
 }
 
-/// Positions at the broker we do not own, or hold more of than we own: reported, never touched.
+/// Positions at the broker we do not own (no order of ours explains them), or hold more of
+/// than we own: reported and never touched; they count against the caps and block entries in
+/// their symbol, and the operator is warned every cycle until the account is put right.
 fn plan_broker_notices(state: &CycleState, plan: &mut CyclePlan) {
     let Some(positions) = &state.broker_positions else {
         return;
     };
-    for (symbol, qty) in positions {
+    for (symbol, position) in positions {
+        let qty = position.qty;
         match state.owned.iter().find(|o| &o.symbol == symbol) {
-            None => plan.notices.push(Notice {
-                kind: "foreign_position",
-                symbol: symbol.clone(),
-                message: format!(
-                    "a position of {qty} {symbol} is not ours; reported, never touched"
-                ),
-            }),
-            Some(o) if *qty > o.qty => plan.notices.push(Notice {
+            None => {
+                let message = format!(
+                    "the broker holds {qty} {symbol} and no order of ours explains it; reported, never touched; no entries in {symbol} and it counts against the caps — check the account"
+                );
+                plan.warnings.push(format!("{symbol}: {message}"));
+                plan.notices.push(Notice {
+                    kind: "foreign_position",
+                    symbol: symbol.clone(),
+                    message,
+                });
+            }
+            Some(o) if qty > o.qty => plan.notices.push(Notice {
                 kind: "position_larger_than_owned",
                 symbol: symbol.clone(),
                 message: format!(
@@ -370,6 +377,19 @@ fn plan_broker_notices(state: &CycleState, plan: &mut CyclePlan) {
             Some(_) => {}
         }
     }
+}
+
+/// Broker positions in symbols we do not own: how many, and their cost.
+fn unexplained_holdings(state: &CycleState) -> (usize, Decimal) {
+    let Some(positions) = &state.broker_positions else {
+        return (0, Decimal::ZERO);
+    };
+    positions
+        .values()
+        .filter(|p| p.qty > Decimal::ZERO && !state.owned.iter().any(|o| o.symbol == p.symbol))
+        .fold((0, Decimal::ZERO), |(n, value), p| {
+            (n + 1, value + p.qty * p.avg_entry_price.abs())
+        })
 }
 
 /// Protection, then exits, for one owned position.
@@ -385,7 +405,7 @@ fn plan_position(
     let broker_qty = state
         .broker_positions
         .as_ref()
-        .map(|m| m.get(symbol).copied().unwrap_or(Decimal::ZERO));
+        .map(|m| m.get(symbol).map_or(Decimal::ZERO, |p| p.qty));
     // Protect what both sides agree we hold.
     let held = match broker_qty {
         Some(b) if b.is_zero() => {
@@ -547,7 +567,10 @@ fn plan_entries(
             .iter()
             .map(|o| (o.qty - o.filled_qty) * o.limit_price.unwrap_or_default())
             .sum::<Decimal>();
-    let mut positions = owned.len() + working_entries.len();
+    // What the broker holds beyond our journal counts too: caps are about the account.
+    let (unexplained, unexplained_value) = unexplained_holdings(state);
+    gross += unexplained_value;
+    let mut positions = owned.len() + working_entries.len() + unexplained;
     let mut sent_today = state.journal.entries_sent();
     let mut spent = Decimal::ZERO;
     let mut planned: BTreeSet<&str> = BTreeSet::new();
@@ -577,6 +600,21 @@ fn plan_entries(
         }
         if owned.iter().any(|p| p.symbol == symbol) {
             skip("already_owned", "a position is already open".into());
+            continue;
+        }
+        if let Some(held) = state
+            .broker_positions
+            .as_ref()
+            .and_then(|m| m.get(symbol))
+            .filter(|p| !p.qty.is_zero())
+        {
+            skip(
+                "broker_position_unexplained",
+                format!(
+                    "the broker holds {} {symbol} that no order of ours explains",
+                    held.qty
+                ),
+            );
             continue;
         }
         if let Some(source) = &state.kill_switch {

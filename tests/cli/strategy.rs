@@ -1352,3 +1352,138 @@ proptest! {
         prop_assert!(richer >= qty, "more equity gave {} < {}", richer, qty);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Recovery: the journal lost or rolled back while the broker holds our position (issue 14)
+// ---------------------------------------------------------------------------------------------
+
+/// ACME and BETA both confirm at 09:50 with one position allowed: ACME is entered (199 @ 50.00,
+/// stop 48.50 at 10:00), BETA is skipped for the cap.
+fn one_slot_two_breakouts() -> (Sim, WatchlistInput) {
+    let day1 = date(DAY1);
+    let mut bars = acme_breakout(day1);
+    bars.extend(beta_breakout(day1));
+    let config = ExecutionConfig {
+        max_positions: 1,
+        ..ExecutionConfig::default()
+    };
+    let sim = Sim::new(bars, config, "100000");
+    let wl = WatchlistInput::Fresh(vec![acme_row(day1), beta_row(day1)]);
+    (sim, wl)
+}
+
+/// After a recovery: one entry for ACME ever, none for BETA (the cap counts what the broker
+/// holds), the broker's ACME position owned again in full and covered by exactly one working
+/// stop for all of it.
+fn assert_recovered(sim: &mut Sim, label: &str) {
+    assert_eq!(sim.entries("ACME").len(), 1, "{label}: a second ACME entry");
+    assert!(
+        sim.entries("BETA").is_empty(),
+        "{label}: BETA entered past the cap"
+    );
+    let broker_qty = sim
+        .broker
+        .positions()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.symbol == "ACME")
+        .map(|p| p.qty)
+        .expect("the broker holds ACME");
+    assert_eq!(broker_qty, d("199"), "{label}");
+    let owned = sim.db.position("ACME").unwrap().expect("ACME owned again");
+    assert!(owned.open, "{label}");
+    assert_eq!(
+        owned.qty, broker_qty,
+        "{label}: the journal owns what the broker holds"
+    );
+    let stop = sim.open_stop("ACME").expect("a working stop");
+    assert_eq!(
+        stop.qty, broker_qty,
+        "{label}: the stop covers the whole position"
+    );
+    assert_eq!(
+        stop.stop_price,
+        Some(d("48.50")),
+        "{label}: the stop level is kept"
+    );
+}
+
+#[test]
+fn a_lost_journal_is_rebuilt_from_the_broker_without_a_second_entry_or_a_cap_exceeded() {
+    let day1 = date(DAY1);
+    let (mut sim, wl) = one_slot_two_breakouts();
+    sim.run(day1, "09:35", "10:05", 5, &wl);
+    assert_eq!(sim.entries("ACME").len(), 1);
+    assert!(sim.open_stop("ACME").is_some());
+    // The state database is lost (deleted, or truncated to 0 bytes: SQLite opens both empty).
+    sim.db = StateDb::open_in_memory().unwrap();
+    sim.run(day1, "10:10", "11:00", 5, &wl);
+    assert_recovered(&mut sim, "journal lost");
+    assert_eq!(sim.event_count("position_recovered"), 1);
+    assert_eq!(
+        sim.skip_at(day1, "BETA", ny(day1, "10:10")).as_deref(),
+        Some("max_positions")
+    );
+    // The entry found at the broker counts as today's entry (and the position is owned).
+    assert_eq!(
+        sim.skip_at(day1, "ACME", ny(day1, "10:10")).as_deref(),
+        Some("already_entered_today")
+    );
+    sim.assert_no_rejections();
+}
+
+/// The journal rolled back to a copy from 1, 2 or 3 cycles earlier (a backup restore, a VM
+/// snapshot, storage that lost recent writes), at every moment of the entry's life: never a
+/// second entry, never a cap exceeded, the position always ends owned and fully protected.
+#[test]
+fn a_journal_rolled_back_by_one_to_three_cycles_recovers_at_every_step() {
+    let day1 = date(DAY1);
+    let times = ["09:45", "09:50", "09:55", "10:00", "10:05", "10:10"];
+    for lost_after in 3..times.len() {
+        for back in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("execution.sqlite");
+            let (mut sim, wl) = one_slot_two_breakouts();
+            sim.db = StateDb::open(&path).unwrap();
+            let mut copies = Vec::new();
+            for (i, t) in times.iter().enumerate().take(lost_after + 1) {
+                sim.cycle(ny(day1, t), &wl);
+                let copy = dir.path().join(format!("copy-{i}"));
+                std::fs::create_dir(&copy).unwrap();
+                for suffix in ["", "-wal"] {
+                    let from = dir.path().join(format!("execution.sqlite{suffix}"));
+                    if from.exists() {
+                        std::fs::copy(&from, copy.join(format!("execution.sqlite{suffix}")))
+                            .unwrap();
+                    }
+                }
+                copies.push(copy);
+            }
+            // Close the journal, put the older copy in its place, reopen.
+            sim.db = StateDb::open_in_memory().unwrap();
+            let restore = &copies[lost_after - back];
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(dir.path().join(format!("execution.sqlite{suffix}")));
+            }
+            for suffix in ["", "-wal"] {
+                let from = restore.join(format!("execution.sqlite{suffix}"));
+                if from.exists() {
+                    std::fs::copy(&from, dir.path().join(format!("execution.sqlite{suffix}")))
+                        .unwrap();
+                }
+            }
+            sim.db = StateDb::open(&path).unwrap();
+            let label = format!(
+                "journal after {} rolled back to the copy after {}",
+                times[lost_after],
+                times[lost_after - back]
+            );
+            let mut now = ny(day1, times[lost_after]) + Duration::minutes(5);
+            while now <= ny(day1, "11:00") {
+                sim.cycle(now, &wl);
+                now += Duration::minutes(5);
+            }
+            assert_recovered(&mut sim, &label);
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! deterministic and idempotent on a replayed state). No broker, no database.
 
 use super::*;
-use crate::broker::{OrderStatus, Side};
+use crate::broker::{OrderStatus, Position, Side};
 use crate::calendar;
 use crate::market_data::intraday::IntradayBar;
 use crate::watchlist::tests_support::sample_row;
@@ -65,6 +65,17 @@ fn position(symbol: &str, qty: u32, avg: &str, stop: &str, r1: &str, r2: &str) -
         open: true,
         realized_pnl: Decimal::ZERO,
     }
+}
+
+fn held(symbol: &str, qty: &str) -> (String, Position) {
+    (
+        symbol.to_string(),
+        Position {
+            symbol: symbol.to_string(),
+            qty: dec(qty),
+            avg_entry_price: dec("40"),
+        },
+    )
 }
 
 fn order(symbol: &str, side: Side, kind: OrderType, qty: Decimal, price: Decimal) -> BrokerOrder {
@@ -184,6 +195,45 @@ fn an_incomplete_read_means_no_entries_but_protection_goes_on() {
 }
 
 #[test]
+fn a_broker_position_no_order_of_ours_explains_blocks_its_symbol_and_counts_against_the_caps() {
+    let config = ExecutionConfig {
+        max_positions: 2,
+        ..ExecutionConfig::default()
+    };
+    let mut state = state_at(ny("09:50"), &config);
+    state.watchlist = WatchlistInput::Fresh(vec![
+        candidate("ACME"),
+        candidate("BETA"),
+        candidate("GAMA"),
+    ]);
+    for symbol in ["ACME", "BETA", "GAMA"] {
+        with_breakout(&mut state, symbol);
+    }
+    // The broker holds ACME that our journal does not own (say the journal was lost).
+    state.broker_positions = Some(BTreeMap::from([held("ACME", "100")]));
+    let plan = plan_cycle(&state, &config);
+    assert_eq!(
+        skips(&plan),
+        vec![
+            ("ACME", "broker_position_unexplained"),
+            ("GAMA", "max_positions")
+        ]
+    );
+    let entered: Vec<&str> = plan.entries().map(|i| i.symbol.as_str()).collect();
+    assert_eq!(
+        entered,
+        vec!["BETA"],
+        "one slot left of two: ACME holds the other"
+    );
+    assert_eq!(plan.notices[0].kind, "foreign_position");
+    assert!(
+        plan.warnings.iter().any(|w| w.starts_with("ACME:")),
+        "{:?}",
+        plan.warnings
+    );
+}
+
+#[test]
 fn a_position_missing_at_the_broker_is_reported_and_left_alone() {
     let config = ExecutionConfig::default();
     let mut state = state_at(ny("10:00"), &config);
@@ -199,7 +249,7 @@ fn through_the_stop_while_open_exits_at_the_market_after_cancelling_the_stop() {
     let config = ExecutionConfig::default();
     let mut state = state_at(ny("11:00"), &config);
     state.owned = vec![position("DROP", 100, "40", "38", "42", "44")];
-    state.broker_positions = Some(BTreeMap::from([("DROP".into(), dec("100"))]));
+    state.broker_positions = Some(BTreeMap::from([held("DROP", "100")]));
     state.open_orders = vec![stop("DROP", 100, "38")];
     state.market.latest.insert("DROP".into(), 37.5);
     let plan = plan_cycle(&state, &config);
@@ -222,7 +272,7 @@ fn r1_trims_with_a_stop_resize_and_stop_legs_are_numbered_in_sequence() {
     let config = ExecutionConfig::default();
     let mut state = state_at(ny("11:00"), &config);
     state.owned = vec![position("UP", 100, "40", "38", "42", "44")];
-    state.broker_positions = Some(BTreeMap::from([("UP".into(), dec("100"))]));
+    state.broker_positions = Some(BTreeMap::from([held("UP", "100")]));
     // The stop covers 90 only: protection resizes it (leg st3), then the trim resizes to 50 (st4).
     state.open_orders = vec![stop("UP", 90, "38")];
     state.journal.stop_legs_used.insert("UP".into(), 2);
@@ -360,17 +410,16 @@ fn build(world: &World, config: &ExecutionConfig) -> CycleState {
         let mut p = position(symbol, spec.qty, "40", "38", "42", "44");
         p.trimmed = spec.trimmed;
         let qty = Decimal::from(spec.qty);
-        match spec.broker {
-            0 => {
-                broker.insert(symbol.to_string(), qty);
-            }
-            1 => {
-                broker.insert(symbol.to_string(), (qty - Decimal::ONE).max(Decimal::ONE));
-            }
-            3 => {
-                broker.insert(symbol.to_string(), qty + Decimal::TEN);
-            }
-            _ => {}
+        let reported = match spec.broker {
+            0 => Some(qty),
+            1 => Some((qty - Decimal::ONE).max(Decimal::ONE)),
+            3 => Some(qty + Decimal::TEN),
+            _ => None,
+        };
+        if let Some(reported) = reported {
+            let (key, mut position) = self::held(symbol, "1");
+            position.qty = reported;
+            broker.insert(key, position);
         }
         match spec.stop {
             1 => state.open_orders.push(stop(symbol, spec.qty, "38")),
@@ -585,7 +634,7 @@ proptest! {
                 continue;
             }
             let held = state.broker_positions.as_ref()
-                .and_then(|m| m.get(symbol).copied())
+                .and_then(|m| m.get(symbol).map(|p| p.qty))
                 .map_or(position.qty, |b| b.min(position.qty));
             let selling = working_sells(&after.open_orders, symbol);
             let stop = stop_order(&after.open_orders, symbol);

@@ -532,6 +532,14 @@ fn route(
                     _ => true,
                 })
                 .collect();
+            if let Some(symbols) = q("symbols") {
+                let wanted: HashSet<&str> = symbols.split(',').collect();
+                list.retain(|o| wanted.contains(o.symbol.as_str()));
+            }
+            if let Some(after) = q("after") {
+                // RFC 3339 in UTC on both sides: the text order is the time order.
+                list.retain(|o| o.created_at.as_str() > after);
+            }
             if q("direction").unwrap_or("desc") == "desc" {
                 list.reverse();
             }
