@@ -337,15 +337,26 @@ impl Inner {
                         .collect(),
                 )
             }),
-            ("GET", "/v2/orders") => {
-                if query(pairs, "status") != Some("open") {
-                    return bad("the front serves status=open only".into());
-                }
+            ("GET", "/v2/orders") => match query(pairs, "status") {
                 // One page: the suite never has 500 open orders.
-                broker
+                Some("open") => broker
                     .open_orders()
-                    .map(|os| Value::Array(os.iter().map(order_json).collect()))
-            }
+                    .map(|os| Value::Array(os.iter().map(order_json).collect())),
+                // The recovery lookup: one symbol's orders since a time, any state.
+                Some("all") => {
+                    let Some(symbol) = query(pairs, "symbols") else {
+                        return bad("status=all is served for one symbol only".into());
+                    };
+                    let since = query(pairs, "after")
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                    broker
+                        .orders_for_symbol(symbol, since)
+                        .map(|os| Value::Array(os.iter().map(order_json).collect()))
+                }
+                _ => return bad("the front serves status=open and status=all only".into()),
+            },
             ("GET", "/v2/orders:by_client_order_id") => {
                 let Some(id) = query(pairs, "client_order_id") else {
                     return bad("client_order_id is required".into());

@@ -798,6 +798,136 @@ pub fn positions_read_error(venue: Venue) {
 
 // ---- the tests ----
 
+// ---- the journal lost or rolled back (issue 14): the broker is the source of truth ----
+
+/// How the execution database is lost just before a cycle of the reference day.
+#[derive(Debug, Clone, Copy)]
+enum Loss {
+    /// `rm execution.sqlite*`.
+    Deleted,
+    /// `: > execution.sqlite` (WAL and SHM removed too).
+    Truncated,
+    /// Replaced by its copy from this many cycles earlier (a backup, a VM snapshot).
+    RolledBack(usize),
+    /// The cycle before is SIGKILLed after its first order is sent, then `-wal` and `-shm` are
+    /// removed (storage that lost its recent writes).
+    WalRemovedAfterKill,
+}
+
+const JOURNAL_FILES: [&str; 3] = [
+    "execution.sqlite",
+    "execution.sqlite-wal",
+    "execution.sqlite-shm",
+];
+
+fn copy_journal(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in &JOURNAL_FILES[..2] {
+        let _ = std::fs::remove_file(to.join(name));
+        if from.join(name).exists() {
+            std::fs::copy(from.join(name), to.join(name)).unwrap();
+        }
+    }
+}
+
+fn remove_journal(dir: &Path) {
+    for name in JOURNAL_FILES {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+}
+
+/// Run the reference day with the journal lost before the cycle at `at`, then check what must
+/// hold whatever the journal knows: no id used twice, no second entry/trim/exit of a symbol in a
+/// session, the daily cap, and at the end every broker position owned in full and covered by
+/// its stop.
+fn run_with_loss(venue: Venue, loss: Loss, at: &str) {
+    let name = format!("{loss:?} before {at} ({venue:?})");
+    let dir = fresh_state_dir();
+    let dir = dir.path();
+    let copies = tempfile::tempdir().unwrap();
+    let times = all_times();
+    let at_index = times.iter().position(|t| t == at).unwrap();
+    let kill_index = at_index.saturating_sub(1);
+    run_sequence(venue, dir, &times, |d, t| {
+        let i = times.iter().position(|x| x == t).unwrap();
+        copy_journal(d, &copies.path().join(i.to_string()));
+        let mut spec = RunSpec::default();
+        if i == at_index {
+            match loss {
+                Loss::Deleted => remove_journal(d),
+                Loss::Truncated => {
+                    remove_journal(d);
+                    std::fs::write(d.join(JOURNAL_FILES[0]), b"").unwrap();
+                }
+                Loss::RolledBack(k) => {
+                    remove_journal(d);
+                    copy_journal(&copies.path().join(i.saturating_sub(k).to_string()), d);
+                }
+                Loss::WalRemovedAfterKill => {
+                    for name in &JOURNAL_FILES[1..] {
+                        let _ = std::fs::remove_file(d.join(name));
+                    }
+                }
+            }
+        }
+        if matches!(loss, Loss::WalRemovedAfterKill) && i == kill_index {
+            spec.crash_at = Some("sent".to_string());
+            spec.expect_signal = Some(SIGKILL);
+        }
+        spec
+    });
+    let end = capture(dir);
+    let v = end.safety_violations();
+    assert!(
+        v.is_empty(),
+        "{name}: {} violation(s):\n  - {}\n{}",
+        v.len(),
+        v.join("\n  - "),
+        end.summary()
+    );
+    eprintln!("{name}: ok");
+}
+
+/// The moments of the reference day a loss hits: right after the entries (their fills and
+/// first stops pending), after the first stop, at the first trim and at the first break-even.
+fn loss_moments(venue: Venue) -> Vec<String> {
+    let r = reference(venue);
+    let times = all_times();
+    let next = |t: String| {
+        let i = times.iter().position(|x| *x == t).unwrap();
+        times[(i + 1).min(times.len() - 1)].clone()
+    };
+    let mut moments = vec![
+        next(r.first_leg("en")),
+        next(r.first_initial_stop()),
+        next(r.first_leg("tr")),
+        next(r.first_replace(false)),
+    ];
+    moments.dedup();
+    moments
+}
+
+pub fn journal_deleted_or_truncated_is_recovered_from_the_broker(venue: Venue) {
+    for at in loss_moments(venue) {
+        run_with_loss(venue, Loss::Deleted, &at);
+        run_with_loss(venue, Loss::Truncated, &at);
+    }
+}
+
+pub fn journal_rolled_back_one_to_three_cycles_is_recovered_from_the_broker(venue: Venue) {
+    for at in loss_moments(venue) {
+        for k in 1..=3 {
+            run_with_loss(venue, Loss::RolledBack(k), &at);
+        }
+    }
+}
+
+pub fn wal_and_shm_removed_after_a_kill_is_recovered_from_the_broker(venue: Venue) {
+    for at in loss_moments(venue) {
+        run_with_loss(venue, Loss::WalRemovedAfterKill, &at);
+    }
+}
+
 /// One `#[test]` per case above, running it against `$venue` (an expression of type `Venue`):
 /// `crash_cases!(VENUE);` in a module of the crash suite. A case missing from this list is an
 /// unused function, which `cargo clippy -- -D warnings` refuses.
@@ -829,6 +959,9 @@ macro_rules! crash_cases {
             replace_unknown_outcome_after_accept,
             open_orders_read_error,
             positions_read_error,
+            journal_deleted_or_truncated_is_recovered_from_the_broker,
+            journal_rolled_back_one_to_three_cycles_is_recovered_from_the_broker,
+            wal_and_shm_removed_after_a_kill_is_recovered_from_the_broker,
         );
     };
     (@each $venue:expr; $($case:ident,)*) => {

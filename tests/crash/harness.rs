@@ -455,6 +455,21 @@ impl Captured {
 
     /// Every invariant of the suite; the violations, empty when all hold.
     pub fn violations(&self) -> Vec<String> {
+        let mut v = self.safety_violations();
+        v.extend(self.journal_violations());
+        v
+    }
+
+    /// What must hold whatever happened to the journal: sound databases, unique ids, no
+    /// duplicated entry/trim/exit, the daily entry cap, and every broker position owned in full
+    /// and covered by its stop (minus what our trim/exit orders are selling).
+    pub fn safety_violations(&self) -> Vec<String> {
+        let mut v = self.order_safety_violations();
+        v.extend(self.position_violations());
+        v
+    }
+
+    fn order_safety_violations(&self) -> Vec<String> {
         let mut v = Vec::new();
         let config = ExecutionConfig::default();
 
@@ -532,6 +547,13 @@ impl Captured {
             }
         }
 
+        v
+    }
+
+    /// What holds when the journal was never lost: it knows every order and fill of ours
+    /// exactly as the broker does, and every intent is resolved consistently.
+    fn journal_violations(&self) -> Vec<String> {
+        let mut v = Vec::new();
         // Every broker order of ours is known to the database with the same cumulative fill,
         // and the database knows no order the broker does not have.
         for o in &self.broker.orders {
@@ -635,6 +657,11 @@ impl Captured {
             }
         }
 
+        v
+    }
+
+    fn position_violations(&self) -> Vec<String> {
+        let mut v = Vec::new();
         // Positions: the database owns what the broker holds, and the protective stops at the
         // broker cover exactly that (minus what an open trim/exit order of ours is selling).
         let mut symbols: BTreeSet<&str> = self

@@ -239,3 +239,44 @@ fn fills_arrive_through_refresh_exactly_once() {
     assert_eq!(fills[0].qty, dec("100"));
     assert_eq!(db.position("AXTA").unwrap().unwrap().qty, dec("100"));
 }
+
+/// A journal rolled back to before `en-1` was journaled proposes `en-1` again; the broker
+/// refuses the taken id. The order that holds it is looked up and recorded (with its fill),
+/// and the next attempt id is never sent.
+#[test]
+fn a_taken_client_order_id_is_looked_up_and_recorded_never_retried_as_the_next_attempt() {
+    let now = t("2026-11-30T15:00:00Z");
+    let (mut lost, mut sim, fp) = (
+        StateDb::open_in_memory().unwrap(),
+        broker(now),
+        Failpoints::none(),
+    );
+    desk(&mut lost, &mut sim, now, &fp)
+        .place(buy(CID, now))
+        .unwrap();
+    let later = t("2026-11-30T15:20:00Z");
+    sim.advance_to(later).unwrap();
+    // The journal is gone; the same decision is made again.
+    let mut db = StateDb::open_in_memory().unwrap();
+    let placement = desk(&mut db, &mut sim, later, &fp)
+        .place(buy(CID, later))
+        .unwrap();
+    let Placement::Acknowledged(order) = placement else {
+        panic!("expected the existing order, got {placement:?}")
+    };
+    assert_eq!(order.client_order_id, CID);
+    assert_eq!(
+        db.intent(CID).unwrap().unwrap().state,
+        IntentState::Acknowledged
+    );
+    let recorded = db.order(CID).unwrap().expect("the order is recorded");
+    assert_eq!(recorded.order.filled_qty, order.filled_qty);
+    assert_eq!(sim.all_orders().unwrap().len(), 1, "nothing else was sent");
+    let kinds: Vec<String> = db
+        .events(None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&"order_exists".to_string()), "{kinds:?}");
+}
