@@ -330,6 +330,51 @@ fn duplicate_client_order_id_is_rejected_forever() {
     contract::assert_all_conform(&fake.requests());
 }
 
+/// The recovery lookup behind a position the journal does not own: every order of one symbol
+/// in any state (filled, cancelled, open), oldest first, nothing of another symbol.
+#[test]
+fn orders_of_one_symbol_in_any_state_are_listed_for_recovery() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    let first = alpaca
+        .submit(&request(CID, Side::Buy, "10", OrderType::Limit))
+        .unwrap();
+    alpaca.cancel(&first.id).unwrap();
+    let mut other = request("avw-20261130-CCE-en-1", Side::Buy, "5", OrderType::Limit);
+    other.symbol = "CCE".into();
+    alpaca.submit(&other).unwrap();
+    let second = alpaca
+        .submit(&request(
+            "avw-20261130-AXTA-en-2",
+            Side::Buy,
+            "10",
+            OrderType::Limit,
+        ))
+        .unwrap();
+    let listed = alpaca
+        .orders_for_symbol("AXTA", t("2026-10-01T00:00:00Z"))
+        .unwrap();
+    let ids: Vec<&str> = listed.iter().map(|o| o.client_order_id.as_str()).collect();
+    assert_eq!(ids, vec![CID, "avw-20261130-AXTA-en-2"]);
+    assert_eq!(listed[0].status, OrderStatus::Canceled);
+    assert_eq!(listed[1].id, second.id);
+    let list = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v2/orders" && r.method == "GET")
+        .expect("a list request");
+    let query = |k: &str| {
+        list.query
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(query("status"), Some("all"));
+    assert_eq!(query("symbols"), Some("AXTA"));
+    assert_eq!(query("after"), Some("2026-10-01T00:00:00Z"));
+    contract::assert_all_conform(&fake.requests());
+}
+
 #[test]
 fn shares_held_by_an_open_stop_are_not_available_until_it_is_resized() {
     let fake = FakeAlpaca::start();
