@@ -184,12 +184,7 @@ fn record_reads(
     report.incomplete_reads = incomplete.clone();
 
     let owned = desk.db.open_positions()?;
-    let open_orders: Vec<BrokerOrder> = desk
-        .db
-        .open_orders()?
-        .into_iter()
-        .map(|row| row.order)
-        .collect();
+    let open_orders = our_open_orders(desk.db)?;
     let journal = journal(desk.db, now, &owned)?;
     Ok(CycleState {
         now,
@@ -419,15 +414,15 @@ fn guarded(
     }
 }
 
+/// Our working orders as journaled right now.
+fn our_open_orders(db: &StateDb) -> Result<Vec<BrokerOrder>, DbError> {
+    Ok(db.open_orders()?.into_iter().map(|row| row.order).collect())
+}
+
 /// Our current protective stop for `symbol`, as journaled right now (an earlier step of this
 /// cycle may have replaced it).
 fn current_stop(desk: &OrderDesk<'_>, symbol: &str) -> Result<Option<BrokerOrder>, DbError> {
-    let open: Vec<BrokerOrder> = desk
-        .db
-        .open_orders()?
-        .into_iter()
-        .map(|row| row.order)
-        .collect();
+    let open = our_open_orders(desk.db)?;
     Ok(stop_order(&open, symbol).cloned())
 }
 
@@ -602,12 +597,7 @@ pub fn flatten(desk: &mut OrderDesk<'_>) -> Result<u32, LifecycleError> {
     let mut sent = 0;
     let session = id_session(desk.now).unwrap_or_else(|| calendar::ny_date(desk.now));
     for position in desk.db.open_positions()? {
-        let open: Vec<BrokerOrder> = desk
-            .db
-            .open_orders()?
-            .into_iter()
-            .map(|row| row.order)
-            .collect();
+        let open = our_open_orders(desk.db)?;
         if let Some(stop) = stop_order(&open, &position.symbol) {
             if !desk.cancel(stop, "flatten requested by the operator")? {
                 continue;
