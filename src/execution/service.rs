@@ -489,6 +489,12 @@ impl<'a> Service<'a> {
         if let Err(e) = self.db.heartbeat(now, config.mode.as_str(), self.cycles) {
             tracing::warn!("heartbeat not written: {e}");
         }
+        // avwap-check reads it; a verdict not written shows there as stale.
+        if let Some(verdict) = &report.verdict {
+            if let Err(e) = self.db.record_verdict(verdict) {
+                tracing::warn!("reconciliation verdict not recorded: {e}");
+            }
+        }
         self.alert_cycle(now, &report, &kill);
         let requests = self.alpaca_requests();
         log_cycle(self.cycles, &report, &watchlist, requests);
