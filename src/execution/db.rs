@@ -149,6 +149,7 @@ CREATE TABLE heartbeat (
         owned_qty TEXT NOT NULL,
         stop_qty TEXT,
         stop_qty_placed TEXT NOT NULL,
+        selling_qty TEXT,
         status TEXT NOT NULL,
         first_seen TEXT
     );",

@@ -20,7 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum RowStatus {
     /// The broker's quantity equals ours and (when the open orders were read) its stops cover it.
     Ok,
-    /// The broker holds more shares than the sell stops working there cover.
+    /// The broker holds more shares than the sell stops (and market sells in progress)
+    /// working there cover.
     Uncovered,
     /// The broker's quantity differs from the journal's (a position we do not own, or one we
     /// own that the broker lacks or holds in another size).
@@ -74,6 +75,10 @@ pub struct VerdictRow {
     /// Unfilled shares of sell stops the broker acknowledged during this cycle, after the
     /// open-order list was read (a fill is protected in the same cycle it is seen).
     pub stop_qty_placed: Decimal,
+    /// Unfilled shares of sell market orders in the broker's open-order list: shares being
+    /// sold now. A trim resizes the stop to what it keeps before its market sell fills, so
+    /// those shares are covered by the sale; `None` when the open orders were unread.
+    pub selling_qty: Option<Decimal>,
     pub status: RowStatus,
     /// When this problem was first seen, carried over while consecutive verdicts report it;
     /// `None` for an `ok` row.
@@ -81,6 +86,17 @@ pub struct VerdictRow {
 }
 
 impl VerdictRow {
+    /// Shares the broker's stops and market sells cover; `None` when the orders were unread.
+    pub fn covered_qty(&self) -> Option<Decimal> {
+        Some(self.stop_qty? + self.stop_qty_placed + self.selling_qty?)
+    }
+
+    /// The broker's sell stops alone cover every share it holds (known only when both the
+    /// positions and the orders were read).
+    pub fn stops_cover(&self) -> bool {
+        matches!((self.broker_qty, self.stop_qty), (Some(held), Some(stops)) if held <= stops + self.stop_qty_placed)
+    }
+
     /// A problem present in an earlier verdict too (not only in this one).
     pub fn persists(&self, at: DateTime<Utc>) -> bool {
         self.status.is_problem() && self.first_seen.is_some_and(|t| t < at)
@@ -160,6 +176,23 @@ fn is_sell_stop(order: &BrokerOrder) -> bool {
     order.side == Side::Sell && order.order_type == OrderType::Stop && order.status.is_open()
 }
 
+/// A sell market order: shares being sold now (our trims, exits and flattens).
+fn is_market_sell(order: &BrokerOrder) -> bool {
+    order.side == Side::Sell && order.order_type == OrderType::Market && order.status.is_open()
+}
+
+/// Unfilled shares per symbol of the orders `keep` selects.
+fn unfilled_by_symbol(
+    orders: &[BrokerOrder],
+    keep: fn(&BrokerOrder) -> bool,
+) -> BTreeMap<&str, Decimal> {
+    let mut by_symbol = BTreeMap::new();
+    for o in orders.iter().filter(|o| keep(o)) {
+        *by_symbol.entry(o.symbol.as_str()).or_insert(Decimal::ZERO) += unfilled(o);
+    }
+    by_symbol
+}
+
 fn unfilled(order: &BrokerOrder) -> Decimal {
     (order.qty - order.filled_qty).max(Decimal::ZERO)
 }
@@ -183,13 +216,16 @@ pub fn judge(
         }
         by_symbol
     });
-    let stop_qty: Option<BTreeMap<&str, Decimal>> = broker.open_orders.as_ref().ok().map(|os| {
-        let mut by_symbol = BTreeMap::new();
-        for o in os.iter().filter(|o| is_sell_stop(o)) {
-            *by_symbol.entry(o.symbol.as_str()).or_insert(Decimal::ZERO) += unfilled(o);
-        }
-        by_symbol
-    });
+    let stop_qty = broker
+        .open_orders
+        .as_ref()
+        .ok()
+        .map(|os| unfilled_by_symbol(os, is_sell_stop));
+    let selling_qty = broker
+        .open_orders
+        .as_ref()
+        .ok()
+        .map(|os| unfilled_by_symbol(os, is_market_sell));
     // Counted once even if the broker's list already had it (a read racing the placement).
     let listed: BTreeSet<&str> = broker
         .open_orders
@@ -226,9 +262,15 @@ pub fn judge(
                 .as_ref()
                 .map(|m| m.get(symbol).copied().unwrap_or(Decimal::ZERO));
             let stop_qty_placed = placed_qty.get(symbol).copied().unwrap_or(Decimal::ZERO);
+            let selling_qty = selling_qty
+                .as_ref()
+                .map(|m| m.get(symbol).copied().unwrap_or(Decimal::ZERO));
+            let covered = stop_qty
+                .zip(selling_qty)
+                .map(|(s, m)| s + stop_qty_placed + m);
             // Uncovered first: shares without a stop are at risk whatever the journal says.
-            let status = match (broker_qty, stop_qty) {
-                (Some(held), Some(stops)) if held > stops + stop_qty_placed => RowStatus::Uncovered,
+            let status = match (broker_qty, covered) {
+                (Some(held), Some(covered)) if held > covered => RowStatus::Uncovered,
                 _ if blocked.contains(symbol) => RowStatus::UnknownOrder,
                 (None, _) => RowStatus::Unread,
                 (Some(held), _) if held != owned_qty => RowStatus::Mismatch,
@@ -240,6 +282,7 @@ pub fn judge(
                 owned_qty,
                 stop_qty,
                 stop_qty_placed,
+                selling_qty,
                 status,
                 first_seen: status.is_problem().then_some(at),
             }

@@ -105,12 +105,7 @@ impl StateDb {
                 connect(path, "mode=ro&immutable=1")
                     .map_err(|e2| refuse(format!("{e2} (read-only: {e}); {ASK}")))?
             }
-            Err(e) => {
-                return Err(DbError::Open {
-                    path: path.to_path_buf(),
-                    source: e,
-                })
-            }
+            Err(e) => return Err(refuse(format!("{e}; is it an SQLite database?"))),
         };
         Ok(StateDb {
             conn,

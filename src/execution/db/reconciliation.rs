@@ -54,14 +54,15 @@ impl StateDb {
         for row in &stored.rows {
             tx.execute(
                 "INSERT INTO reconciliation_rows (symbol, broker_qty, owned_qty, stop_qty,
-                    stop_qty_placed, status, first_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    stop_qty_placed, selling_qty, status, first_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     row.symbol,
                     row.broker_qty.map(|q| q.to_string()),
                     row.owned_qty.to_string(),
                     row.stop_qty.map(|q| q.to_string()),
                     row.stop_qty_placed.to_string(),
+                    row.selling_qty.map(|q| q.to_string()),
                     row.status.as_str(),
                     row.first_seen.map(ts),
                 ],
@@ -114,14 +115,15 @@ fn read_verdict(conn: &Connection, path: &Path) -> Result<Option<Verdict>, DbErr
         String,
         Option<String>,
         String,
+        Option<String>,
         String,
         Option<String>,
     );
     let raw: Vec<Raw> = {
         let mut stmt = conn
             .prepare(
-                "SELECT symbol, broker_qty, owned_qty, stop_qty, stop_qty_placed, status,
-                    first_seen FROM reconciliation_rows ORDER BY symbol",
+                "SELECT symbol, broker_qty, owned_qty, stop_qty, stop_qty_placed, selling_qty,
+                    status, first_seen FROM reconciliation_rows ORDER BY symbol",
             )
             .map_err(sql)?;
         let rows = stmt
@@ -134,13 +136,14 @@ fn read_verdict(conn: &Connection, path: &Path) -> Result<Option<Verdict>, DbErr
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
+                    r.get(7)?,
                 ))
             })
             .map_err(sql)?;
         rows.collect::<Result<_, _>>().map_err(sql)?
     };
     let mut rows = Vec::with_capacity(raw.len());
-    for (symbol, broker, owned, stop, placed, status, first_seen) in raw {
+    for (symbol, broker, owned, stop, placed, selling, status, first_seen) in raw {
         rows.push(VerdictRow {
             broker_qty: broker
                 .map(|q| dec("reconciliation_rows.broker_qty", &q))
@@ -150,6 +153,9 @@ fn read_verdict(conn: &Connection, path: &Path) -> Result<Option<Verdict>, DbErr
                 .map(|q| dec("reconciliation_rows.stop_qty", &q))
                 .transpose()?,
             stop_qty_placed: dec("reconciliation_rows.stop_qty_placed", &placed)?,
+            selling_qty: selling
+                .map(|q| dec("reconciliation_rows.selling_qty", &q))
+                .transpose()?,
             status: RowStatus::parse(&status)
                 .ok_or_else(|| corrupt("reconciliation_rows.status", &status))?,
             first_seen: first_seen

@@ -435,3 +435,39 @@ fn stops_placed_in_the_cycle_are_those_journaled_now_and_acknowledged() {
     let ids: Vec<&str> = placed.iter().map(|o| o.client_order_id.as_str()).collect();
     assert_eq!(ids, ["avw-2026-11-30-AAPL-st1-1"]);
 }
+
+#[test]
+fn a_trims_market_sell_covers_what_its_resized_stop_no_longer_does() {
+    // The trim resized the stop to the 61 shares it keeps; its market sell of 60 has not
+    // filled yet.
+    let orders = vec![
+        stop("st2", "CMI", "61"),
+        order("tr", "CMI", Side::Sell, OrderType::Market, "60"),
+    ];
+    let v = judge(
+        t(AT),
+        &view(Ok(vec![position("CMI", "121")]), Ok(orders)),
+        &[owned("CMI", "121")],
+        &none(),
+        &[],
+    );
+    let cmi = row(&v, "CMI");
+    assert_eq!(cmi.status, RowStatus::Ok, "{cmi:?}");
+    assert_eq!(cmi.selling_qty, Some(dec("60")));
+    assert_eq!(cmi.covered_qty(), Some(dec("121")));
+    assert!(!cmi.stops_cover(), "the stop alone does not cover it");
+    // A sell limit is no cover: it may never fill.
+    let orders = vec![
+        stop("st2", "CMI", "61"),
+        order("tr", "CMI", Side::Sell, OrderType::Limit, "60"),
+    ];
+    let v = judge(
+        t(AT),
+        &view(Ok(vec![position("CMI", "121")]), Ok(orders)),
+        &[owned("CMI", "121")],
+        &none(),
+        &[],
+    );
+    assert_eq!(row(&v, "CMI").status, RowStatus::Uncovered);
+    assert_eq!(row(&v, "CMI").covered_qty(), Some(dec("61")));
+}
