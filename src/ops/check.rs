@@ -1381,7 +1381,7 @@ pub fn check_reconciliation(
         return CheckResult::new(NAME, Status::Ok, message);
     }
     // The worst first, so the line starts with what to act on.
-    findings.sort_by(|a, b| b.0.cmp(&a.0));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.0));
     let status = findings[0].0;
     let mut message = findings
         .into_iter()
@@ -1791,67 +1791,41 @@ mod tests {
         );
     }
 
-    /// A verdict at `at` from (symbol, broker qty, owned qty, broker stop qty) rows, judged
-    /// the way the engine does.
+    /// A verdict at `at` as the service records it, from (symbol, broker qty, owned qty,
+    /// broker stop qty) rows: uncovered when the stops cover less than the broker holds, a
+    /// mismatch when the quantities differ (the engine's rules, `execution::verdict::judge`).
     fn verdict_of(at: DateTime<Utc>, rows: &[(&str, &str, &str, Option<&str>)]) -> Verdict {
-        use crate::broker::{BrokerOrder, OrderStatus, OrderType, Position, Side, TimeInForce};
-        use crate::execution::verdict::{judge, BrokerView};
+        use crate::execution::verdict::VerdictRow;
         let dec = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
-        let positions: Vec<Position> = rows
+        let rows = rows
             .iter()
-            .filter(|r| r.1 != "0")
-            .map(|(symbol, qty, _, _)| Position {
-                symbol: symbol.to_string(),
-                qty: dec(qty),
-                avg_entry_price: dec("50"),
-            })
-            .collect();
-        let stops: Vec<BrokerOrder> = rows
-            .iter()
-            .filter_map(|(symbol, _, _, stop)| {
-                stop.map(|q| BrokerOrder {
-                    id: format!("b-{symbol}"),
-                    client_order_id: format!("avw-2026-11-27-{symbol}-st1-1"),
+            .map(|(symbol, broker, owned, stop)| {
+                let (broker, owned, stop) = (dec(broker), dec(owned), stop.map(dec));
+                let status = match stop {
+                    Some(s) if s < broker => RowStatus::Uncovered,
+                    _ if broker != owned => RowStatus::Mismatch,
+                    _ => RowStatus::Ok,
+                };
+                VerdictRow {
                     symbol: symbol.to_string(),
-                    side: Side::Sell,
-                    qty: dec(q),
-                    filled_qty: dec("0"),
-                    filled_avg_price: None,
-                    order_type: OrderType::Stop,
-                    limit_price: None,
-                    stop_price: Some(dec("48")),
-                    time_in_force: TimeInForce::Gtc,
-                    status: OrderStatus::New,
-                    submitted_at: at,
-                    updated_at: at,
-                    replaced_by: None,
-                })
+                    broker_qty: Some(broker),
+                    owned_qty: owned,
+                    stop_qty: stop,
+                    stop_qty_placed: dec("0"),
+                    selling_qty: stop.map(|_| dec("0")),
+                    status,
+                    first_seen: status.is_problem().then_some(at),
+                }
             })
             .collect();
-        let owned: Vec<crate::execution::db::OwnedPosition> = rows
-            .iter()
-            .filter(|r| r.2 != "0")
-            .map(|(symbol, _, qty, _)| crate::execution::db::OwnedPosition {
-                symbol: symbol.to_string(),
-                qty: dec(qty),
-                avg_price: dec("50"),
-                opened_session: ny_date(at),
-                entry_client_order_id: format!("avw-2026-11-27-{symbol}-en-1"),
-                stop_price: dec("48"),
-                target_r1: None,
-                target_r2: None,
-                trimmed: false,
-                open: true,
-                realized_pnl: dec("0"),
-            })
-            .collect();
-        judge(
+        Verdict {
             at,
-            &BrokerView::new(&Ok(positions), &Ok(stops)),
-            &owned,
-            &Default::default(),
-            &[],
-        )
+            broker_positions_read: true,
+            open_orders_read: true,
+            positions_error: None,
+            open_orders_error: None,
+            rows,
+        }
     }
 
     #[test]
@@ -1980,23 +1954,19 @@ mod tests {
 
     #[test]
     fn reconciliation_warns_when_the_broker_could_not_be_read() {
-        use crate::broker::BrokerError;
-        use crate::execution::verdict::{judge, BrokerView};
         let dir = tempfile::tempdir().unwrap();
         let config = config_in(dir.path());
         let now = utc("2026-11-30T15:00:00Z");
         let (path, mut db) = db_in(dir.path());
-        let outage = || BrokerError::RetryableRead {
-            message: "HTTP 503".into(),
+        let unread = Verdict {
+            at: now,
+            broker_positions_read: false,
+            open_orders_read: false,
+            positions_error: Some("broker read failed (retryable): HTTP 503".into()),
+            open_orders_error: Some("broker read failed (retryable): HTTP 503".into()),
+            rows: vec![],
         };
-        let v = judge(
-            now,
-            &BrokerView::new(&Err(outage()), &Err(outage())),
-            &[],
-            &Default::default(),
-            &[],
-        );
-        db.record_verdict(&v).unwrap();
+        db.record_verdict(&unread).unwrap();
         let access = check_state_db(&path).1;
         let c = check_reconciliation(&config, now, &last_verdict(&access));
         assert_eq!(c.status, Status::Warn, "{}", c.message);
@@ -2008,17 +1978,17 @@ mod tests {
              confirmed"
         );
         // An unknown order outcome warns too.
-        let v = judge(
-            now,
-            &BrokerView::new(&Ok(vec![]), &Ok(vec![])),
-            &[],
-            &["AAPL".to_string()].into(),
-            &[],
-        );
-        db.record_verdict(&v).unwrap();
+        let mut unknown = verdict_of(now, &[("AAPL", "0", "0", Some("0"))]);
+        unknown.rows[0].status = RowStatus::UnknownOrder;
+        unknown.rows[0].first_seen = Some(now);
+        db.record_verdict(&unknown).unwrap();
         let c = check_reconciliation(&config, now, &last_verdict(&access));
         assert_eq!(c.status, Status::Warn, "{}", c.message);
-        assert!(c.message.starts_with("AAPL: an order's outcome is unknown"));
+        assert!(
+            c.message.starts_with("AAPL: an order's outcome is unknown"),
+            "{}",
+            c.message
+        );
         // Without a database: not checked.
         let c = check_reconciliation(
             &config,

@@ -97,7 +97,8 @@ fn read_verdict(conn: &Connection, path: &Path) -> Result<Option<Verdict>, DbErr
             .map_err(|_| corrupt(what, s))
     };
     let dec = |what, s: &str| Decimal::from_str(s).map_err(|_| corrupt(what, s));
-    let head: Option<(String, bool, bool, Option<String>, Option<String>)> = conn
+    type Head = (String, bool, bool, Option<String>, Option<String>);
+    let head: Option<Head> = conn
         .query_row(
             "SELECT at, positions_read, open_orders_read, positions_error, open_orders_error
              FROM reconciliation WHERE id = 1",
