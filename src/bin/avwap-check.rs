@@ -22,9 +22,14 @@ Checks, one line each (OK|WARN|FAIL  <name>  <reason>), then a verdict line:
   state-db                 PRAGMA quick_check of the state database (read-only)
   kill-switch              engaged (WARN) or off
   heartbeat                age of the execution loop's heartbeat (stale = FAIL while the market is open)
-  protective-stops         every owned position has a working protective stop
+  protective-stops         every owned position has a working protective stop (journal;
+                           'each with a working protective stop' only on the broker's word)
+  broker-reconciliation    the last cycle's broker positions against the journal: FAIL a
+                           position beyond its broker stops, a mismatch in two consecutive
+                           cycles, or a stale verdict while the market is open
 Without systemd (no systemctl, or systemd not PID 1) one WARN line says the unit checks
-were skipped and the rest still run.
+were skipped and the rest still run. The state database is opened read-only (nothing is
+created): run it as the service user or as a member of its group.
 
 Exit codes:
   0   every check OK

@@ -132,6 +132,27 @@ CREATE TABLE heartbeat (
         closed_at TEXT NOT NULL,
         UNIQUE (symbol, entry_client_order_id)
     );",
+    // 4: the last reconciliation verdict (the broker's positions and stops against the
+    // journal), one row replaced every cycle, and its per-symbol rows; `first_seen` carries a
+    // problem's age from one verdict to the next.
+    "CREATE TABLE reconciliation (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        at TEXT NOT NULL,
+        positions_read INTEGER NOT NULL,
+        open_orders_read INTEGER NOT NULL,
+        positions_error TEXT,
+        open_orders_error TEXT
+    );
+    CREATE TABLE reconciliation_rows (
+        symbol TEXT PRIMARY KEY,
+        broker_qty TEXT,
+        owned_qty TEXT NOT NULL,
+        stop_qty TEXT,
+        stop_qty_placed TEXT NOT NULL,
+        selling_qty TEXT,
+        status TEXT NOT NULL,
+        first_seen TEXT
+    );",
 ];
 
 /// The schema version this build writes and understands.
@@ -164,6 +185,17 @@ pub enum DbError {
     },
     #[error("client order id {0} is already journaled; an id is never reused")]
     DuplicateClientOrderId(String),
+    /// A read-only opening could not read the database (permissions, a write-ahead log this
+    /// user cannot read); `reason` says what to do.
+    #[error("cannot read the execution database {path}: {reason}")]
+    ReadOnly { path: PathBuf, reason: String },
+    /// A read-only opening found an older schema, which only the service migrates.
+    #[error("the execution database {path} has schema {found}, older than this avwap's {known}: avwap-execution migrates it when it next starts; read it after that")]
+    OlderSchema {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
 }
 
 /// Where an intent is in its life.
@@ -1448,6 +1480,9 @@ fn apply_fill_to_position(
     }
     Ok(None)
 }
+
+mod read_only;
+mod reconciliation;
 
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,7 @@ use crate::execution::plan::{
     self, plan_cycle, stop_order, working_sells, Action, Candidate, CyclePlan, CycleState,
     IntentSpec, Journal, JournaledIntent,
 };
+use crate::execution::verdict::{self, BrokerView, Verdict};
 use crate::market_data::intraday::IntradayFeed;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -55,6 +56,8 @@ pub struct CycleReport {
     /// Reads that failed or missed the cycle deadline (the cycle made no entries).
     pub incomplete_reads: Vec<String>,
     pub warnings: Vec<String>,
+    /// The broker's positions and stops against the journal (the service records it).
+    pub verdict: Option<Verdict>,
 }
 
 /// The bars per symbol the cycle reads: the last two closed 10-minute bars.
@@ -106,12 +109,25 @@ pub fn run_cycle_with(
     report.market_open = phase.market_open();
     report.phase = phase.as_str();
 
+    let broker = BrokerView::of(&reads);
     let state = record_reads(desk, inputs, reads, &mut report)?;
     progress(Step::Recorded);
     let plan = plan_cycle(&state, inputs.config);
     report.warnings.extend(plan.warnings.iter().cloned());
     progress(Step::Planned);
     carry_out(desk, &plan, &mut report, progress)?;
+    // The reads against the journal as they recorded them (the same moment), plus the stops
+    // the broker acknowledged since: a fill protected in this cycle is not "uncovered". The
+    // cycle's work is done: a journal that cannot say which leaves no verdict (avwap-check
+    // then reports it stale), it does not fail the cycle.
+    report.verdict = verdict::stops_placed_in_cycle(desk.db, now)
+        .map(|placed| verdict::judge(now, &broker, &state.owned, &state.blocked, &placed))
+        .map_err(|e| {
+            report
+                .warnings
+                .push(format!("reconciliation verdict not judged: {e}"))
+        })
+        .ok();
     Ok(report)
 }
 

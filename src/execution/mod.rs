@@ -11,6 +11,8 @@
 //! - [`lifecycle`]: journal → send → acknowledge → fills; unknown-outcome resolution.
 //! - [`phases`]: session phases and poll cadence.
 //! - [`report`]: a session's decisions, orders, fills, stops and P&L.
+//! - [`verdict`]: each cycle's reconciliation verdict: the broker's positions and stops
+//!   against the journal.
 //!
 //! Edge: [`process`]: lock, sd_notify, signals, kill switch.
 //!
@@ -30,3 +32,4 @@ pub mod process;
 pub mod report;
 pub mod service;
 pub mod venue;
+pub mod verdict;

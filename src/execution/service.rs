@@ -489,10 +489,41 @@ impl<'a> Service<'a> {
         if let Err(e) = self.db.heartbeat(now, config.mode.as_str(), self.cycles) {
             tracing::warn!("heartbeat not written: {e}");
         }
+        // avwap-check reads it; a verdict not written shows there as stale.
+        if let Some(verdict) = &report.verdict {
+            match self.db.record_verdict(verdict) {
+                Ok(stored) => log_new_problems(&stored),
+                Err(e) => tracing::warn!("reconciliation verdict not recorded: {e}"),
+            }
+        }
         self.alert_cycle(now, &report, &kill);
         let requests = self.alpaca_requests();
         log_cycle(self.cycles, &report, &watchlist, requests);
         Ok(report)
+    }
+}
+
+/// A reconciliation problem is logged once, in the cycle that first sees it (avwap-check
+/// reports it for as long as it lasts).
+fn log_new_problems(verdict: &crate::execution::verdict::Verdict) {
+    for row in verdict
+        .problems()
+        .filter(|r| r.first_seen == Some(verdict.at))
+    {
+        let quantity = |q: Option<rust_decimal::Decimal>| q.map(|q| q.to_string());
+        tracing::warn!(
+            symbol = %row.symbol,
+            status = row.status.as_str(),
+            broker_qty = quantity(row.broker_qty),
+            owned_qty = %row.owned_qty,
+            stop_qty = quantity(row.stop_qty),
+            "reconciliation: {} {} (broker {}, journal {}, covered by broker stops and market sells {})",
+            row.symbol,
+            row.status.as_str(),
+            quantity(row.broker_qty).unwrap_or_else(|| "unread".into()),
+            row.owned_qty,
+            quantity(row.covered_qty()).unwrap_or_else(|| "unread".into()),
+        );
     }
 }
 
@@ -762,10 +793,13 @@ pub fn print_report(
     now: DateTime<Utc>,
 ) -> Result<(), ExecutionError> {
     let path = db_path(&config.state_dir);
-    if !path.exists() {
+    // Only "not found" means no database: a directory this user may not enter is not empty.
+    if std::fs::metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
         return Err(ExecutionError::NoDatabase { path });
     }
-    let db = StateDb::open(&path).map_err(ExecutionError::Report)?;
+    // Read-only: an operator in the service's group may read the journal, never write it, and
+    // a report never migrates a database under the running service.
+    let db = StateDb::open_read_only_current(&path).map_err(ExecutionError::Report)?;
     let date = date.unwrap_or_else(|| {
         // A heartbeat that cannot be read only changes the default date, never the answer.
         db.last_heartbeat()

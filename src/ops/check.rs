@@ -15,17 +15,24 @@
 //! | `state-db` | `PRAGMA quick_check` says ok | WARN no database yet; FAIL problems or unreadable |
 //! | `kill-switch` | off | WARN engaged |
 //! | `heartbeat` | fresh (≤ 3 × poll interval) | FAIL stale or missing while the market is open; WARN when closed |
-//! | `protective-stops` | every owned position has a working stop | FAIL any without |
+//! | `protective-stops` | every owned position has a working stop (journal) | FAIL any without |
+//! | `broker-reconciliation` | the last cycle's verdict: every broker position covered by sell stops, quantities match the journal | FAIL uncovered, a mismatch in two consecutive verdicts, stale or missing while the market is open; WARN unread positions/orders, a mismatch seen once, an unknown order outcome, stale or missing when closed |
 //!
 //! Verdict: FAIL if any check fails, else WARN if any warns, else OK; exit 1, 2, 0. `--strict`
 //! turns every WARN into FAIL. The check only reads: the state database is opened read-only
-//! for `quick_check` and the schema version, and through [`StateDb`] only when its schema is
-//! exactly this build's (so opening it migrates nothing).
+//! ([`StateDb::open_read_only`]: no file is created, so an operator in the service's group
+//! can run it), and its tables are read only when its schema is exactly this build's.
+//!
+//! The journal can be lost or rolled back while the broker keeps the shares, so "protected"
+//! is only said on the broker's word: the service records every cycle what the broker
+//! reported against the journal ([`Verdict`]), and `protective-stops` says "each with a
+//! working protective stop" only when a fresh verdict confirms it.
 
 use crate::calendar::{current_or_next_session, is_session, ny_date, ny_instant, NEW_YORK};
 use crate::config::Config;
 use crate::execution::db::{StateDb, DB_FILE, SCHEMA_VERSION};
 use crate::execution::process::KillSwitch;
+use crate::execution::verdict::{RowStatus, Verdict};
 use crate::gate::{check_watchlist, GateVerdict};
 use crate::ops::procs::{ProcTree, ProcessInfo};
 use crate::ops::systemd::{
@@ -384,7 +391,9 @@ pub fn run_checks(ctx: &CheckContext<'_>) -> Report {
     });
 
     checks.push(check_heartbeat(ctx.config, ctx.now, &db));
-    checks.push(check_protective_stops(&db));
+    let verdict = last_verdict(&db);
+    checks.push(check_protective_stops(ctx.config, ctx.now, &db, &verdict));
+    checks.push(check_reconciliation(ctx.config, ctx.now, &verdict));
     Report::new(checks)
 }
 
@@ -839,7 +848,8 @@ impl fmt::Debug for DbAccess {
 /// database through [`StateDb`] for the heartbeat and positions.
 pub fn check_state_db(path: &Path) -> (CheckResult, DbAccess) {
     const NAME: &str = "state-db";
-    if !path.exists() {
+    // Only "not found" means no database: a directory this user may not enter is not empty.
+    if std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
         let reason = format!("no state database yet ({})", path.display());
         return (
             CheckResult::new(
@@ -856,19 +866,12 @@ pub fn check_state_db(path: &Path) -> (CheckResult, DbAccess) {
             DbAccess::Unavailable { reason: message },
         )
     };
-    let flags =
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = match rusqlite::Connection::open_with_flags(path, flags) {
-        Ok(c) => c,
-        Err(e) => return fail(format!("cannot open {} read-only: {e}", path.display())),
+    // Read-only, creating nothing: the service's group may read, never write.
+    let db = match StateDb::open_read_only(path) {
+        Ok(db) => db,
+        Err(e) => return fail(e.to_string()),
     };
-    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
-    let rows: Result<Vec<String>, rusqlite::Error> =
-        conn.prepare("PRAGMA quick_check").and_then(|mut stmt| {
-            stmt.query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()
-        });
-    let rows = match rows {
+    let rows = match db.quick_check() {
         Ok(r) => r,
         Err(e) => {
             return fail(format!(
@@ -887,7 +890,7 @@ pub fn check_state_db(path: &Path) -> (CheckResult, DbAccess) {
             shown.join("; ")
         ));
     }
-    let version: u32 = match conn.query_row("PRAGMA user_version", [], |r| r.get(0)) {
+    let version = match db.schema_version() {
         Ok(v) => v,
         Err(e) => {
             return fail(format!(
@@ -896,7 +899,6 @@ pub fn check_state_db(path: &Path) -> (CheckResult, DbAccess) {
             ))
         }
     };
-    drop(conn);
     let ok = format!(
         "PRAGMA quick_check: ok ({}, schema version {version})",
         path.display()
@@ -924,10 +926,7 @@ pub fn check_state_db(path: &Path) -> (CheckResult, DbAccess) {
             DbAccess::Unavailable { reason: why },
         );
     }
-    match StateDb::open(path) {
-        Ok(db) => (CheckResult::new(NAME, Status::Ok, ok), DbAccess::Open(db)),
-        Err(e) => fail(format!("{ok}; but opening it failed: {e}")),
-    }
+    (CheckResult::new(NAME, Status::Ok, ok), DbAccess::Open(db))
 }
 
 fn human_age(seconds: i64) -> String {
@@ -940,40 +939,69 @@ fn human_age(seconds: i64) -> String {
     }
 }
 
+/// How old a record of the execution loop may be now: [`HEARTBEAT_INTERVALS`] poll intervals
+/// of the market's current state; too old fails while the market is open, warns when closed.
+struct Freshness {
+    market_open: bool,
+    poll: u64,
+    limit: i64,
+}
+
+impl Freshness {
+    fn at(config: &Config, now: DateTime<Utc>) -> Result<Freshness, String> {
+        let market_open = match current_or_next_session(now) {
+            Ok(s) => s.open <= now && now < s.close,
+            Err(e) => return Err(format!("cannot tell whether the market is open: {e}")),
+        };
+        let poll = if market_open {
+            config.execution.poll_seconds_open
+        } else {
+            config.execution.poll_seconds_closed
+        };
+        let limit =
+            i64::try_from(poll.saturating_mul(HEARTBEAT_INTERVALS).max(1)).unwrap_or(i64::MAX);
+        Ok(Freshness {
+            market_open,
+            poll,
+            limit,
+        })
+    }
+
+    fn market(&self) -> &'static str {
+        if self.market_open {
+            "market open"
+        } else {
+            "market closed"
+        }
+    }
+
+    fn key(&self) -> &'static str {
+        if self.market_open {
+            "poll_seconds_open"
+        } else {
+            "poll_seconds_closed"
+        }
+    }
+
+    /// Missing or stale: a failure while the market is open, a warning when it is closed.
+    fn late(&self) -> Status {
+        if self.market_open {
+            Status::Fail
+        } else {
+            Status::Warn
+        }
+    }
+}
+
 /// The execution loop's heartbeat: fresh while the market is open.
 pub fn check_heartbeat(config: &Config, now: DateTime<Utc>, db: &DbAccess) -> CheckResult {
     const NAME: &str = "heartbeat";
-    let market_open = match current_or_next_session(now) {
-        Ok(s) => s.open <= now && now < s.close,
-        Err(e) => {
-            return CheckResult::new(
-                NAME,
-                Status::Warn,
-                format!("cannot tell whether the market is open: {e}"),
-            )
-        }
+    let fresh = match Freshness::at(config, now) {
+        Ok(f) => f,
+        Err(e) => return CheckResult::new(NAME, Status::Warn, e),
     };
-    let market = if market_open {
-        "market open"
-    } else {
-        "market closed"
-    };
-    let poll = if market_open {
-        config.execution.poll_seconds_open
-    } else {
-        config.execution.poll_seconds_closed
-    };
-    let limit = i64::try_from(poll.saturating_mul(HEARTBEAT_INTERVALS).max(1)).unwrap_or(i64::MAX);
-    let key = if market_open {
-        "poll_seconds_open"
-    } else {
-        "poll_seconds_closed"
-    };
-    let missing_status = if market_open {
-        Status::Fail
-    } else {
-        Status::Warn
-    };
+    let (market, poll, limit, key) = (fresh.market(), fresh.poll, fresh.limit, fresh.key());
+    let missing_status = fresh.late();
     let db = match db {
         DbAccess::Open(db) => db,
         DbAccess::Unavailable { reason } => {
@@ -1029,8 +1057,66 @@ pub fn check_heartbeat(config: &Config, now: DateTime<Utc>, db: &DbAccess) -> Ch
     }
 }
 
-/// Every owned position has a protective stop that is working at the broker (as recorded).
-pub fn check_protective_stops(db: &DbAccess) -> CheckResult {
+/// The last reconciliation verdict the service recorded: `Ok(None)` when none was, `Err` with
+/// the reason when the database cannot tell.
+pub fn last_verdict(db: &DbAccess) -> Result<Option<Verdict>, String> {
+    match db {
+        DbAccess::Open(db) => db
+            .last_verdict()
+            .map_err(|e| format!("cannot read the reconciliation verdict: {e}")),
+        DbAccess::Unavailable { reason } => Err(reason.clone()),
+    }
+}
+
+/// Why the broker's last report does not confirm that every owned position is covered by a
+/// working stop for its full quantity; `None` when it does.
+fn unconfirmed_by_broker(
+    config: &Config,
+    now: DateTime<Utc>,
+    verdict: &Result<Option<Verdict>, String>,
+    owned: &[crate::execution::db::OwnedPosition],
+) -> Option<String> {
+    let verdict = match verdict {
+        Err(e) => return Some(e.clone()),
+        Ok(None) => return Some("no reconciliation verdict is recorded".into()),
+        Ok(Some(v)) => v,
+    };
+    let age = (now - verdict.at).num_seconds();
+    match Freshness::at(config, now) {
+        Ok(f) if age <= f.limit => {}
+        Ok(_) => return Some(format!("the broker was last read {} ago", human_age(age))),
+        Err(e) => return Some(e),
+    }
+    if !verdict.broker_positions_read || !verdict.open_orders_read {
+        return Some("the last cycle could not read the broker's positions or orders".into());
+    }
+    let doubtful: Vec<String> = owned
+        .iter()
+        .filter_map(|p| {
+            match verdict.rows.iter().find(|r| r.symbol == p.symbol) {
+                Some(r) if r.status == RowStatus::Ok && !r.stops_cover() => Some(format!(
+                    "{} is partly covered by a market sell in progress, not by its stop",
+                    p.symbol
+                )),
+                Some(r) if r.status == RowStatus::Ok && r.broker_qty == Some(p.qty) => None,
+                Some(r) => Some(format!("{} is {}", p.symbol, r.status.as_str())),
+                // Owned after the verdict was taken (a fill recorded since): not yet compared.
+                None => Some(format!("{} is not in the last verdict", p.symbol)),
+            }
+        })
+        .collect();
+    (!doubtful.is_empty()).then(|| doubtful.join(", "))
+}
+
+/// Every owned position has a protective stop that is working at the broker as the journal
+/// records it; "each with a working protective stop" is said only when the broker's own report
+/// (a fresh `verdict`) confirms it.
+pub fn check_protective_stops(
+    config: &Config,
+    now: DateTime<Utc>,
+    db: &DbAccess,
+    verdict: &Result<Option<Verdict>, String>,
+) -> CheckResult {
     const NAME: &str = "protective-stops";
     let db = match db {
         DbAccess::Open(db) => db,
@@ -1114,14 +1200,204 @@ pub fn check_protective_stops(db: &DbAccess) -> CheckResult {
             ),
         );
     }
-    CheckResult::new(
-        NAME,
-        Status::Ok,
-        format!(
-            "{} owned position(s), each with a working protective stop",
+    // The journal's part is fine; the broker's part is broker-reconciliation's to judge.
+    let message = match unconfirmed_by_broker(config, now, verdict, &positions) {
+        None => format!(
+            "{} owned position(s), each with a working protective stop (confirmed by the \
+             broker's report)",
             positions.len()
         ),
-    )
+        Some(why) => format!(
+            "{} owned position(s), each with a stop the journal records as working; not \
+             confirmed by the broker: {why} (see broker-reconciliation)",
+            positions.len()
+        ),
+    };
+    CheckResult::new(NAME, Status::Ok, message)
+}
+
+/// The service's last reconciliation verdict: what the broker reported against the journal.
+pub fn check_reconciliation(
+    config: &Config,
+    now: DateTime<Utc>,
+    verdict: &Result<Option<Verdict>, String>,
+) -> CheckResult {
+    const NAME: &str = "broker-reconciliation";
+    let fresh = match Freshness::at(config, now) {
+        Ok(f) => f,
+        Err(e) => return CheckResult::new(NAME, Status::Warn, e),
+    };
+    let market = fresh.market();
+    let verdict = match verdict {
+        Err(reason) => {
+            return CheckResult::new(NAME, Status::Warn, format!("not checked: {reason}"))
+        }
+        Ok(None) => {
+            return CheckResult::new(
+                NAME,
+                fresh.late(),
+                format!(
+                    "no reconciliation verdict recorded ({market}): avwap-execution has not \
+                     completed a cycle with this version, so nothing says the broker's \
+                     positions are protected; journalctl -u {EXECUTION_UNIT} -e"
+                ),
+            )
+        }
+        Ok(Some(v)) => v,
+    };
+    let mut findings: Vec<(Status, String)> = Vec::new();
+    let age = (now - verdict.at).num_seconds();
+    let when = format!("{} ago, {}", human_age(age), ny_and_utc(verdict.at));
+    if age < -TIMER_TOLERANCE_SECONDS {
+        findings.push((
+            Status::Warn,
+            format!(
+                "the last verdict ({}) is in the future: check the host clock",
+                ny_and_utc(verdict.at)
+            ),
+        ));
+    } else if age > fresh.limit {
+        findings.push((
+            fresh.late(),
+            format!(
+                "the broker was last compared with the journal {when}; {market}, limit \
+                 {HEARTBEAT_INTERVALS} × execution.{} = {} s: the service is down or stuck \
+                 (journalctl -u {EXECUTION_UNIT} -e); the rest is as of then",
+                fresh.key(),
+                fresh.limit
+            ),
+        ));
+    }
+    let qty = |q: Option<rust_decimal::Decimal>| q.map_or("?".to_string(), |q| q.to_string());
+    let mut mismatch_fix = false;
+    for row in verdict.problems() {
+        let symbol = &row.symbol;
+        let since = row
+            .first_seen
+            .map(|t| format!(" (first seen {})", ny_and_utc(t)))
+            .unwrap_or_default();
+        match row.status {
+            RowStatus::Uncovered => findings.push((
+                Status::Fail,
+                format!(
+                    "{symbol}: the broker holds {} shares but its working sell stops (and \
+                     market sells) cover {}{since}: place a stop for the rest at the broker now \
+                     unless avwap-execution does at its next cycle",
+                    qty(row.broker_qty),
+                    qty(row.covered_qty())
+                ),
+            )),
+            RowStatus::Mismatch if row.persists(verdict.at) => {
+                mismatch_fix = true;
+                findings.push((
+                    Status::Fail,
+                    format!(
+                        "{symbol}: the broker holds {}, the journal owns {}{since}",
+                        qty(row.broker_qty),
+                        row.owned_qty
+                    ),
+                ));
+            }
+            RowStatus::Mismatch => findings.push((
+                Status::Warn,
+                format!(
+                    "{symbol}: the broker holds {}, the journal owns {} in the last cycle only \
+                     (a fill between the reads?); judged again at the next cycle",
+                    qty(row.broker_qty),
+                    row.owned_qty
+                ),
+            )),
+            RowStatus::UnknownOrder => findings.push((
+                Status::Warn,
+                format!(
+                    "{symbol}: an order's outcome is unknown{since}; avwap-execution looks it up \
+                     by its client order id before sending anything more for it"
+                ),
+            )),
+            // Said once below, for the whole read.
+            RowStatus::Unread | RowStatus::Ok => {}
+        }
+    }
+    if let Some(e) = &verdict.positions_error {
+        findings.push((
+            Status::Warn,
+            format!(
+                "the last cycle could not read the broker's positions ({e}): nothing was \
+                 compared"
+            ),
+        ));
+    } else if !verdict.broker_positions_read {
+        findings.push((
+            Status::Warn,
+            "the last cycle could not read the broker's positions".into(),
+        ));
+    }
+    if let Some(e) = &verdict.open_orders_error {
+        findings.push((
+            Status::Warn,
+            format!(
+                "the last cycle could not read the broker's open orders ({e}): no stop was \
+                 confirmed"
+            ),
+        ));
+    } else if !verdict.open_orders_read {
+        findings.push((
+            Status::Warn,
+            "the last cycle could not read the broker's open orders".into(),
+        ));
+    }
+    if findings.is_empty() {
+        let held = verdict
+            .rows
+            .iter()
+            .filter(|r| r.broker_qty.is_some_and(|q| !q.is_zero()))
+            .count();
+        // A trim between its stop resize and its fill: covered, but not by the stop alone.
+        let selling: Vec<&str> = verdict
+            .rows
+            .iter()
+            .filter(|r| r.broker_qty.is_some_and(|q| !q.is_zero()) && !r.stops_cover())
+            .map(|r| r.symbol.as_str())
+            .collect();
+        let selling = if selling.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} partly by a market sell in progress)",
+                selling.join(", ")
+            )
+        };
+        let message = match held {
+            0 => format!("no positions at the broker and none owned in the journal (cycle {when})"),
+            1 => format!(
+                "1 position at the broker, covered by a working stop for its full \
+                 quantity{selling}; matches the journal (cycle {when})"
+            ),
+            n => format!(
+                "{n} positions at the broker, each covered by a working stop for its full \
+                 quantity{selling}; matches the journal (cycle {when})"
+            ),
+        };
+        return CheckResult::new(NAME, Status::Ok, message);
+    }
+    // The worst first, so the line starts with what to act on.
+    findings.sort_by_key(|f| std::cmp::Reverse(f.0));
+    let status = findings[0].0;
+    let mut message = findings
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if mismatch_fix {
+        message.push_str(&format!(
+            ". The journal does not match the broker in two consecutive cycles (execution \
+             database lost or restored from an old copy?): engage the kill switch (touch {}) \
+             so nothing more is bought, then reconcile the positions by hand against \
+             avwap-execution report",
+            KillSwitch::path(&config.state_dir).display()
+        ));
+    }
+    CheckResult::new(NAME, status, message)
 }
 
 #[cfg(test)]
@@ -1437,7 +1713,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, db) = db_in(dir.path());
         drop(db);
-        let check = || check_protective_stops(&check_state_db(&path).1);
+        let config = config_in(dir.path());
+        let now = utc("2026-11-30T15:00:00Z");
+        let check = || {
+            let access = check_state_db(&path).1;
+            check_protective_stops(&config, now, &access, &last_verdict(&access))
+        };
         assert_eq!(check().status, Status::Ok);
         assert_eq!(check().message, "no owned positions");
         insert_position(&path, "AAPL");
@@ -1449,8 +1730,54 @@ mod tests {
             c.message
         );
         insert_stop(&path, "AAPL", "new");
+        // The journal alone never says "each with a working protective stop".
         let c = check();
         assert_eq!(c.status, Status::Ok, "{}", c.message);
+        assert_eq!(
+            c.message,
+            "1 owned position(s), each with a stop the journal records as working; not \
+             confirmed by the broker: no reconciliation verdict is recorded (see \
+             broker-reconciliation)"
+        );
+        // The broker's fresh report confirms it.
+        let mut db = StateDb::open(&path).unwrap();
+        db.record_verdict(&verdict_of(
+            now - Duration::seconds(30),
+            &[("AAPL", "10", "10", Some("10"))],
+        ))
+        .unwrap();
+        let c = check();
+        assert_eq!(
+            c.message,
+            "1 owned position(s), each with a working protective stop (confirmed by the \
+             broker's report)"
+        );
+        // Not when the broker's stop covers less, nor when the report is stale.
+        db.record_verdict(&verdict_of(
+            now - Duration::seconds(20),
+            &[("AAPL", "10", "10", Some("5"))],
+        ))
+        .unwrap();
+        let c = check();
+        assert!(
+            c.message
+                .contains("not confirmed by the broker: AAPL is uncovered"),
+            "{}",
+            c.message
+        );
+        db.record_verdict(&verdict_of(
+            now - Duration::seconds(600),
+            &[("AAPL", "10", "10", Some("10"))],
+        ))
+        .unwrap();
+        let c = check();
+        assert!(
+            c.message
+                .contains("not confirmed by the broker: the broker was last read 10 min ago"),
+            "{}",
+            c.message
+        );
+        drop(db);
         insert_position(&path, "MSFT");
         insert_stop(&path, "MSFT", "canceled");
         let c = check();
@@ -1462,6 +1789,216 @@ mod tests {
             "{}",
             c.message
         );
+    }
+
+    /// A verdict at `at` as the service records it, from (symbol, broker qty, owned qty,
+    /// broker stop qty) rows: uncovered when the stops cover less than the broker holds, a
+    /// mismatch when the quantities differ (the engine's rules, `execution::verdict::judge`).
+    fn verdict_of(at: DateTime<Utc>, rows: &[(&str, &str, &str, Option<&str>)]) -> Verdict {
+        use crate::execution::verdict::VerdictRow;
+        let dec = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+        let rows = rows
+            .iter()
+            .map(|(symbol, broker, owned, stop)| {
+                let (broker, owned, stop) = (dec(broker), dec(owned), stop.map(dec));
+                let status = match stop {
+                    Some(s) if s < broker => RowStatus::Uncovered,
+                    _ if broker != owned => RowStatus::Mismatch,
+                    _ => RowStatus::Ok,
+                };
+                VerdictRow {
+                    symbol: symbol.to_string(),
+                    broker_qty: Some(broker),
+                    owned_qty: owned,
+                    stop_qty: stop,
+                    stop_qty_placed: dec("0"),
+                    selling_qty: stop.map(|_| dec("0")),
+                    status,
+                    first_seen: status.is_problem().then_some(at),
+                }
+            })
+            .collect();
+        Verdict {
+            at,
+            broker_positions_read: true,
+            open_orders_read: true,
+            positions_error: None,
+            open_orders_error: None,
+            rows,
+        }
+    }
+
+    #[test]
+    fn reconciliation_fails_on_uncovered_and_lasting_mismatches() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let open_now = utc("2026-11-30T15:00:00Z"); // Monday 10:00 EST
+        let (path, mut db) = db_in(dir.path());
+        let check = |now| {
+            let access = check_state_db(&path).1;
+            check_reconciliation(&config, now, &last_verdict(&access))
+        };
+        // Nothing recorded: like a missing heartbeat.
+        let c = check(open_now);
+        assert_eq!(c.status, Status::Fail, "{}", c.message);
+        assert!(
+            c.message
+                .starts_with("no reconciliation verdict recorded (market open)"),
+            "{}",
+            c.message
+        );
+        assert_eq!(check(utc("2026-11-29T15:00:00Z")).status, Status::Warn);
+
+        // Healthy: covered and matching.
+        let t0 = open_now - Duration::seconds(100);
+        db.record_verdict(&verdict_of(
+            t0,
+            &[
+                ("AAPL", "100", "100", Some("100")),
+                ("MSFT", "20", "20", Some("20")),
+                ("NVDA", "5", "5", Some("5")),
+            ],
+        ))
+        .unwrap();
+        let c = check(open_now);
+        assert_eq!(c.status, Status::Ok, "{}", c.message);
+        assert!(
+            c.message.starts_with(
+                "3 positions at the broker, each covered by a working stop for its full \
+                 quantity; matches the journal (cycle 100 s ago, "
+            ),
+            "{}",
+            c.message
+        );
+
+        // The journal lost: a mismatch seen once warns ...
+        let t1 = open_now - Duration::seconds(60);
+        db.record_verdict(&verdict_of(t1, &[("AAPL", "100", "0", Some("100"))]))
+            .unwrap();
+        let c = check(open_now);
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message
+                .contains("AAPL: the broker holds 100, the journal owns 0 in the last cycle only"),
+            "{}",
+            c.message
+        );
+        // ... and fails when the next cycle sees it again.
+        db.record_verdict(&verdict_of(open_now, &[("AAPL", "100", "0", Some("100"))]))
+            .unwrap();
+        let c = check(open_now);
+        assert_eq!(c.status, Status::Fail, "{}", c.message);
+        assert!(
+            c.message.starts_with("AAPL: the broker holds 100, the journal owns 0 (first seen Mon 2026-11-30 09:59 EST"),
+            "{}",
+            c.message
+        );
+        assert!(
+            c.message.contains("engage the kill switch"),
+            "{}",
+            c.message
+        );
+
+        // Uncovered fails at once.
+        let mut db2 = StateDb::open(&path).unwrap();
+        db2.record_verdict(&verdict_of(
+            open_now + Duration::seconds(60),
+            &[("MSFT", "20", "20", Some("5"))],
+        ))
+        .unwrap();
+        let c = check(open_now + Duration::seconds(60));
+        assert_eq!(c.status, Status::Fail, "{}", c.message);
+        assert!(
+            c.message
+                .starts_with("MSFT: the broker holds 20 shares but its working sell stops (and market sells) cover 5"),
+            "{}",
+            c.message
+        );
+
+        // Stale: after 3 × poll_seconds_open while open (FAIL), 3 × poll_seconds_closed when
+        // closed (WARN).
+        db2.record_verdict(&verdict_of(open_now - Duration::seconds(181), &[]))
+            .unwrap();
+        let c = check(open_now);
+        assert_eq!(c.status, Status::Fail, "{}", c.message);
+        assert!(
+            c.message.starts_with(
+                "the broker was last compared with the journal 3 min ago, Mon 2026-11-30 09:56 EST"
+            ),
+            "{}",
+            c.message
+        );
+        assert!(
+            c.message
+                .contains("limit 3 × execution.poll_seconds_open = 180 s"),
+            "{}",
+            c.message
+        );
+        let closed_now = utc("2026-11-29T15:00:00Z");
+        db2.record_verdict(&verdict_of(closed_now - Duration::hours(2), &[]))
+            .unwrap();
+        assert_eq!(check(closed_now).status, Status::Warn);
+        db2.record_verdict(&verdict_of(closed_now - Duration::seconds(60), &[]))
+            .unwrap();
+        let c = check(closed_now);
+        assert_eq!(c.status, Status::Ok, "{}", c.message);
+        assert!(
+            c.message.starts_with(
+                "no positions at the broker and none owned in the journal (cycle 60 s ago"
+            ),
+            "{}",
+            c.message
+        );
+        drop((db, db2));
+    }
+
+    #[test]
+    fn reconciliation_warns_when_the_broker_could_not_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let now = utc("2026-11-30T15:00:00Z");
+        let (path, mut db) = db_in(dir.path());
+        let unread = Verdict {
+            at: now,
+            broker_positions_read: false,
+            open_orders_read: false,
+            positions_error: Some("broker read failed (retryable): HTTP 503".into()),
+            open_orders_error: Some("broker read failed (retryable): HTTP 503".into()),
+            rows: vec![],
+        };
+        db.record_verdict(&unread).unwrap();
+        let access = check_state_db(&path).1;
+        let c = check_reconciliation(&config, now, &last_verdict(&access));
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert_eq!(
+            c.message,
+            "the last cycle could not read the broker's positions (broker read failed \
+             (retryable): HTTP 503): nothing was compared; the last cycle could not read the \
+             broker's open orders (broker read failed (retryable): HTTP 503): no stop was \
+             confirmed"
+        );
+        // An unknown order outcome warns too.
+        let mut unknown = verdict_of(now, &[("AAPL", "0", "0", Some("0"))]);
+        unknown.rows[0].status = RowStatus::UnknownOrder;
+        unknown.rows[0].first_seen = Some(now);
+        db.record_verdict(&unknown).unwrap();
+        let c = check_reconciliation(&config, now, &last_verdict(&access));
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message.starts_with("AAPL: an order's outcome is unknown"),
+            "{}",
+            c.message
+        );
+        // Without a database: not checked.
+        let c = check_reconciliation(
+            &config,
+            now,
+            &last_verdict(&DbAccess::Unavailable {
+                reason: "no state database yet".into(),
+            }),
+        );
+        assert_eq!(c.status, Status::Warn);
+        assert_eq!(c.message, "not checked: no state database yet");
     }
 
     #[test]
@@ -1539,7 +2076,8 @@ mod tests {
                 "state-db",
                 "kill-switch",
                 "heartbeat",
-                "protective-stops"
+                "protective-stops",
+                "broker-reconciliation"
             ]
         );
         assert_eq!(report.checks[0].status, Status::Warn);

@@ -2,10 +2,15 @@
 //! recorded from systemd 252 (tests/fixtures/systemd/README.md), a fake `/proc` tree, a fake
 //! `tmux`, and a real state directory (fresh watchlist, state database with a heartbeat).
 
+use avwap::broker::{
+    BrokerError, BrokerOrder, OrderStatus, OrderType, Position, Side, TimeInForce,
+};
 use avwap::calendar::ny_date;
-use avwap::execution::db::{StateDb, DB_FILE};
+use avwap::execution::db::{OwnedPosition, StateDb, DB_FILE};
+use avwap::execution::verdict::{judge, BrokerView, Verdict};
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc, Weekday};
 use chrono_tz::America::New_York;
+use rust_decimal::Decimal;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -56,6 +61,77 @@ fn avoid_boundaries() {
 }
 
 use chrono::Timelike;
+
+/// The verdict a cycle at `at` records when the broker reports `positions` and these sell
+/// stops (symbol, shares) and the journal owns nothing.
+fn verdict(
+    at: DateTime<Utc>,
+    positions: Result<Vec<(&str, i64)>, BrokerError>,
+    stops: &[(&str, i64)],
+) -> Verdict {
+    verdict_owning(at, positions, stops, &[])
+}
+
+/// [`verdict`] with the journal owning `owned` (symbol, shares).
+fn verdict_owning(
+    at: DateTime<Utc>,
+    positions: Result<Vec<(&str, i64)>, BrokerError>,
+    stops: &[(&str, i64)],
+    owned: &[(&str, i64)],
+) -> Verdict {
+    let owned: Vec<OwnedPosition> = owned
+        .iter()
+        .map(|(symbol, qty)| OwnedPosition {
+            symbol: symbol.to_string(),
+            qty: Decimal::from(*qty),
+            avg_price: Decimal::from(50),
+            opened_session: ny_date(at),
+            entry_client_order_id: format!("avw-20261127-{symbol}-en-1"),
+            stop_price: Decimal::from(45),
+            target_r1: None,
+            target_r2: None,
+            trimmed: false,
+            open: true,
+            realized_pnl: Decimal::ZERO,
+        })
+        .collect();
+    let positions = positions.map(|ps| {
+        ps.iter()
+            .map(|(symbol, qty)| Position {
+                symbol: symbol.to_string(),
+                qty: Decimal::from(*qty),
+                avg_entry_price: Decimal::from(50),
+            })
+            .collect::<Vec<_>>()
+    });
+    let stops: Vec<BrokerOrder> = stops
+        .iter()
+        .map(|(symbol, qty)| BrokerOrder {
+            id: format!("broker-{symbol}"),
+            client_order_id: format!("avw-20261127-{symbol}-st1-1"),
+            symbol: symbol.to_string(),
+            side: Side::Sell,
+            qty: Decimal::from(*qty),
+            filled_qty: Decimal::ZERO,
+            filled_avg_price: None,
+            order_type: OrderType::Stop,
+            limit_price: None,
+            stop_price: Some(Decimal::from(45)),
+            time_in_force: TimeInForce::Gtc,
+            status: OrderStatus::New,
+            submitted_at: at,
+            updated_at: at,
+            replaced_by: None,
+        })
+        .collect();
+    judge(
+        at,
+        &BrokerView::new(&positions, &Ok(stops)),
+        &owned,
+        &Default::default(),
+        &[],
+    )
+}
 
 struct Host {
     _dir: tempfile::TempDir,
@@ -119,8 +195,11 @@ fn host(name: &str) -> Host {
     std::fs::create_dir_all(&state).unwrap();
     // A fresh watchlist: header only (no candidates today) is a valid list.
     avwap::watchlist::write_watchlist(&state.join("daily_candidates.csv"), &[]).unwrap();
-    let db = StateDb::open(&state.join(DB_FILE)).unwrap();
-    db.heartbeat(Utc::now(), "sim", 1).unwrap();
+    let mut db = StateDb::open(&state.join(DB_FILE)).unwrap();
+    let now = Utc::now();
+    db.heartbeat(now, "sim", 1).unwrap();
+    // What a healthy service records every cycle: the broker read, nothing held anywhere.
+    db.record_verdict(&verdict(now, Ok(vec![]), &[])).unwrap();
     drop(db);
     let tmux = if host_dir.join("tmux").exists() {
         host_dir.join("tmux")
@@ -222,7 +301,7 @@ fn status_of<'a>(
         .unwrap_or_else(|| panic!("no check {name} in {checks:?}"))
 }
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 11] = [
     "execution.service",
     "scan.timer",
     "execution-restart.timer",
@@ -233,16 +312,29 @@ const ALL: [&str; 10] = [
     "kill-switch",
     "heartbeat",
     "protective-stops",
+    "broker-reconciliation",
 ];
 
 /// Run the host both ways; check the verdict, the exit code, and which checks are not OK.
 fn expect(host_name: &str, args: &[&str], verdict: &str, code: i32, not_ok: &[(&str, &str, &str)]) {
     let h = host(host_name);
+    expect_on(&h, host_name, args, verdict, code, not_ok);
+}
+
+/// [`expect`] on a host already set up.
+fn expect_on(
+    h: &Host,
+    host_name: &str,
+    args: &[&str],
+    verdict: &str,
+    code: i32,
+    not_ok: &[(&str, &str, &str)],
+) {
     let today = ny_date(Utc::now());
-    let out = run(&h, args);
+    let out = run(h, args);
     let mut json_args = args.to_vec();
     json_args.push("--json");
-    let out_json = run(&h, &json_args);
+    let out_json = run(h, &json_args);
     if ny_date(Utc::now()) != today {
         return; // New York midnight passed: the watchlist is no longer today's.
     }
@@ -564,4 +656,343 @@ fn the_fixture_timestamps_are_systemds_format() {
         recorded.lines().any(|l| l == line),
         "{line} not in {recorded}"
     );
+}
+
+#[test]
+fn a_lost_journal_fails_the_reconciliation_after_two_cycles() {
+    // The execution database was lost: the broker holds 100 AAPL under a stop, the journal
+    // owns nothing. The journal alone looks healthy ("no owned positions").
+    let h = host("healthy");
+    let mut db = StateDb::open(&h.state.join(DB_FILE)).unwrap();
+    let now = Utc::now();
+    db.record_verdict(&verdict(
+        now - Duration::seconds(60),
+        Ok(vec![("AAPL", 100)]),
+        &[("AAPL", 100)],
+    ))
+    .unwrap();
+    let out = run(&h, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let (_, checks) = human(&out);
+    let (status, _, msg) = status_of(&checks, "broker-reconciliation");
+    assert_eq!(status, "WARN", "{msg}");
+    assert!(
+        msg.contains("AAPL: the broker holds 100, the journal owns 0 in the last cycle only"),
+        "{msg}"
+    );
+    assert_eq!(
+        status_of(&checks, "protective-stops").2,
+        "no owned positions"
+    );
+
+    // The next cycle sees it again: FAIL, with what to do.
+    db.record_verdict(&verdict(now, Ok(vec![("AAPL", 100)]), &[("AAPL", 100)]))
+        .unwrap();
+    drop(db);
+    expect_on(
+        &h,
+        "healthy",
+        &[],
+        "fail",
+        1,
+        &[(
+            "broker-reconciliation",
+            "FAIL",
+            "AAPL: the broker holds 100, the journal owns 0 (first seen ",
+        )],
+    );
+    let (_, checks) = human(&run(&h, &[]));
+    let msg = &status_of(&checks, "broker-reconciliation").2;
+    assert!(msg.contains("engage the kill switch (touch "), "{msg}");
+    assert!(msg.contains("KILL_SWITCH"), "{msg}");
+}
+
+#[test]
+fn an_uncovered_position_fails_and_an_unread_broker_warns() {
+    let h = host("healthy");
+    let mut db = StateDb::open(&h.state.join(DB_FILE)).unwrap();
+    db.record_verdict(&verdict(
+        Utc::now(),
+        Ok(vec![("AAPL", 100), ("MSFT", 10)]),
+        &[("AAPL", 40), ("MSFT", 10)],
+    ))
+    .unwrap();
+    expect_on(
+        &h,
+        "healthy",
+        &[],
+        "fail",
+        1,
+        &[(
+            "broker-reconciliation",
+            "FAIL",
+            "AAPL: the broker holds 100 shares but its working sell stops (and market sells) cover 40",
+        )],
+    );
+    db.record_verdict(&verdict(
+        Utc::now(),
+        Err(BrokerError::RetryableRead {
+            message: "HTTP 503 from the positions endpoint".into(),
+        }),
+        &[],
+    ))
+    .unwrap();
+    drop(db);
+    expect_on(
+        &h,
+        "healthy",
+        &[],
+        "warn",
+        2,
+        &[(
+            "broker-reconciliation",
+            "WARN",
+            "the last cycle could not read the broker's positions (broker read failed (retryable): HTTP 503 from the positions endpoint)",
+        )],
+    );
+}
+
+/// A position and its working stop in the journal, as the service records them.
+fn journal_position(db_path: &Path, symbol: &str, qty: i64) {
+    let conn = rusqlite::Connection::open(db_path).unwrap();
+    let cid = format!("avw-20261127-{symbol}-st1-1");
+    conn.execute(
+        "INSERT INTO positions (symbol, qty, avg_price, opened_session, entry_client_order_id,
+            stop_price, status, updated_at)
+         VALUES (?1, ?2, '50.00', '2026-11-27', ?3, '45.00', 'open', '2026-11-27T15:00:00.000000Z')",
+        rusqlite::params![symbol, qty.to_string(), format!("avw-20261127-{symbol}-en-1")],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO stops (symbol, client_order_id, stop_price, qty, updated_at)
+         VALUES (?1, ?2, '45.00', ?3, '2026-11-27T15:00:00.000000Z')",
+        rusqlite::params![symbol, cid, qty.to_string()],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO orders (client_order_id, broker_order_id, symbol, side, qty, order_type,
+            stop_price, time_in_force, status, filled_qty, submitted_at, updated_at)
+         VALUES (?1, ?2, ?3, 'sell', ?4, 'stop', '45.00', 'gtc', 'new', '0',
+            '2026-11-27T15:00:00.000000Z', '2026-11-27T15:00:00.000000Z')",
+        rusqlite::params![cid, format!("broker-{symbol}"), symbol, qty.to_string()],
+    )
+    .unwrap();
+}
+
+#[test]
+fn protection_is_said_only_on_the_brokers_word() {
+    let h = host("healthy");
+    let db_path = h.state.join(DB_FILE);
+    let held = [("AAPL", 100), ("MSFT", 10), ("NVDA", 7)];
+    for (symbol, qty) in held {
+        journal_position(&db_path, symbol, qty);
+    }
+    let mut db = StateDb::open(&db_path).unwrap();
+    db.record_verdict(&verdict_owning(Utc::now(), Ok(held.to_vec()), &held, &held))
+        .unwrap();
+    expect_on(&h, "healthy", &[], "ok", 0, &[]);
+    let (_, checks) = human(&run(&h, &[]));
+    assert_eq!(
+        status_of(&checks, "protective-stops").2,
+        "3 owned position(s), each with a working protective stop (confirmed by the broker's report)"
+    );
+    let msg = &status_of(&checks, "broker-reconciliation").2;
+    assert!(
+        msg.starts_with(
+            "3 positions at the broker, each covered by a working stop for its full quantity; \
+             matches the journal (cycle "
+        ),
+        "{msg}"
+    );
+
+    // The journal still says every stop works, but the broker's stop for AAPL is gone.
+    db.record_verdict(&verdict_owning(
+        Utc::now(),
+        Ok(held.to_vec()),
+        &held[1..],
+        &held,
+    ))
+    .unwrap();
+    drop(db);
+    expect_on(
+        &h,
+        "healthy",
+        &[],
+        "fail",
+        1,
+        &[(
+            "broker-reconciliation",
+            "FAIL",
+            "AAPL: the broker holds 100 shares but its working sell stops (and market sells) cover 0",
+        )],
+    );
+    let (_, checks) = human(&run(&h, &[]));
+    let msg = &status_of(&checks, "protective-stops").2;
+    assert!(
+        msg.contains("not confirmed by the broker: AAPL is uncovered"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("each with a working protective stop"),
+        "{msg}"
+    );
+}
+
+/// The effective uid, read from /proc so the test needs no libc binding.
+fn euid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+/// A group the operator is in and `nobody` is not otherwise.
+const SERVICE_GID: u32 = 61_234;
+const NOBODY: u32 = 65_534;
+
+/// `cmd` run as `nobody` with `gid` as its only group (as root), or as this user (otherwise).
+fn as_other_user(cmd: &Command, gid: u32) -> Command {
+    let mut wrapped = if euid() == 0 {
+        let mut w = Command::new("setpriv");
+        w.arg(format!("--reuid={NOBODY}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .arg(cmd.get_program());
+        w
+    } else {
+        Command::new(cmd.get_program())
+    };
+    wrapped.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    wrapped
+}
+
+/// The service's permissions (`StateDirectoryMode=0750`, `UMask=0027`): the directory 0750,
+/// its files 0640, owned by the service (here root) and its group. As a non-root user the
+/// owner's write bits are removed as well, so the reader can write nothing either way.
+fn service_permissions(state: &Path) {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    let root = euid() == 0;
+    let (dir_mode, file_mode) = if root { (0o750, 0o640) } else { (0o550, 0o440) };
+    for entry in std::fs::read_dir(state).unwrap() {
+        let path = entry.unwrap().path();
+        if root {
+            chown(&path, None, Some(SERVICE_GID)).unwrap();
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file_mode)).unwrap();
+    }
+    if root {
+        chown(state, None, Some(SERVICE_GID)).unwrap();
+    }
+    std::fs::set_permissions(state, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_member_of_the_service_group_can_check_and_report_read_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = host("healthy");
+    // The way to the state directory is open to everyone; the directory itself is not.
+    std::fs::set_permissions(h._dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db_path = h.state.join(DB_FILE);
+    let report = |gid: u32| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_avwap-execution"));
+        cmd.args(["report", "--json", "--state-dir"])
+            .arg(&h.state)
+            .env_remove("AVWAP_CONFIG")
+            .env_remove("AVWAP_STATE_DIR")
+            .env_remove("AVWAP_MODE")
+            .env("RUST_LOG", "warn");
+        as_other_user(&cmd, gid).output().unwrap()
+    };
+    let check = |gid: u32| as_other_user(&command(&h, &[]), gid).output().unwrap();
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // 1. The service is running: its last cycle is in the write-ahead log only (the writer
+    //    keeps the database open), and -wal and -shm are the service's, not writable here.
+    let mut writer = StateDb::open(&db_path).unwrap();
+    let now = Utc::now();
+    writer.heartbeat(now, "sim", 2).unwrap();
+    writer
+        .record_verdict(&verdict(now, Ok(vec![]), &[]))
+        .unwrap();
+    assert!(
+        std::fs::metadata(format!("{}-wal", db_path.display()))
+            .unwrap()
+            .len()
+            > 0,
+        "the last cycle is pending in the write-ahead log"
+    );
+    service_permissions(&h.state);
+    let before = listing(&h.state);
+    let out = check(SERVICE_GID);
+    let text = stdout(&out);
+    assert!(
+        !text.contains("readonly database") && !stderr(&out).contains("readonly database"),
+        "{text}"
+    );
+    if ny_date(Utc::now()) == ny_date(now) {
+        assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    }
+    let (_, checks) = human(&out);
+    assert!(status_of(&checks, "state-db").2.contains("quick_check: ok"));
+    assert_eq!(status_of(&checks, "heartbeat").0, "OK");
+    assert_eq!(status_of(&checks, "broker-reconciliation").0, "OK");
+    let out = report(SERVICE_GID);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice::<Value>(&out.stdout).expect("report --json is JSON");
+    assert_eq!(
+        listing(&h.state),
+        before,
+        "a reader created or removed files"
+    );
+
+    // 2. The service stopped cleanly: no -wal or -shm left, and the reader cannot create them.
+    //    (The owner may write the directory again for its last close, which removes them.)
+    std::fs::set_permissions(&h.state, std::fs::Permissions::from_mode(0o750)).unwrap();
+    drop(writer);
+    service_permissions(&h.state);
+    assert!(!Path::new(&format!("{}-wal", db_path.display())).exists());
+    let before = listing(&h.state);
+    let out = check(SERVICE_GID);
+    let (_, checks) = human(&out);
+    assert_eq!(
+        status_of(&checks, "state-db").0,
+        "OK",
+        "{}",
+        status_of(&checks, "state-db").2
+    );
+    assert_eq!(status_of(&checks, "heartbeat").0, "OK", "{}", stdout(&out));
+    let out = report(SERVICE_GID);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(listing(&h.state), before, "a reader created files");
+
+    // 3. Someone outside the group: a clear refusal that says what to do.
+    if euid() == 0 {
+        let out = check(NOBODY);
+        let (_, checks) = human(&out);
+        let (status, _, msg) = status_of(&checks, "state-db");
+        assert_eq!(status, "FAIL", "{msg}");
+        assert!(msg.contains("ermission denied"), "{msg}");
+        assert!(msg.contains("run it as the service user"), "{msg}");
+        let out = report(NOBODY);
+        assert_eq!(out.status.code(), Some(13), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("run it as the service user"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
