@@ -1134,6 +1134,26 @@ impl StateDb {
         self.position_rows("1 = 1", &[])
     }
 
+    /// Give a position that lost its entry plan (adopted after a lost journal) the targets of
+    /// the watchlist row it was entered from. Only fills what is missing: existing targets stay.
+    pub fn restore_targets(
+        &self,
+        symbol: &str,
+        target_r1: Decimal,
+        target_r2: Decimal,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE positions SET target_r1 = ?2, target_r2 = ?3, updated_at = ?4
+                 WHERE symbol = ?1 AND status = 'open' AND target_r1 IS NULL AND target_r2 IS NULL",
+                params![symbol, target_r1.to_string(), target_r2.to_string(), ts(at)],
+            )
+            .map_err(self.sql("restoring targets"))?;
+        Ok(changed > 0)
+    }
+
     /// Raise the protective stop level (never lowers it).
     pub fn raise_stop_level(
         &self,

@@ -191,6 +191,7 @@ fn record_reads(
             None
         }
     };
+    restore_plans(desk, inputs.watchlist)?;
     if reads.account.is_err() {
         incomplete.push("account".to_string());
     }
@@ -317,6 +318,51 @@ fn recover_positions(
                 position.qty
             ),
         )?;
+    }
+    Ok(())
+}
+
+/// A position rebuilt from orders found at the broker has no entry plan (it lived in the lost
+/// journal). When today's watchlist holds the row it was entered from (same symbol, the entry's
+/// session), its plan comes back from that row: the targets, and the stop level (raised only).
+fn restore_plans(
+    desk: &mut OrderDesk<'_>,
+    watchlist: &WatchlistInput,
+) -> Result<(), LifecycleError> {
+    let WatchlistInput::Fresh(rows) = watchlist else {
+        return Ok(());
+    };
+    for position in desk.db.open_positions()? {
+        if position.target_r1.is_some() || position.target_r2.is_some() {
+            continue;
+        }
+        let Some(entry) = ids::ClientOrderId::parse(&position.entry_client_order_id) else {
+            continue;
+        };
+        let Some(row) = rows
+            .iter()
+            .find(|r| r.symbol == position.symbol && r.scan_date == entry.session)
+        else {
+            continue;
+        };
+        if desk
+            .db
+            .restore_targets(&position.symbol, row.target_r1, row.target_r2, desk.now)?
+        {
+            desk.db
+                .raise_stop_level(&position.symbol, to_tick(row.stop_loss), desk.now)?;
+            desk.event(
+                "plan_restored",
+                Some(&position.symbol),
+                Some(&position.entry_client_order_id),
+                format!(
+                    "the entry plan was lost with the journal; restored from today's watchlist row: stop {}, R1 {}, R2 {}",
+                    to_tick(row.stop_loss),
+                    row.target_r1,
+                    row.target_r2
+                ),
+            )?;
+        }
     }
     Ok(())
 }

@@ -877,6 +877,18 @@ fn run_with_loss(venue: Venue, loss: Loss, at: &str) {
         spec
     });
     let end = capture(dir);
+    // Without a crash the loss cannot change the economics: the broker's orders rebuild the
+    // positions and today's watchlist their plans, so the day ends as the reference did. (A
+    // SIGKILL mid-cycle moves the in-flight order's fills, as in the crash cases above.)
+    let diff = end.economics().diff(&reference(venue).economics);
+    if !matches!(loss, Loss::WalRemovedAfterKill) {
+        assert!(
+            diff.is_empty(),
+            "{name}: the economics differ from the reference:\n  - {}\n{}",
+            diff.join("\n  - "),
+            end.summary()
+        );
+    }
     let v = end.safety_violations();
     assert!(
         v.is_empty(),
@@ -885,7 +897,10 @@ fn run_with_loss(venue: Venue, loss: Loss, at: &str) {
         v.join("\n  - "),
         end.summary()
     );
-    eprintln!("{name}: ok");
+    eprintln!(
+        "{name}: ok; economics differ from the reference in {} place(s)",
+        diff.len()
+    );
 }
 
 /// The moments of the reference day a loss hits: right after the entries (their fills and
