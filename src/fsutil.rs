@@ -229,19 +229,20 @@ pub fn excerpt_bytes(bytes: &[u8]) -> String {
 }
 
 fn quote(text: &str, total: usize, more: bool) -> String {
-    let mut out = String::with_capacity(EXCERPT_BYTES.min(text.len() * 2) + 32);
-    out.push('"');
-    let mut cut = more;
-    for c in text.chars() {
-        let escaped = c.escape_debug();
-        if out.len() + escaped.len() > EXCERPT_BYTES {
-            cut = true;
+    // The prefix whose escaped form fits; `char::escape_debug` is never shorter than what
+    // `{:?}` writes for a character, so the quoted prefix fits too.
+    let mut budget = EXCERPT_BYTES;
+    let mut end = text.len();
+    for (at, c) in text.char_indices() {
+        let width = c.escape_debug().len();
+        if width > budget {
+            end = at;
             break;
         }
-        out.extend(escaped);
+        budget -= width;
     }
-    out.push('"');
-    if cut {
+    let mut out = format!("{:?}", &text[..end]);
+    if more || end < text.len() {
         out.push_str(&format!("… ({total} bytes in all)"));
     }
     out
