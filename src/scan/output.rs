@@ -145,6 +145,9 @@ pub struct UniverseReport<'a> {
 pub struct Counts<'a> {
     pub universe: usize,
     pub with_current_data: usize,
+    /// Symbols with current data evaluated without an internal error (`scan.min_coverage`
+    /// applies to this over `universe`).
+    pub covered: usize,
     pub bars_read: usize,
     pub rejected: &'a std::collections::BTreeMap<&'static str, usize>,
     pub passed_gates: usize,
@@ -205,6 +208,7 @@ pub fn report<'a>(
         counts: Counts {
             universe: outcome.universe,
             with_current_data: outcome.with_current_data,
+            covered: outcome.covered,
             bars_read: outcome.bars_read,
             rejected: &outcome.rejections,
             passed_gates: outcome.passed_gates,
