@@ -343,7 +343,7 @@ pub fn parse_watchlist(bytes: &[u8], path: &Path) -> Result<Vec<WatchlistRow>, W
     if body.iter().all(|b| matches!(b, b'\n' | b'\r')) {
         // Only line ends (and perhaps a byte-order mark): there is no header to check.
         return Err(empty(&format!(
-            " but for {} bytes of line ends or a byte-order mark",
+            " but for line ends or a byte-order mark ({} bytes)",
             bytes.len()
         )));
     }

@@ -224,7 +224,7 @@ pub fn import_files_as<P: AsRef<Path>>(
         let written = writer.commit()?;
         debug_assert_eq!(written as u64, ctx.report.rows_imported - imported_before);
     }
-    ctx.report.symbols = ctx.seen.len();
+    ctx.report.symbols = ctx.imported_symbols.len();
     Ok(ctx.report)
 }
 
@@ -279,6 +279,8 @@ struct Context {
     files: Vec<PathBuf>,
     /// Where each imported (symbol, date) came from: (index into `files`, line).
     seen: HashMap<String, HashMap<NaiveDate, (usize, u64)>>,
+    /// Symbols with at least one imported row (a symbol may be seen only in rejected rows).
+    imported_symbols: std::collections::HashSet<String>,
 }
 
 /// Column positions of the required fields in a file.
@@ -552,6 +554,9 @@ fn parse_input(
         }
         sink(symbol, &bar)?;
         ctx.report.rows_imported += 1;
+        if !ctx.imported_symbols.contains(symbol) {
+            ctx.imported_symbols.insert(symbol.to_string());
+        }
     }
     Ok(())
 }
