@@ -64,7 +64,7 @@ const RULES: &[Rule] = &[
     rule("exit", Foundation, &[]),
     rule("fsutil", Foundation, &[]),
     rule("watchlist", Domain, &["fsutil"]),
-    rule("market_data", Domain, &["calendar", "watchlist"]),
+    rule("market_data", Domain, &["calendar", "fsutil", "watchlist"]),
     rule("broker", Domain, &["calendar", "market_data"]),
     rule("universe", Domain, &["fsutil", "watchlist"]),
     rule(
@@ -102,7 +102,11 @@ const RULES: &[Rule] = &[
         Application,
         &["config", "credentials", "exit", "ops::logging"],
     ),
-    rule("gate", Application, &["calendar", "exit", "watchlist"]),
+    rule(
+        "gate",
+        Application,
+        &["calendar", "exit", "fsutil", "watchlist"],
+    ),
     rule(
         "ops::check",
         Application,

@@ -2,10 +2,15 @@
 //! its modification date and its content, all judged in New York time. The messages and the
 //! codes 0/1/2 are the predecessor's, so operators' habits and alerts keep working. [`run`] is
 //! the `avwap-gate` application (systemd's `ExecStartPre`).
+//!
+//! The gate never blocks and never reads much: something other than a regular file at the path
+//! (a FIFO, a device, a directory) is refused without being opened for reading, and the content
+//! is read only up to the watchlist's size limit (`watchlist::MAX_BYTES`).
 
 use crate::calendar::ny_date;
 use crate::exit::ExitCode;
-use crate::watchlist::{parse_watchlist, WatchlistError};
+use crate::fsutil::{kind_of, ReadError};
+use crate::watchlist::{parse_watchlist, read_watchlist_bytes, WatchlistError};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -40,6 +45,11 @@ pub enum GateVerdict {
         path: PathBuf,
         reason: String,
     },
+    /// A FIFO, device, socket or directory is at the path (never opened for reading).
+    NotRegular {
+        path: PathBuf,
+        kind: &'static str,
+    },
 }
 
 impl GateVerdict {
@@ -54,7 +64,9 @@ impl GateVerdict {
             GateVerdict::Stale { .. } => ExitCode::WatchlistStale,
             GateVerdict::Invalid { .. } => ExitCode::WatchlistInvalid,
             GateVerdict::WrongSession { .. } => ExitCode::WatchlistWrongSession,
-            GateVerdict::Unreadable { .. } => ExitCode::WatchlistUnreadable,
+            GateVerdict::Unreadable { .. } | GateVerdict::NotRegular { .. } => {
+                ExitCode::WatchlistUnreadable
+            }
         }
     }
 
@@ -93,6 +105,11 @@ impl GateVerdict {
                  (check that the service user may read it and its directory)",
                 path.display()
             ),
+            GateVerdict::NotRegular { path, kind } => format!(
+                "Watchlist cannot be read: it is {kind}, not a regular file. path={} \
+                 (remove it and re-run the scan: systemctl start scan.service)",
+                path.display()
+            ),
         }
     }
 }
@@ -101,28 +118,36 @@ impl GateVerdict {
 #[derive(Debug)]
 pub enum Observed {
     Missing,
-    /// `stat` or `read` failed for a reason other than "not found".
+    /// `stat` failed for a reason other than "not found".
     Unreadable(io::Error),
+    /// `stat` says the path is not a regular file: this describes what it is.
+    NotRegular(&'static str),
     File {
         modified: SystemTime,
-        content: Result<Vec<u8>, io::Error>,
+        /// Read (within the watchlist's limits) only when the file is from today.
+        content: Result<Vec<u8>, WatchlistError>,
     },
 }
 
 /// Look at the file. The content is read only when needed, so a stale file is judged by its
-/// date alone (as the predecessor did) and a huge stray file is not read.
+/// date alone (as the predecessor did) and a huge stray file is not read. `stat` opens
+/// nothing, so a FIFO at the path is recognised without blocking; the read itself refuses
+/// anything but a regular file again (the path may change in between).
 pub fn observe(path: &Path, now: DateTime<Utc>) -> Observed {
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Observed::Missing,
         Err(e) => return Observed::Unreadable(e),
     };
+    if !metadata.is_file() {
+        return Observed::NotRegular(kind_of(&metadata.file_type()));
+    }
     let modified = match metadata.modified() {
         Ok(m) => m,
         Err(e) => return Observed::Unreadable(e),
     };
     let content = if ny_date(DateTime::<Utc>::from(modified)) == ny_date(now) {
-        std::fs::read(path)
+        read_watchlist_bytes(path)
     } else {
         Ok(Vec::new())
     };
@@ -141,6 +166,12 @@ pub fn decide(path: &Path, now: DateTime<Utc>, observed: Observed) -> GateVerdic
                 reason: e.to_string(),
             }
         }
+        Observed::NotRegular(kind) => {
+            return GateVerdict::NotRegular {
+                path: path_buf,
+                kind,
+            }
+        }
         Observed::File { modified, content } => (modified, content),
     };
     let file_date = ny_date(DateTime::<Utc>::from(modified));
@@ -153,6 +184,7 @@ pub fn decide(path: &Path, now: DateTime<Utc>, observed: Observed) -> GateVerdic
     }
     let bytes = match content {
         Ok(b) => b,
+        Err(WatchlistError::Read(e)) => return unreadable(path_buf, e),
         Err(e) => {
             return GateVerdict::Unreadable {
                 path: path_buf,
@@ -194,6 +226,24 @@ pub fn decide(path: &Path, now: DateTime<Utc>, observed: Observed) -> GateVerdic
         path: path_buf,
         today,
         candidates: rows.len(),
+    }
+}
+
+/// The verdict for a watchlist that `stat` showed as a regular file but that could not be read.
+fn unreadable(path: PathBuf, error: ReadError) -> GateVerdict {
+    match error {
+        // Deleted or replaced between the look and the read.
+        e if e.is_not_found() => GateVerdict::Missing { path },
+        ReadError::NotRegular { kind, .. } => GateVerdict::NotRegular { path, kind },
+        // Too large to be a watchlist: its content is wrong, not its permissions.
+        e @ ReadError::TooLarge { .. } => GateVerdict::Invalid {
+            path,
+            reason: format!("{e}."),
+        },
+        ReadError::Open { error, .. } | ReadError::Read { error, .. } => GateVerdict::Unreadable {
+            path,
+            reason: error.to_string(),
+        },
     }
 }
 

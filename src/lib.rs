@@ -4,8 +4,9 @@
 //! `architecture.rs` enforces; each module's header says what it owns):
 //!
 //! - foundation: [`exit`] (exit codes; [`exit::Failure`], an error that carries its code),
-//!   [`fsutil`] (atomic file replacement), [`calendar`] (the injected clock, New York time, the
-//!   NYSE calendar), [`credentials`] (secrets, and `process_env`).
+//!   [`fsutil`] (atomic file replacement; inputs read only from regular files, within a size
+//!   limit; bounded excerpts of inputs for messages), [`calendar`] (the injected clock, New York
+//!   time, the NYSE calendar), [`credentials`] (secrets, and `process_env`).
 //! - domain: [`watchlist`] (the `daily_candidates.csv` format), [`market_data`] (daily bars,
 //!   validation, the SQLite bar store, CSV import, intraday feeds), [`broker`] (the broker
 //!   interface and error classes; the simulated broker), [`universe`] (the Russell 3000

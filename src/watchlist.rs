@@ -1,7 +1,15 @@
 //! The watchlist file `daily_candidates.csv`: typed rows, an atomic writer and a validating
 //! reader. Columns are the predecessor's 26 (SchemaVersion 1, same order, same label values)
 //! followed by `DataAsOf` and `AnchorDate`. A header-only file is a valid empty list.
+//!
+//! The reader never panics and bounds what it accepts: the file must be a regular file of at
+//! most [`MAX_BYTES`], with at most [`MAX_ROWS`] data rows of at most [`MAX_LINE_BYTES`] each,
+//! and an error quotes at most a short excerpt of the input. The scanner writes at most
+//! `scan.max_candidates` rows (default 20, about 250 bytes each), so the limits leave a wide
+//! margin for legitimate lists while a stray multi-megabyte file is refused before it costs
+//! the gate or an execution cycle anything (every row becomes work and a journal event).
 
+use crate::fsutil::{excerpt, excerpt_bytes, read_regular, ReadError, SizeLimit};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use std::fmt;
@@ -9,6 +17,25 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The largest watchlist file accepted: 1 MiB. A full list of [`MAX_ROWS`] rows of a typical
+/// 250 bytes is about 250 KB; four times that still reads in a millisecond.
+pub const MAX_BYTES: u64 = 1 << 20;
+
+/// The most data rows accepted (and written). The scanner writes at most
+/// `scan.max_candidates` (default 20); 1,000 is fifty times that and still a small,
+/// bounded amount of work for an execution cycle.
+pub const MAX_ROWS: usize = 1000;
+
+/// The longest line accepted, header included: 4 KiB. The header is about 400 bytes and a row
+/// about 250 (the longest field is the sector name).
+pub const MAX_LINE_BYTES: usize = 4096;
+
+const SIZE_LIMIT: SizeLimit = SizeLimit {
+    bytes: MAX_BYTES,
+    what: "a watchlist",
+    hint: "a watchlist has at most 1,000 rows of about 250 bytes, so this file is not one (the next scan replaces it)",
+};
 
 /// The header, in order.
 pub const COLUMNS: [&str; 28] = [
@@ -206,18 +233,17 @@ impl WatchlistRow {
 /// What is wrong with a watchlist file. Line numbers are 1-based and count the header.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchlistError {
-    #[error("cannot read watchlist {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Missing, not a regular file, over [`MAX_BYTES`], or unreadable.
+    #[error("cannot read the watchlist: {0}")]
+    Read(#[from] ReadError),
     #[error("cannot write watchlist {path}: {source}")]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    #[error("refusing to write {rows} rows to watchlist {path}: readers accept at most {max} (lower scan.max_candidates)", max = MAX_ROWS)]
+    TooManyRows { path: PathBuf, rows: usize },
     #[error("{path}: line {line}, column {column}: {message}")]
     Invalid {
         path: PathBuf,
@@ -240,6 +266,13 @@ impl WatchlistError {
 
 /// Write the watchlist atomically (temp file, fsync, rename, fsync directory).
 pub fn write_watchlist(path: &Path, rows: &[WatchlistRow]) -> Result<(), WatchlistError> {
+    // Never write a list the gate and the execution service would refuse.
+    if rows.len() > MAX_ROWS {
+        return Err(WatchlistError::TooManyRows {
+            path: path.to_path_buf(),
+            rows: rows.len(),
+        });
+    }
     let bytes = render(rows);
     crate::fsutil::write_bytes_atomic(path, &bytes).map_err(|source| WatchlistError::Write {
         path: path.to_path_buf(),
@@ -262,24 +295,57 @@ pub fn render(rows: &[WatchlistRow]) -> Vec<u8> {
     writer.into_inner().expect("in-memory CSV flush")
 }
 
-/// Read and validate a watchlist file.
+/// Read and validate a watchlist file: a regular file (a FIFO or device is refused without
+/// blocking) of at most [`MAX_BYTES`].
 pub fn read_watchlist(path: &Path) -> Result<Vec<WatchlistRow>, WatchlistError> {
-    let bytes = std::fs::read(path).map_err(|source| WatchlistError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_watchlist_bytes(path)?;
     parse_watchlist(&bytes, path)
 }
 
-/// Validate watchlist bytes; `path` names the file in errors.
+/// The bytes of the watchlist at `path`, with the checks of [`read_watchlist`] but no parsing.
+pub fn read_watchlist_bytes(path: &Path) -> Result<Vec<u8>, WatchlistError> {
+    Ok(read_regular(path, SIZE_LIMIT)?)
+}
+
+/// The limit [`read_watchlist`] applies, for callers that open the file themselves.
+pub fn size_limit() -> SizeLimit {
+    SIZE_LIMIT
+}
+
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Validate watchlist bytes; `path` names the file in errors. Never panics.
 pub fn parse_watchlist(bytes: &[u8], path: &Path) -> Result<Vec<WatchlistRow>, WatchlistError> {
-    if bytes.is_empty() {
-        return Err(WatchlistError::invalid(
+    let empty = |what: &str| {
+        WatchlistError::invalid(
             path,
             1,
             "(header)",
-            "the file is empty; even an empty watchlist has a header line (was the write interrupted?)",
+            format!("the file is empty{what}; even an empty watchlist has a header line (was the write interrupted? re-run the scan)"),
+        )
+    };
+    if bytes.is_empty() {
+        return Err(empty(""));
+    }
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(WatchlistError::invalid(
+            path,
+            1,
+            "(file)",
+            format!(
+                "the file is {} bytes, more than the {MAX_BYTES} bytes a watchlist may have; {}",
+                bytes.len(),
+                SIZE_LIMIT.hint
+            ),
         ));
+    }
+    let body = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    if body.iter().all(|b| matches!(b, b'\n' | b'\r')) {
+        // Only line ends (and perhaps a byte-order mark): there is no header to check.
+        return Err(empty(&format!(
+            " but for line ends or a byte-order mark ({} bytes)",
+            bytes.len()
+        )));
     }
     if !bytes.ends_with(b"\n") {
         return Err(WatchlistError::invalid(
@@ -287,6 +353,22 @@ pub fn parse_watchlist(bytes: &[u8], path: &Path) -> Result<Vec<WatchlistRow>, W
             bytes.iter().filter(|&&b| b == b'\n').count() as u64 + 1,
             "(end of file)",
             "the last line has no line end: the file looks truncated",
+        ));
+    }
+    if let Some((index, line)) = bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .find(|(_, line)| line.len() > MAX_LINE_BYTES)
+    {
+        return Err(WatchlistError::invalid(
+            path,
+            index as u64 + 1,
+            "(record)",
+            format!(
+                "the line is {} bytes long, more than the {MAX_LINE_BYTES} a watchlist line may have (it starts {}): not a watchlist",
+                line.len(),
+                excerpt_bytes(line)
+            ),
         ));
     }
     let mut reader = csv::ReaderBuilder::new()
@@ -297,7 +379,9 @@ pub fn parse_watchlist(bytes: &[u8], path: &Path) -> Result<Vec<WatchlistRow>, W
     let header = match records.next() {
         Some(Ok(h)) => h,
         Some(Err(e)) => return Err(csv_error(path, &e)),
-        None => unreachable!("non-empty input has a first record"),
+        // The checks above leave no input without a first record; should the CSV reader still
+        // find none (it skips blank lines and a byte-order mark), the file has no header.
+        None => return Err(empty(" of records")),
     };
     check_header(path, &header)?;
 
@@ -306,6 +390,16 @@ pub fn parse_watchlist(bytes: &[u8], path: &Path) -> Result<Vec<WatchlistRow>, W
     for record in records {
         let record = record.map_err(|e| csv_error(path, &e))?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if rows.len() >= MAX_ROWS {
+            return Err(WatchlistError::invalid(
+                path,
+                line,
+                "(file)",
+                format!(
+                    "more than {MAX_ROWS} data rows; the scanner writes at most scan.max_candidates (default 20), so this is not a watchlist: re-run the scan"
+                ),
+            ));
+        }
         let row = parse_row(path, line, &record)?;
         if !seen.insert(row.symbol.clone()) {
             return Err(WatchlistError::invalid(
@@ -350,7 +444,7 @@ fn check_header(path: &Path, header: &csv::ByteRecord) -> Result<(), WatchlistEr
                 format!(
                     "header column {} should be {expected:?}, found {}",
                     index + 1,
-                    found.map_or("nothing".to_string(), |f| format!("{f:?}"))
+                    found.map_or("nothing".to_string(), excerpt)
                 ),
             ));
         }
@@ -393,13 +487,17 @@ impl Fields<'_> {
     {
         let text = self.text(index)?;
         text.parse::<T>()
-            .map_err(|e| self.err(index, format!("{text:?} is not {what}: {e}")))
+            .map_err(|e| self.err(index, format!("{} is not {what}: {e}", excerpt(text))))
     }
 
     fn date(&self, index: usize) -> Result<NaiveDate, WatchlistError> {
         let text = self.text(index)?;
-        NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|_| self.err(index, format!("{text:?} is not a date (YYYY-MM-DD)")))
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            self.err(
+                index,
+                format!("{} is not a date (YYYY-MM-DD)", excerpt(text)),
+            )
+        })
     }
 
     fn decimal(&self, index: usize) -> Result<Decimal, WatchlistError> {
@@ -408,7 +506,7 @@ impl Fields<'_> {
             return Err(self.err(index, "empty; a number is required"));
         }
         Decimal::from_str_exact(text)
-            .map_err(|_| self.err(index, format!("{text:?} is not a decimal number")))
+            .map_err(|_| self.err(index, format!("{} is not a decimal number", excerpt(text))))
     }
 
     fn positive(&self, index: usize) -> Result<Decimal, WatchlistError> {
@@ -430,7 +528,7 @@ impl Fields<'_> {
     fn label<T: FromStr<Err = String>>(&self, index: usize) -> Result<T, WatchlistError> {
         let text = self.text(index)?;
         text.parse::<T>()
-            .map_err(|e| self.err(index, format!("{text:?}: {e}")))
+            .map_err(|e| self.err(index, format!("{}: {e}", excerpt(text))))
     }
 }
 
@@ -475,7 +573,10 @@ fn parse_row(
     if !is_valid_symbol(&symbol) {
         return Err(f.err(
             2,
-            format!("{symbol:?} is not a ticker symbol (A-Z, 0-9, '.', '-')"),
+            format!(
+                "{} is not a ticker symbol (A-Z, 0-9, '.', '-')",
+                excerpt(&symbol)
+            ),
         ));
     }
     let sector = f.text(12)?.to_string();

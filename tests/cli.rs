@@ -13,6 +13,7 @@ mod cli {
     mod check;
     mod execution;
     mod gate;
+    mod hostile_inputs;
     mod indicators_golden;
     mod logging;
     mod scan;

@@ -21,7 +21,7 @@
 
 use super::client::{AlpacaClient, AlpacaError, Api, Request};
 use crate::calendar::{self, ny_datetime, ny_instant};
-use crate::fsutil::write_bytes_atomic;
+use crate::fsutil::{read_regular, write_bytes_atomic, SizeLimit};
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -488,12 +488,16 @@ pub struct CachedCalendar {
 /// Read the cache; an error says what is wrong with it.
 pub fn read_cache(state_dir: &Path) -> Result<CachedCalendar, String> {
     let path = cache_path(state_dir);
-    let bytes = match std::fs::read(&path) {
+    // About 10 KB for the −5 … +60 day window; only a regular file is read.
+    let limit = SizeLimit {
+        bytes: 1 << 20,
+        what: "the Alpaca calendar cache",
+        hint: "it is rewritten by the next successful fetch",
+    };
+    let bytes = match read_regular(&path, limit) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("no cached copy at {}", path.display()))
-        }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) if e.is_not_found() => return Err(format!("no cached copy at {}", path.display())),
+        Err(e) => return Err(e.to_string()),
     };
     let cache: CalendarCache = serde_json::from_slice(&bytes).map_err(|e| {
         format!(

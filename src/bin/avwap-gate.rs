@@ -17,10 +17,11 @@ Exit codes:
   1   the watchlist is missing. stderr: Watchlist missing: <path>
   2   the file was not written today (NY). stderr:
       Watchlist is not from today (NY). file_date=<d> today=<d> path=<p>
-  3   the content is not a valid watchlist (truncated, garbage, wrong header, bad field);
-      the message names the line and column
+  3   the content is not a valid watchlist (truncated, garbage, wrong header, bad field,
+      larger than 1 MiB or 1,000 rows); the message names the line and column
   4   the watchlist is valid but its ScanDate is not today (NY)
-  5   the watchlist exists but cannot be read (permissions, I/O error)
+  5   the watchlist exists but cannot be read (permissions, I/O error), or it is not a
+      regular file (a FIFO, device or directory; refused without waiting on it)
   10  bad command line or configuration file
 
 Dates are New York dates whatever the host's TZ. A header-only watchlist (no candidates)

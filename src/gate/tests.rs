@@ -228,23 +228,114 @@ fn a_list_for_another_session_fails_even_if_written_today() {
 }
 
 #[test]
-fn unreadable_list_gives_a_clear_error() {
-    // A directory where the file should be: stat works, read fails (also as root).
+fn a_directory_at_the_path_is_not_a_regular_file() {
+    // A directory where the file should be: refused by what it is, also as root.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("daily_candidates.csv");
     std::fs::create_dir(&path).unwrap();
     let now = DateTime::<Utc>::from(std::fs::metadata(&path).unwrap().modified().unwrap());
     let verdict = check_watchlist(&path, now);
-    assert!(
-        matches!(verdict, GateVerdict::Unreadable { .. }),
-        "{verdict:?}"
+    assert_eq!(
+        verdict,
+        GateVerdict::NotRegular {
+            path: path.clone(),
+            kind: "a directory"
+        }
     );
     assert_eq!(verdict.exit_code().code(), 5);
-    assert!(
-        verdict.message().contains("cannot be read"),
-        "{}",
-        verdict.message()
+    assert_eq!(
+        verdict.message(),
+        format!(
+            "Watchlist cannot be read: it is a directory, not a regular file. path={} \
+             (remove it and re-run the scan: systemctl start scan.service)",
+            path.display()
+        )
     );
+}
+
+#[test]
+fn a_fifo_at_the_path_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daily_candidates.csv");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("mkfifo (coreutils)");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let verdict = check_watchlist(&path, Utc::now());
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(
+        verdict,
+        GateVerdict::NotRegular {
+            path,
+            kind: "a FIFO (named pipe)"
+        }
+    );
+    assert_eq!(verdict.exit_code().code(), 5);
+}
+
+#[test]
+fn only_line_ends_today_is_invalid_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = ny("2026-11-30", 8, 40);
+    for bytes in [&b"\n"[..], b"\r\n", b"\xef\xbb\xbf\n"] {
+        let path = write_list(dir.path(), bytes, now);
+        let verdict = check_watchlist(&path, now);
+        assert_eq!(verdict.exit_code().code(), 3, "{bytes:?}: {verdict:?}");
+        assert!(
+            verdict
+                .message()
+                .contains("line 1, column (header): the file is empty"),
+            "{}",
+            verdict.message()
+        );
+    }
+}
+
+#[test]
+fn an_oversized_list_is_invalid_and_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = ny("2026-11-30", 8, 40);
+    let path = write_list(dir.path(), &list_for(date("2026-11-30")), now);
+    // Sparse 100 MB: a valid start, then zeros the gate must never read.
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100_000_000)
+        .unwrap();
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(SystemTime::from(now))
+        .unwrap();
+    let verdict = check_watchlist(&path, now);
+    assert!(
+        matches!(verdict, GateVerdict::Invalid { .. }),
+        "{verdict:?}"
+    );
+    assert_eq!(verdict.exit_code().code(), 3);
+    let message = verdict.message();
+    assert!(
+        message
+            .contains("is 100000000 bytes, more than the 1048576 bytes accepted for a watchlist"),
+        "{message}"
+    );
+    assert!(message.len() < 600, "{message}");
+}
+
+#[test]
+fn a_huge_header_is_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = ny("2026-11-30", 8, 40);
+    let mut bytes = vec![b'H'; 1_000_000];
+    bytes.push(b'\n');
+    let path = write_list(dir.path(), &bytes, now);
+    let verdict = check_watchlist(&path, now);
+    assert_eq!(verdict.exit_code().code(), 3);
+    assert!(verdict.message().len() < 700, "{}", verdict.message());
 }
 
 #[test]

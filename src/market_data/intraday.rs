@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use crate::calendar::{self, ny_date, Session};
+use crate::fsutil::{excerpt, read_regular, SizeLimit};
 use crate::market_data::synthetic::SplitMix64;
 use crate::market_data::{BarStore, DailyBar, StoreError};
 
@@ -178,7 +179,15 @@ impl BarListFeed {
             line,
             message,
         };
-        let mut reader = csv::Reader::from_path(path).map_err(|e| err(0, e.to_string()))?;
+        // Only a regular file of bounded size (a day of 10-minute bars for the whole
+        // universe is about 10 MB).
+        let limit = SizeLimit {
+            bytes: 256 << 20,
+            what: "a recorded-bars file",
+            hint: "replay fewer days or symbols per file",
+        };
+        let bytes = read_regular(path, limit).map_err(|e| err(0, e.to_string()))?;
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
         let expected = [
             "Symbol", "Start", "End", "Open", "High", "Low", "Close", "Volume",
         ];
@@ -196,7 +205,11 @@ impl BarListFeed {
                     .map_err(|_| {
                         err(
                             line,
-                            format!("{} {:?} is not an RFC 3339 time", expected[i], &record[i]),
+                            format!(
+                                "{} {} is not an RFC 3339 time",
+                                expected[i],
+                                excerpt(&record[i])
+                            ),
                         )
                     })
             };
@@ -208,7 +221,7 @@ impl BarListFeed {
                     .ok_or_else(|| {
                         err(
                             line,
-                            format!("{} {:?} is not a number", expected[i], &record[i]),
+                            format!("{} {} is not a number", expected[i], excerpt(&record[i])),
                         )
                     })
             };

@@ -15,4 +15,4 @@ pub use import::{
 };
 pub use series::{BarSeries, DailyBar};
 pub use store::{bar_store_path, BarStore, BarWriter, StoreError, BAR_STORE_FILE, SCHEMA_VERSION};
-pub use validate::{validate_series, DefectCounts};
+pub use validate::{validate_series, BarDefect, DefectCounts};

@@ -61,6 +61,8 @@ pub enum StoreError {
     },
     #[error("{} is not an avwap bar store (not a SQLite database); move it aside (it will be recreated and can be re-imported) or point --state-dir elsewhere", path.display())]
     NotADatabase { path: PathBuf },
+    #[error("bar store {} is {kind}, not a regular file; move it aside (the store is recreated and can be re-imported) or point --state-dir elsewhere", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("bar store {} was written by a newer avwap (schema {found} > {known}); upgrade avwap or point --state-dir elsewhere", path.display())]
     NewerSchema {
         path: PathBuf,
@@ -106,6 +108,16 @@ impl std::fmt::Debug for BarStore {
 impl BarStore {
     /// Opens (creating if absent) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // SQLite would open a FIFO or device and then block or read garbage: refuse anything
+        // but a regular file (or nothing, which SQLite creates).
+        if let Ok(metadata) = std::fs::metadata(path) {
+            if !metadata.is_file() {
+                return Err(StoreError::NotAFile {
+                    path: path.to_path_buf(),
+                    kind: crate::fsutil::kind_of(&metadata.file_type()),
+                });
+            }
+        }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -500,6 +512,33 @@ mod tests {
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn a_fifo_or_directory_is_not_opened_as_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("bars.sqlite");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo (coreutils)");
+        assert!(status.success());
+        for (path, kind) in [
+            (fifo, "a FIFO (named pipe)"),
+            (dir.path().to_path_buf(), "a directory"),
+        ] {
+            match BarStore::open(&path) {
+                Err(e @ StoreError::NotAFile { .. }) => {
+                    assert!(
+                        e.to_string()
+                            .contains(&format!("is {kind}, not a regular file")),
+                        "{e}"
+                    )
+                }
+                Err(other) => panic!("{}: {other}", path.display()),
+                Ok(_) => panic!("{} opened", path.display()),
+            }
+        }
     }
 
     fn bar(date: NaiveDate, close: f64) -> DailyBar {

@@ -1,8 +1,10 @@
 //! Bar validation: turns whatever a provider or the store hands over into a [`BarSeries`] whose
 //! bars the indicators can trust, and counts every defect it met per symbol.
 //!
-//! Validation runs when bars are read for a scan, not when they are imported or stored, so a
-//! change of policy takes effect on the next scan without re-importing anything.
+//! Validation runs when bars are read for a scan, so a change of policy takes effect on the
+//! next scan without re-importing anything. The CSV import into the bar store applies the same
+//! per-bar checks ([`BarDefect::of`]) before writing: a row the scanner would drop is rejected
+//! with its line number and never replaces a stored bar.
 //!
 //! # Policy
 //!
@@ -107,6 +109,78 @@ impl std::ops::AddAssign<&DefectCounts> for DefectCounts {
     }
 }
 
+/// A defect that makes one bar unusable on its own: the rows of the policy table whose action
+/// is "drop", but for duplicates (which need the other bars to see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarDefect {
+    /// Weekend, NYSE holiday or a date outside the calendar's 2000–2035.
+    NonSessionDate,
+    /// An open, high, low or close that is not a finite positive number.
+    BadPrice,
+    HighBelowLow,
+    CloseOutsideRange,
+    /// A negative or non-finite volume.
+    BadVolume,
+}
+
+impl BarDefect {
+    /// The first defect of `bar` in the policy's order, or `None` for a usable bar (one whose
+    /// open is outside [low, high] or whose volume is 0 is usable: the series clamps or keeps
+    /// it).
+    pub fn of(bar: &DailyBar) -> Option<BarDefect> {
+        // An out-of-range date is as unusable as a weekend: without a calendar answer the bar
+        // cannot be placed among sessions.
+        if !matches!(calendar::is_session(bar.date), Ok(true)) {
+            return Some(BarDefect::NonSessionDate);
+        }
+        let prices = [bar.open, bar.high, bar.low, bar.close];
+        if prices.iter().any(|p| !p.is_finite() || *p <= 0.0) {
+            return Some(BarDefect::BadPrice);
+        }
+        if bar.high < bar.low {
+            return Some(BarDefect::HighBelowLow);
+        }
+        if bar.close < bar.low || bar.close > bar.high {
+            return Some(BarDefect::CloseOutsideRange);
+        }
+        if !bar.volume.is_finite() || bar.volume < 0.0 {
+            return Some(BarDefect::BadVolume);
+        }
+        None
+    }
+
+    /// What is wrong with `bar`, naming its values.
+    pub fn describe(self, bar: &DailyBar) -> String {
+        match self {
+            BarDefect::NonSessionDate => match calendar::is_session(bar.date) {
+                Err(_) => format!(
+                    "Date {} is outside the NYSE calendar avwap knows (2000–2035)",
+                    bar.date
+                ),
+                _ => format!(
+                    "Date {} is not an NYSE session (weekend or holiday)",
+                    bar.date
+                ),
+            },
+            BarDefect::BadPrice => format!(
+                "prices must be finite and positive (Open {}, High {}, Low {}, Close {})",
+                bar.open, bar.high, bar.low, bar.close
+            ),
+            BarDefect::HighBelowLow => {
+                format!("High {} is below Low {}", bar.high, bar.low)
+            }
+            BarDefect::CloseOutsideRange => format!(
+                "Close {} is outside [Low {}, High {}]",
+                bar.close, bar.low, bar.high
+            ),
+            BarDefect::BadVolume if bar.volume.is_finite() => {
+                format!("Volume {} is negative", bar.volume)
+            }
+            BarDefect::BadVolume => format!("Volume {} is not a finite number", bar.volume),
+        }
+    }
+}
+
 /// Applies the module's policy to one symbol's bars. Never panics, whatever the input.
 pub fn validate_series(symbol: &str, mut bars: Vec<DailyBar>) -> (BarSeries, DefectCounts) {
     let mut counts = DefectCounts {
@@ -138,27 +212,14 @@ pub fn validate_series(symbol: &str, mut bars: Vec<DailyBar>) -> (BarSeries, Def
 
 /// The per-bar checks of the policy table, in its order: `None` when the bar is dropped.
 fn check_bar(mut bar: DailyBar, counts: &mut DefectCounts) -> Option<DailyBar> {
-    // An out-of-range date is as unusable as a weekend: without a calendar answer the bar
-    // cannot be placed among sessions.
-    if !matches!(calendar::is_session(bar.date), Ok(true)) {
-        counts.non_session_date += 1;
-        return None;
-    }
-    let prices = [bar.open, bar.high, bar.low, bar.close];
-    if prices.iter().any(|p| !p.is_finite() || *p <= 0.0) {
-        counts.bad_price += 1;
-        return None;
-    }
-    if bar.high < bar.low {
-        counts.high_below_low += 1;
-        return None;
-    }
-    if bar.close < bar.low || bar.close > bar.high {
-        counts.close_outside_range += 1;
-        return None;
-    }
-    if !bar.volume.is_finite() || bar.volume < 0.0 {
-        counts.bad_volume += 1;
+    if let Some(defect) = BarDefect::of(&bar) {
+        *match defect {
+            BarDefect::NonSessionDate => &mut counts.non_session_date,
+            BarDefect::BadPrice => &mut counts.bad_price,
+            BarDefect::HighBelowLow => &mut counts.high_below_low,
+            BarDefect::CloseOutsideRange => &mut counts.close_outside_range,
+            BarDefect::BadVolume => &mut counts.bad_volume,
+        } += 1;
         return None;
     }
     if bar.open < bar.low || bar.open > bar.high {

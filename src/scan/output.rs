@@ -2,7 +2,7 @@
 //! the watchlist writer), `tradingview_watchlist.txt` and `scan.json` (provenance, per-stage
 //! counts, failures, timings). Also the sector map and the console table.
 
-use crate::fsutil::write_bytes_atomic;
+use crate::fsutil::{read_regular, write_bytes_atomic, SizeLimit};
 use crate::scan::run::ScanOutcome;
 use crate::scan::select::Candidate;
 use crate::watchlist::{write_watchlist, Direction, WatchlistError, WatchlistRow};
@@ -47,6 +47,19 @@ fn decimal(value: f64, dp: u32, symbol: &str, field: &'static str) -> Result<Dec
         })
 }
 
+/// The longest sector name written: 128 bytes (real ones are under 30). Sector names come from
+/// operator files and downloads; a longer one is cut (at a character boundary) so that no row
+/// can exceed the watchlist's line limit and make the list unreadable for the gate.
+pub const MAX_SECTOR_BYTES: usize = 128;
+
+fn bounded_sector(sector: &str) -> String {
+    let mut end = sector.len().min(MAX_SECTOR_BYTES);
+    while !sector.is_char_boundary(end) {
+        end -= 1;
+    }
+    sector[..end].to_string()
+}
+
 /// The watchlist row of a candidate.
 pub fn to_row(
     candidate: &Candidate,
@@ -70,7 +83,7 @@ pub fn to_row(
         trend_score: decimal(candidate.trend_score, 6, s, "TrendScore")?,
         sector: sectors
             .get(&candidate.symbol)
-            .cloned()
+            .map(|sector| bounded_sector(sector))
             .unwrap_or_else(|| UNKNOWN_SECTOR.to_string()),
         anchor: candidate.anchor,
         avwap_slope: decimal(candidate.avwap_slope, 4, s, "AVWAP_Slope")?,
@@ -132,6 +145,9 @@ pub struct UniverseReport<'a> {
 pub struct Counts<'a> {
     pub universe: usize,
     pub with_current_data: usize,
+    /// Symbols with current data evaluated without an internal error (`scan.min_coverage`
+    /// applies to this over `universe`).
+    pub covered: usize,
     pub bars_read: usize,
     pub rejected: &'a std::collections::BTreeMap<&'static str, usize>,
     pub passed_gates: usize,
@@ -192,6 +208,7 @@ pub fn report<'a>(
         counts: Counts {
             universe: outcome.universe,
             with_current_data: outcome.with_current_data,
+            covered: outcome.covered,
             bars_read: outcome.bars_read,
             rejected: &outcome.rejections,
             passed_gates: outcome.passed_gates,
@@ -288,9 +305,18 @@ pub fn write_outputs(
     Ok(())
 }
 
-/// Read a sector map: a CSV with a header containing `Symbol` and `Sector` columns.
+/// The largest sectors file read: 16 MiB. A row per Russell 3000 member is about 200 KB.
+pub const MAX_SECTORS_BYTES: u64 = 16 << 20;
+
+/// Read a sector map: a CSV with a header containing `Symbol` and `Sector` columns, from a
+/// regular file of at most [`MAX_SECTORS_BYTES`].
 pub fn read_sectors(path: &Path) -> Result<HashMap<String, String>, OutputError> {
-    let bytes = std::fs::read(path).map_err(|e| OutputError::Sectors {
+    let limit = SizeLimit {
+        bytes: MAX_SECTORS_BYTES,
+        what: "a sectors file",
+        hint: "a Symbol,Sector row per Russell 3000 member is about 200 KB, so this is not one",
+    };
+    let bytes = read_regular(path, limit).map_err(|e| OutputError::Sectors {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -359,4 +385,35 @@ pub fn table(rows: &[WatchlistRow]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sector_names_are_bounded_at_a_character_boundary() {
+        assert_eq!(bounded_sector("Materials"), "Materials");
+        let long = "é".repeat(100);
+        let cut = bounded_sector(&long);
+        assert!(cut.len() <= MAX_SECTOR_BYTES && cut.len() >= MAX_SECTOR_BYTES - 1);
+        assert!(long.starts_with(&cut));
+    }
+
+    #[test]
+    fn a_fifo_as_the_sectors_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sectors.csv");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("mkfifo (coreutils)");
+        assert!(status.success());
+        let err = read_sectors(&path).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is a FIFO (named pipe), not a regular file"),
+            "{err}"
+        );
+    }
 }

@@ -1,8 +1,14 @@
 //! The scan pipeline: plan the sessions (scan date, data date, history window), stream every
 //! symbol's bars from a [`BarSource`], validate, evaluate, apply the regime, rank and cap. It
 //! reads no clock and writes no file; the binary and [`crate::scan::output`] do that.
+//!
+//! Coverage counts only symbols that have a bar for the data date *and* were evaluated without
+//! an internal error: a symbol whose evaluation panicked is a failure (reported), not a
+//! symbol that merely found no setup. Below `scan.min_coverage` the scan fails, so a scan where
+//! every symbol fails never produces an empty watchlist that looks like "no candidates today".
 
 use crate::calendar::{self, CalendarError};
+use crate::fsutil::excerpt;
 use crate::market_data::{validate_series, BarSeries, DailyBar, DefectCounts};
 use crate::scan::config::{MissingBenchmark, ScanConfig, EQUAL_WEIGHT_BENCHMARK};
 use crate::scan::indicators::sma;
@@ -78,13 +84,15 @@ pub enum PipelineError {
         source_name: String,
         data_as_of: NaiveDate,
     },
-    #[error("only {with_data} of {universe} symbols ({pct:.1}%) have a bar for {data_as_of}, below the configured floor of {floor_pct:.1}% (scan.min_coverage): the data is stale or incomplete; refresh it and re-run the scan. The previous watchlist was left in place.")]
+    #[error("only {covered} of {universe} symbols ({pct:.1}%) have a bar for {data_as_of} and were evaluated without error, below the configured floor of {floor_pct:.1}% (scan.min_coverage): {why}. The previous watchlist was left in place.")]
     Coverage {
-        with_data: usize,
+        covered: usize,
         universe: usize,
         pct: f64,
         floor_pct: f64,
         data_as_of: NaiveDate,
+        /// What kept the others out (stale data, failed evaluations) and what to do.
+        why: String,
     },
     #[error("regime benchmark {benchmark} has no usable bar for {data_as_of} ({reason}); import it, or set scan.regime.on_missing_benchmark to \"empty-list\" or \"skip-regime\" deliberately")]
     MissingBenchmark {
@@ -151,6 +159,8 @@ pub struct ScanOutcome {
     pub universe: usize,
     /// Symbols whose last bar is the data date.
     pub with_current_data: usize,
+    /// Of those, the symbols evaluated without an internal error: what `min_coverage` judges.
+    pub covered: usize,
     pub regime: Regime,
     /// Ranked and capped: what the watchlist holds.
     #[serde(skip)]
@@ -170,11 +180,24 @@ pub struct ScanOutcome {
     pub load_and_compute_seconds: f64,
 }
 
+/// How one symbol is judged: a candidate or the reason it is not one.
+type Evaluate<'a> = dyn Fn(&BarSeries, NaiveDate, &ScanConfig) -> Result<Candidate, Rejection> + 'a;
+
 /// Run the scan over every symbol of `source`.
 pub fn run_scan(
     source: &mut dyn BarSource,
     plan: &ScanPlan,
     config: &ScanConfig,
+) -> Result<ScanOutcome, PipelineError> {
+    run_scan_with(source, plan, config, &evaluate)
+}
+
+/// [`run_scan`] with the per-symbol evaluation injected (tests inject failures).
+fn run_scan_with(
+    source: &mut dyn BarSource,
+    plan: &ScanPlan,
+    config: &ScanConfig,
+    evaluate: &Evaluate<'_>,
 ) -> Result<ScanOutcome, PipelineError> {
     let started = Instant::now();
     let benchmark = config.regime.benchmark.clone();
@@ -198,20 +221,33 @@ pub fn run_scan(
             if equal_weight {
                 state.index.add(&series);
             }
-            if series.last_date() == Some(plan.data_as_of) {
+            let current = series.last_date() == Some(plan.data_as_of);
+            if current {
                 state.with_current_data += 1;
             }
-            // An indicator bug on one symbol's odd data must not abort the whole scan.
+            // An indicator bug on one symbol's odd data (or an extreme setting) must not abort
+            // the whole scan; it is counted as a failure, and a failed symbol is not covered.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 evaluate(&series, plan.data_as_of, config)
             }));
             match result {
                 Ok(Ok(candidate)) => state.candidates.push(candidate),
                 Ok(Err(rejection)) => *state.rejections.entry(rejection).or_default() += 1,
-                Err(_) => state.failures.push(SymbolFailure {
-                    symbol: symbol.to_string(),
-                    reason: "internal error while evaluating (see log)".to_string(),
-                }),
+                Err(payload) => {
+                    let reason = format!(
+                        "internal error while evaluating: {}",
+                        panic_message(payload.as_ref())
+                    );
+                    tracing::warn!(symbol, "{reason}");
+                    state.failures.push(SymbolFailure {
+                        symbol: symbol.to_string(),
+                        reason,
+                    });
+                    return;
+                }
+            }
+            if current {
+                state.covered += 1;
             }
         })
         .map_err(|error| PipelineError::Source {
@@ -225,14 +261,16 @@ pub fn run_scan(
             data_as_of: plan.data_as_of,
         });
     }
-    let coverage = state.with_current_data as f64 / state.universe as f64;
-    if coverage < config.min_coverage {
+    let coverage = state.covered as f64 / state.universe as f64;
+    // A floor that is not a number must fail the scan, not pass every one.
+    if coverage < config.min_coverage || config.min_coverage.is_nan() {
         return Err(PipelineError::Coverage {
-            with_data: state.with_current_data,
+            covered: state.covered,
             universe: state.universe,
             pct: coverage * 100.0,
             floor_pct: config.min_coverage * 100.0,
             data_as_of: plan.data_as_of,
+            why: coverage_shortfall(&state, plan.data_as_of),
         });
     }
 
@@ -297,6 +335,7 @@ pub fn run_scan(
         source: source_name,
         universe: state.universe,
         with_current_data: state.with_current_data,
+        covered: state.covered,
         regime,
         candidates,
         passed_gates,
@@ -310,10 +349,48 @@ pub fn run_scan(
     })
 }
 
+/// The text of a caught panic, bounded (a panic message may quote input).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+    match text {
+        Some(text) => excerpt(text),
+        None => "a panic without a message".to_string(),
+    }
+}
+
+/// Why symbols are not covered, with what to do: stale data, failed evaluations or both.
+fn coverage_shortfall(state: &PassState, data_as_of: NaiveDate) -> String {
+    let mut parts = Vec::new();
+    let stale = state.universe - state.with_current_data;
+    if stale > 0 {
+        parts.push(format!(
+            "{stale} have no bar for {data_as_of} (the data is stale or incomplete: refresh it and re-run the scan)"
+        ));
+    }
+    if let Some(first) = state.failures.first() {
+        parts.push(format!(
+            "{} failed with an internal error (first {}: {}; the log lists them all): check scan settings with extreme values, and report the error",
+            state.failures.len(),
+            first.symbol,
+            first.reason
+        ));
+    }
+    if parts.is_empty() {
+        // Only a floor above 100% (or not a number) gets here.
+        parts.push("the floor cannot be met; set scan.min_coverage between 0 and 1".to_string());
+    }
+    parts.join("; ")
+}
+
 #[derive(Default)]
 struct PassState {
     universe: usize,
     with_current_data: usize,
+    /// Symbols with a bar for the data date that were evaluated without an internal error.
+    covered: usize,
     bars_read: usize,
     benchmark: Option<BarSeries>,
     index: EqualWeightIndex,
@@ -389,5 +466,128 @@ impl EqualWeightIndex {
                 level
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market_data::synthetic::SyntheticMarket;
+    use crate::scan::demo::demo_config;
+    use crate::scan::select::evaluate;
+
+    /// A clean synthetic market of 40 symbols ending on the data date of the 2026-11-30 scan.
+    fn source_and_plan() -> (MemorySource, ScanPlan, ScanConfig) {
+        let config = demo_config(&ScanConfig::default());
+        let plan =
+            ScanPlan::for_session(NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(), &config).unwrap();
+        let market = SyntheticMarket {
+            seed: 14,
+            symbols: 40,
+            sessions: 300,
+            last_session: plan.data_as_of,
+            defect_fraction: 0.0,
+        };
+        let dates = market.session_dates().unwrap();
+        let bars = (0..market.symbols)
+            .map(|i| (SyntheticMarket::symbol_name(i), market.bars(i, &dates)))
+            .collect();
+        let source = MemorySource {
+            label: "synthetic".to_string(),
+            bars,
+        };
+        (source, plan, config)
+    }
+
+    /// An evaluation that panics for the symbols `fails` picks, as an indicator bug or an
+    /// extreme setting would, and evaluates the others normally.
+    fn failing_for(
+        fails: impl Fn(&str) -> bool,
+    ) -> impl Fn(&BarSeries, NaiveDate, &ScanConfig) -> Result<Candidate, Rejection> {
+        move |series, as_of, config| {
+            if fails(&series.symbol) {
+                panic!("injected failure for {}", series.symbol);
+            }
+            evaluate(series, as_of, config)
+        }
+    }
+
+    #[test]
+    fn a_clean_scan_covers_every_symbol() {
+        let (mut source, plan, config) = source_and_plan();
+        let outcome = run_scan(&mut source, &plan, &config).unwrap();
+        assert_eq!(outcome.universe, 40);
+        assert_eq!(outcome.with_current_data, 40);
+        assert_eq!(outcome.covered, 40);
+        assert!(outcome.failures.is_empty());
+    }
+
+    #[test]
+    fn every_symbol_failing_is_a_coverage_error_not_an_empty_watchlist() {
+        let (mut source, plan, config) = source_and_plan();
+        let err = run_scan_with(&mut source, &plan, &config, &failing_for(|_| true)).unwrap_err();
+        match &err {
+            PipelineError::Coverage {
+                covered, universe, ..
+            } => assert_eq!((*covered, *universe), (0, 40)),
+            other => panic!("{other}"),
+        }
+        let message = err.to_string();
+        assert!(
+            message.contains("only 0 of 40 symbols (0.0%) have a bar for"),
+            "{message}"
+        );
+        assert!(
+            message.contains("40 failed with an internal error (first "),
+            "{message}"
+        );
+        assert!(message.contains("injected failure for"), "{message}");
+        assert!(message.contains("scan.min_coverage"), "{message}");
+        assert!(
+            message.ends_with("The previous watchlist was left in place."),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn failures_count_against_coverage() {
+        // 1 of 40 (2.5%) failing stays above the 90% floor and is reported.
+        let (mut source, plan, config) = source_and_plan();
+        let first = SyntheticMarket::symbol_name(0);
+        let outcome =
+            run_scan_with(&mut source, &plan, &config, &failing_for(|s| s == first)).unwrap();
+        assert_eq!((outcome.with_current_data, outcome.covered), (40, 39));
+        assert_eq!(outcome.failures.len(), 1);
+        assert_eq!(outcome.failures[0].symbol, first);
+        assert!(
+            outcome.failures[0]
+                .reason
+                .starts_with("internal error while evaluating: \"injected failure for"),
+            "{:?}",
+            outcome.failures[0]
+        );
+
+        // 5 of 40 (12.5%) failing is below it, although every symbol has current data.
+        let (mut source, plan, config) = source_and_plan();
+        let five: Vec<String> = (0..5).map(SyntheticMarket::symbol_name).collect();
+        let err = run_scan_with(
+            &mut source,
+            &plan,
+            &config,
+            &failing_for(|s| five.iter().any(|f| f == s)),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PipelineError::Coverage {
+                    covered: 35,
+                    universe: 40,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("stale"), "{err}");
     }
 }

@@ -466,17 +466,36 @@ fn print_table(
     Ok(())
 }
 
-/// `avwap-scan import FILES…`: CSV bars into the bar store of the state directory.
+/// Rejected rows listed on stderr by `avwap-scan import`; all are counted in the summary.
+const REJECTED_PRINTED: usize = 20;
+
+/// `avwap-scan import FILES…`: CSV bars into the bar store of the state directory. Rejected
+/// rows (unparseable, duplicate, or a defective bar) are listed and counted; they do not make
+/// the import fail (exit 0), as a file-level problem does (exit 13).
 fn import(config: &Config, files: &[PathBuf]) -> Result<(), ScanError> {
     create_state_dir(&config.state_dir)?;
     let path = bar_store_path(&config.state_dir);
     let mut store = BarStore::open(&path)?;
     let report = import_files(&mut store, files)?;
-    for rejected in report.rejected.iter().take(20) {
+    for rejected in report.rejected.iter().take(REJECTED_PRINTED) {
         eprintln!("rejected: {rejected}");
     }
+    let unlisted = report
+        .rejected_count()
+        .saturating_sub(REJECTED_PRINTED as u64);
+    if unlisted > 0 {
+        eprintln!("rejected: … and {unlisted} more rows (the first {REJECTED_PRINTED} are listed)");
+    }
+    let defective = if report.rows_defective > 0 {
+        format!(
+            " ({} of them defective bars the scanner would drop; stored bars for their dates were kept)",
+            report.rows_defective
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "imported {} of {} rows ({} symbols) into {}; {} rows rejected",
+        "imported {} of {} rows ({} symbols) into {}; {} rows rejected{defective}",
         report.rows_imported,
         report.rows_read,
         report.symbols,

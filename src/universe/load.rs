@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::parse::{classify_non_csv, parse_holdings, HoldingsFormat, ParseOptions, ParseReport};
 use super::{Member, Universe, UniverseError, UniverseSource};
-use crate::fsutil::write_bytes_atomic;
+use crate::fsutil::{read_regular, write_bytes_atomic, SizeLimit};
 use crate::watchlist::is_valid_symbol;
 
 /// The cached copy of the last good holdings text, in the state dir.
@@ -46,7 +46,8 @@ pub struct LoadOptions {
     pub min_members: usize,
     /// Whole-request timeout for a URL source (connect timeout is the smaller of this and 10 s).
     pub timeout: Duration,
-    /// Largest response body accepted, in bytes.
+    /// Largest response body, holdings file or cached copy accepted, in bytes (default
+    /// 32 MiB; an iShares IWV holdings file is about 1 MB).
     pub max_bytes: u64,
     /// `User-Agent` sent to the URL source.
     pub user_agent: String,
@@ -153,6 +154,22 @@ struct Sidecar {
     sha256: String,
 }
 
+/// The bound on a holdings file or cached copy read from disk (only regular files are read).
+fn file_limit(opts: &LoadOptions) -> SizeLimit {
+    SizeLimit {
+        bytes: opts.max_bytes,
+        what: "a universe holdings file",
+        hint: "an iShares IWV holdings file is about 1 MB, so this is not one",
+    }
+}
+
+/// The sidecar is a few hundred bytes of JSON; a larger one is ignored like a stale one.
+const SIDECAR_LIMIT: SizeLimit = SizeLimit {
+    bytes: 64 * 1024,
+    what: "a universe cache sidecar",
+    hint: "it is rewritten by the next successful load",
+};
+
 /// Load the universe: the configured source, else the cached copy, else `fallback`, else an
 /// error listing what was tried. `now` is the current instant (from the injected clock).
 pub fn load_universe(
@@ -236,7 +253,8 @@ fn load_configured(opts: &LoadOptions, source: &str) -> Result<(Universe, Vec<u8
         Ok((universe, bytes))
     } else {
         let path = PathBuf::from(source.strip_prefix("file://").unwrap_or(source));
-        let bytes = fs::read(&path).map_err(|e| format!("file {}: {e}", path.display()))?;
+        let bytes = read_regular(&path, file_limit(opts))
+            .map_err(|e| format!("file {}: {e}", path.display()))?;
         let (members, as_of, report) =
             validate(opts, &bytes, None).map_err(|e| format!("file {}: {e}", path.display()))?;
         let universe = Universe {
@@ -436,14 +454,12 @@ fn write_cache(
 
 fn load_cache(opts: &LoadOptions, now: DateTime<Utc>) -> Result<Universe, String> {
     let path = opts.cache_path();
-    let bytes = match fs::read(&path) {
+    let bytes = match read_regular(&path, file_limit(opts)) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("no cached copy at {}", path.display()))
-        }
+        Err(e) if e.is_not_found() => return Err(format!("no cached copy at {}", path.display())),
         Err(e) => return Err(format!("cache {}: {e}", path.display())),
     };
-    let sidecar: Option<Sidecar> = fs::read(opts.sidecar_path())
+    let sidecar: Option<Sidecar> = read_regular(&opts.sidecar_path(), SIDECAR_LIMIT)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .filter(|s: &Sidecar| s.sha256 == sha256_hex(&bytes));

@@ -31,6 +31,7 @@ use chrono::NaiveDate;
 
 use super::classes::remap_class_share;
 use super::Member;
+use crate::fsutil::excerpt;
 use crate::watchlist::is_valid_symbol;
 
 /// Which layout a holdings file had.
@@ -107,7 +108,7 @@ pub enum ParseError {
     #[error("no header line with a `Ticker` column (and `Asset Class`, or `Ticker` first) in the first {0} lines: not a holdings CSV")]
     NoHeader(usize),
     #[error(
-        "expected a raw iShares holdings file with an `Asset Class` column, found the header {0:?}"
+        "expected a raw iShares holdings file with an `Asset Class` column, found the header {}", excerpt(.0)
     )]
     NotRaw(String),
     #[error("expected a cleaned holdings file whose first line is the header `Ticker,Name,Sector,Weight`, found the header on line {0} after a preamble")]
@@ -146,7 +147,7 @@ pub fn parse_number(value: &str) -> Result<Option<f64>, String> {
     let cleaned: String = v.chars().filter(|c| *c != ',').collect();
     match cleaned.parse::<f64>() {
         Ok(n) if n.is_finite() => Ok(Some(if negative { -n } else { n })),
-        _ => Err(format!("{value:?} is not a number")),
+        _ => Err(format!("{} is not a number", excerpt(value))),
     }
 }
 
@@ -320,7 +321,7 @@ fn parse_with(
         if !is_valid_symbol(&symbol) {
             report
                 .rejected
-                .push((line, format!("{ticker:?} is not a valid symbol")));
+                .push((line, format!("{} is not a valid symbol", excerpt(&ticker))));
             continue;
         }
         let weight = match parse_number(get(cols.weight)) {
@@ -381,17 +382,17 @@ fn non_equity_reason(
     exchange: &str,
 ) -> Option<String> {
     if !asset_class.is_empty() && !asset_class.eq_ignore_ascii_case("equity") {
-        return Some(format!("Asset Class {asset_class:?}"));
+        return Some(format!("Asset Class {}", excerpt(asset_class)));
     }
     if sector.eq_ignore_ascii_case("cash and/or derivatives") {
-        return Some(format!("Sector {sector:?}"));
+        return Some(format!("Sector {}", excerpt(sector)));
     }
     if matches!(ticker, "-" | "--" | "NAN" | "NONE" | "NULL" | "N/A") {
         return Some(format!("placeholder ticker {ticker:?} (cash or other)"));
     }
     let exchange_upper = exchange.to_ascii_uppercase();
     if exchange_upper.contains("NO MARKET") || exchange_upper.contains("UNLISTED") {
-        return Some(format!("not listed (Exchange {exchange:?})"));
+        return Some(format!("not listed (Exchange {})", excerpt(exchange)));
     }
     let name_upper = name.to_ascii_uppercase();
     let words: Vec<&str> = name_upper
@@ -400,10 +401,10 @@ fn non_equity_reason(
         .collect();
     if words.iter().any(|w| matches!(*w, "CVR" | "CVRS")) || name_upper.contains("CONTINGENT VALUE")
     {
-        return Some(format!("contingent value right ({name:?})"));
+        return Some(format!("contingent value right ({})", excerpt(name)));
     }
     if words.contains(&"ESCROW") {
-        return Some(format!("escrow ({name:?})"));
+        return Some(format!("escrow ({})", excerpt(name)));
     }
     if ticker.bytes().any(|b| b.is_ascii_digit()) {
         return Some(

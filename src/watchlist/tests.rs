@@ -228,3 +228,286 @@ fn labels_parse_their_own_spelling_only() {
     assert!("ytd".parse::<AnchorKind>().is_err());
     assert!("Bullish".parse::<ControlLabel>().is_err());
 }
+
+// ---- hostile inputs (issue 14) -------------------------------------------------------------
+
+/// Rows for `count` distinct symbols (S0, S1, …) of the sample.
+fn many_rows(count: usize) -> Vec<WatchlistRow> {
+    (0..count)
+        .map(|i| {
+            let mut row = sample_row();
+            row.symbol = format!("S{i}");
+            row
+        })
+        .collect()
+}
+
+#[test]
+fn only_line_ends_or_a_bom_is_an_empty_file_not_a_panic() {
+    for bytes in [
+        &b"\n"[..],
+        b"\r\n",
+        b"\n\n\n",
+        b"\r\r\n",
+        b"\xef\xbb\xbf\n",
+        b"\xef\xbb\xbf\r\n",
+    ] {
+        match parse_watchlist(bytes, Path::new("wl.csv")) {
+            Err(WatchlistError::Invalid {
+                line,
+                column,
+                message,
+                ..
+            }) => {
+                assert_eq!((line, column.as_str()), (1, "(header)"), "{bytes:?}");
+                assert!(message.contains("the file is empty"), "{message}");
+                assert!(message.contains("line ends"), "{message}");
+                assert!(message.contains("header line"), "{message}");
+            }
+            other => panic!("{bytes:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_full_list_of_max_rows_is_accepted_and_one_more_is_refused() {
+    let rows = many_rows(MAX_ROWS);
+    let bytes = render(&rows);
+    assert!((bytes.len() as u64) < MAX_BYTES, "{}", bytes.len());
+    assert_eq!(
+        parse_watchlist(&bytes, Path::new("wl.csv")).unwrap().len(),
+        MAX_ROWS
+    );
+
+    let bytes = render(&many_rows(MAX_ROWS + 1));
+    let text = String::from_utf8(bytes).unwrap();
+    let (line, column, message) = invalid_at(&text);
+    assert_eq!((line, column.as_str()), (MAX_ROWS as u64 + 2, "(file)"));
+    assert!(message.contains("more than 1000 data rows"), "{message}");
+}
+
+#[test]
+fn the_writer_refuses_more_rows_than_the_readers_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daily_candidates.csv");
+    let err = write_watchlist(&path, &many_rows(MAX_ROWS + 1)).unwrap_err();
+    assert!(
+        matches!(err, WatchlistError::TooManyRows { rows: 1001, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("scan.max_candidates"), "{err}");
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_huge_header_line_is_refused_and_quoted_briefly() {
+    // 1,000,000 bytes of header: under the file limit, far over the line limit.
+    let header = format!("{}\n", "SchemaVersion".repeat(1_000_000 / 13));
+    let (line, column, message) = invalid_at(&header);
+    assert_eq!((line, column.as_str()), (1, "(record)"));
+    assert!(message.contains("more than the 4096"), "{message}");
+    assert!(message.len() < 500, "{} bytes: {message}", message.len());
+}
+
+#[test]
+fn a_long_bad_field_is_quoted_briefly() {
+    let sector = "x".repeat(3000);
+    let line = SAMPLE_LINE.replacen("AXTA", &sector, 1);
+    let (line_no, column, message) = invalid_at(&format!("{}{line}", header_line()));
+    assert_eq!((line_no, column.as_str()), (2, "Symbol"));
+    assert!(message.contains("(3000 bytes in all)"), "{message}");
+    assert!(message.len() < 400, "{} bytes: {message}", message.len());
+}
+
+#[test]
+fn oversized_bytes_are_refused_by_the_parser_too() {
+    let mut bytes = header_line().into_bytes();
+    bytes.resize(MAX_BYTES as usize + 1, b'\n');
+    let (line, column, message) = match parse_watchlist(&bytes, Path::new("wl.csv")) {
+        Err(WatchlistError::Invalid {
+            line,
+            column,
+            message,
+            ..
+        }) => (line, column, message),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((line, column.as_str()), (1, "(file)"));
+    assert!(message.contains("1048577 bytes"), "{message}");
+}
+
+#[test]
+fn the_reader_refuses_a_fifo_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daily_candidates.csv");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("mkfifo (coreutils)");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let err = read_watchlist(&path).unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert!(
+        matches!(
+            err,
+            WatchlistError::Read(crate::fsutil::ReadError::NotRegular { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("is a FIFO (named pipe), not a regular file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_reader_refuses_an_oversized_file_before_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daily_candidates.csv");
+    let file = std::fs::File::create(&path).unwrap();
+    // Sparse: 100 MB that costs no disk, and is never read.
+    file.set_len(100_000_000).unwrap();
+    let err = read_watchlist(&path).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message
+            .contains("is 100000000 bytes, more than the 1048576 bytes accepted for a watchlist"),
+        "{message}"
+    );
+}
+
+mod fuzz {
+    //! The reader on arbitrary bytes and on mutations of a valid file: it returns, never
+    //! panics, and its errors stay short. `cargo test` runs a few thousand cases per target;
+    //! the `#[ignore]`d `*_million` tests run 1,000,000 and print the count and time.
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    /// A valid two-row file to mutate.
+    fn valid() -> Vec<u8> {
+        let mut second = sample_row();
+        second.symbol = "BRK.B".into();
+        second.setup_vwap_dist_pct = None;
+        render(&[sample_row(), second])
+    }
+
+    /// Byte edits of a valid file: overwrite, insert, delete, truncate, duplicate a range, and
+    /// splice in tokens that matter to the format.
+    fn mutated() -> impl Strategy<Value = Vec<u8>> {
+        let token = prop::sample::select(vec![
+            &b","[..],
+            b"\n",
+            b"\r\n",
+            b"\"",
+            b"\xef\xbb\xbf",
+            b"\xff",
+            b"\0",
+            b"-",
+            b"9999999999999999999999999999999",
+            b"1e308",
+            b"NaN",
+            b"2026-02-30",
+            b"",
+        ]);
+        let edit = (
+            0usize..4,
+            any::<prop::sample::Index>(),
+            any::<u8>(),
+            token,
+            0usize..64,
+        );
+        prop::collection::vec(edit, 1..8).prop_map(|edits| {
+            let mut bytes = valid();
+            for (kind, at, byte, token, len) in edits {
+                let at = at.index(bytes.len() + 1);
+                match kind {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 => {
+                        bytes.splice(at..at, token.iter().copied());
+                    }
+                    2 => {
+                        let end = (at + len).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                    _ => {
+                        let end = (at + len).min(bytes.len());
+                        let copy = bytes[at..end].to_vec();
+                        bytes.splice(at..at, copy);
+                    }
+                }
+            }
+            bytes
+        })
+    }
+
+    /// Parses `bytes`; true when they are a valid watchlist.
+    fn check(bytes: &[u8]) -> bool {
+        match parse_watchlist(bytes, Path::new("wl.csv")) {
+            Ok(rows) => {
+                assert!(rows.len() <= MAX_ROWS);
+                true
+            }
+            Err(e) => {
+                let message = e.to_string();
+                // A bounded message: path, position, column name and a short excerpt.
+                assert!(message.len() < 1200, "{} bytes: {message}", message.len());
+                false
+            }
+        }
+    }
+
+    /// Runs `cases` cases; returns the time taken and how many inputs were valid.
+    fn run(cases: u32, strategy: impl Strategy<Value = Vec<u8>>) -> (std::time::Duration, usize) {
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let valid = std::sync::atomic::AtomicUsize::new(0);
+        let started = std::time::Instant::now();
+        runner
+            .run(&strategy, |bytes| {
+                if check(&bytes) {
+                    valid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(())
+            })
+            .unwrap();
+        (started.elapsed(), valid.into_inner())
+    }
+
+    fn arbitrary() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(any::<u8>(), 0..600)
+    }
+
+    #[test]
+    fn arbitrary_bytes() {
+        run(3000, arbitrary());
+    }
+
+    #[test]
+    fn mutations_of_a_valid_file() {
+        let (_, valid) = run(3000, mutated());
+        // Not vacuous: some mutations keep the file valid (a digit changed), most do not.
+        assert!(valid > 0 && valid < 3000, "{valid} of 3000 valid");
+    }
+
+    #[test]
+    #[ignore = "long: 1,000,000 cases; run with --ignored --nocapture"]
+    fn arbitrary_bytes_million() {
+        let (took, valid) = run(1_000_000, arbitrary());
+        println!("watchlist reader, arbitrary bytes: 1000000 cases ({valid} valid) in {took:.1?}");
+    }
+
+    #[test]
+    #[ignore = "long: 1,000,000 cases; run with --ignored --nocapture"]
+    fn mutations_million() {
+        let (took, valid) = run(1_000_000, mutated());
+        println!(
+            "watchlist reader, mutations of a valid file: 1000000 cases ({valid} valid) in {took:.1?}"
+        );
+    }
+}

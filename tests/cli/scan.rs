@@ -331,6 +331,41 @@ fn defects_are_counted_and_reported_never_fatal() {
     let cfg = equal_weight_config(state, "");
     let out = scan(&["import", DEMO_BARS, extra.to_str().unwrap()], state);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The import applies the same policy: the five bars the scanner drops are rejected with
+    // their line numbers; the clamped open, the zero volume and the gap are stored as written.
+    assert!(
+        stdout(&out).contains("5 rows rejected (5 of them defective bars"),
+        "{}",
+        stdout(&out)
+    );
+    for line in [3, 5, 6, 8, 9] {
+        assert!(
+            stderr(&out).contains(&format!("zzz.csv:{line}: ")),
+            "{line}: {}",
+            stderr(&out)
+        );
+    }
+    // A store written by another tool (or an older avwap) may still hold such bars: the scan
+    // drops and counts them.
+    let defective: Vec<DailyBar> = rows
+        .iter()
+        .map(|r| {
+            let f: Vec<&str> = r.split(',').collect();
+            let n = |i: usize| f[i].parse::<f64>().unwrap();
+            DailyBar {
+                date: date(f[0]),
+                open: n(2),
+                high: n(3),
+                low: n(4),
+                close: n(5),
+                volume: n(6),
+            }
+        })
+        .collect();
+    BarStore::open(&state.join("bars.sqlite"))
+        .unwrap()
+        .upsert("ZZZ", &defective)
+        .unwrap();
     let out = scan(
         &["--config", cfg.to_str().unwrap(), "--as-of", "2010-08-16"],
         state,
