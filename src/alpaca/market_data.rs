@@ -349,7 +349,11 @@ pub fn top_up(
 ) -> Result<TopUpReport, TopUpError> {
     let requests_before = client.requests_sent();
     let last = store.last_stored_dates()?;
-    let cold_start = data_date - chrono::Duration::days(history_days.max(0));
+    // `[scan] history_days` is range-checked at load; a value that still does not fit the date
+    // arithmetic reads from the earliest representable date rather than panic.
+    let cold_start = chrono::Duration::try_days(history_days.max(0))
+        .and_then(|d| data_date.checked_sub_signed(d))
+        .unwrap_or(NaiveDate::MIN);
     let mut groups: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
     let mut report = TopUpReport::default();
     let mut seen = std::collections::HashSet::new();
