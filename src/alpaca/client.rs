@@ -1076,7 +1076,11 @@ impl AlpacaClient {
             StatusCode::UNAUTHORIZED => AlpacaError::Auth {
                 code,
                 message,
-                environment_hint: self.environment_hint(),
+                environment_hint: match request.api {
+                    Api::Trading => self.environment_hint(),
+                    // The Market Data API takes paper and live keys alike.
+                    Api::Data => "paper or live".to_string(),
+                },
             },
             StatusCode::FORBIDDEN => AlpacaError::Forbidden {
                 subscription: message
