@@ -12,6 +12,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+#[cfg(test)]
+mod fuzz;
 pub mod limits;
 mod toml_error;
 

@@ -20,9 +20,9 @@ use std::str::FromStr;
 /// Minutes of a regular NYSE session (09:30–16:00): the entry window lies inside it.
 pub const SESSION_MINUTES: i64 = 390;
 
-/// Sessions in ten years (252 a year): the most any bar-count setting may ask for. Ten years
-/// is also the most history `[scan] history_days` reads.
-pub const MAX_SESSIONS: i64 = 2520;
+/// About ten years of sessions (252 a year): the most any bar-count setting may ask for, and
+/// no more than the longest history ([`MAX_HISTORY_DAYS`]) holds by the estimate below.
+pub const MAX_SESSIONS: i64 = 2500;
 
 /// Calendar days in ten years (with leap days): the most history a scan reads.
 pub const MAX_HISTORY_DAYS: i64 = 3660;
@@ -124,24 +124,16 @@ const PERCENT: Bounds = float(0.0, 100.0);
 const SCORE: Bounds = float(0.0, 1000.0);
 
 /// Every numeric key of the file with its range. `[gate]` has no numeric key.
+// One key per line: the table reads as the documentation it is.
+#[rustfmt::skip]
 pub const LIMITS: &[Limit] = &[
     // [scan]
     // One day's list: more rows than 1000 is no watchlist a person reviews.
     limit("scan", "max_candidates", int(1, 1000), "rows"),
     // A fraction; 0 would disable the stale-data floor, above 1 no scan could ever pass.
-    limit(
-        "scan",
-        "min_coverage",
-        float_above(0.0, 1.0),
-        "a fraction of the universe, 0.9 = 90 %",
-    ),
+    limit("scan", "min_coverage", float_above(0.0, 1.0), "a fraction of the universe, 0.9 = 90 %"),
     // At least a month; at most ten years (more than any lookback below can use).
-    limit(
-        "scan",
-        "history_days",
-        int(30, MAX_HISTORY_DAYS),
-        "calendar days",
-    ),
+    limit("scan", "history_days", int(30, MAX_HISTORY_DAYS), "calendar days"),
     // [scan.universe]: the Russell 3000 holds about 3000 names; a floor above 5000 refuses
     // every real holdings file.
     limit("scan.universe", "min_members", int(1, 5000), "equity rows"),
@@ -149,28 +141,14 @@ pub const LIMITS: &[Limit] = &[
     limit("scan.regime", "sma_len", LOOKBACK, BARS),
     // [scan.liquidity]: "recent" is at most a year back (beyond that the date arithmetic
     // only burns time: a year is longer than every sensible liquidity window).
-    limit(
-        "scan.liquidity",
-        "window_calendar_days",
-        int(1, 366),
-        "calendar days",
-    ),
-    // 0 disables the check; no window holds more bars than it has days.
-    limit("scan.liquidity", "min_bars_in_window", int(0, 366), BARS),
+    limit("scan.liquidity", "window_calendar_days", int(1, 366), "calendar days"),
+    // 0 disables the check; a year-long window holds at most 262 weekdays (and the window
+    // must hold as many as asked: checked below).
+    limit("scan.liquidity", "min_bars_in_window", int(0, 262), BARS),
     limit("scan.liquidity", "average_bars", LOOKBACK, BARS),
     // Minimums: 0 disables each; the maxima are above every listed stock's real figures.
-    limit(
-        "scan.liquidity",
-        "min_avg_volume",
-        float(0.0, 1e10),
-        "shares a day",
-    ),
-    limit(
-        "scan.liquidity",
-        "min_avg_dollar_volume",
-        float(0.0, 1e13),
-        "dollars a day",
-    ),
+    limit("scan.liquidity", "min_avg_volume", float(0.0, 1e10), "shares a day"),
+    limit("scan.liquidity", "min_avg_dollar_volume", float(0.0, 1e13), "dollars a day"),
     limit("scan.liquidity", "min_price", float(0.0, 1e6), "dollars"),
     // [scan.gates]
     limit("scan.gates", "min_bars", LOOKBACK, BARS),
@@ -182,119 +160,44 @@ pub const LIMITS: &[Limit] = &[
     limit("scan.gates", "tier_sma_fast", LOOKBACK, BARS),
     limit("scan.gates", "tier_sma_slow", LOOKBACK, BARS),
     limit("scan.gates", "atr_len", LOOKBACK, BARS),
-    limit(
-        "scan.gates",
-        "min_atr_dollars",
-        float(0.0, 10_000.0),
-        "dollars",
-    ),
+    limit("scan.gates", "min_atr_dollars", float(0.0, 10_000.0), "dollars"),
     // A cap: 0 would refuse every symbol.
-    limit(
-        "scan.gates",
-        "max_atr_pct",
-        float_above(0.0, 100.0),
-        "percent of the close",
-    ),
+    limit("scan.gates", "max_atr_pct", float_above(0.0, 100.0), "percent of the close"),
     limit("scan.gates", "atr_pct_median_window", LOOKBACK, BARS),
-    limit(
-        "scan.gates",
-        "max_atr_pct_vs_median",
-        float_above(0.0, 100.0),
-        "times the median",
-    ),
+    limit("scan.gates", "max_atr_pct_vs_median", float_above(0.0, 100.0), "times the median"),
     // [scan.anchors]
     limit("scan.anchors", "lookback", LOOKBACK, BARS),
     limit("scan.anchors", "swing_lookback", LOOKBACK, BARS),
     // A gap of 0 would make every bar a gap; 1 is a 100 % gap.
-    limit(
-        "scan.anchors",
-        "gap_fraction",
-        float_above(0.0, 1.0),
-        "a fraction, 0.04 = 4 %",
-    ),
-    limit(
-        "scan.anchors",
-        "volume_spike_mult",
-        float_above(0.0, 1000.0),
-        "times the volume SMA",
-    ),
+    limit("scan.anchors", "gap_fraction", float_above(0.0, 1.0), "a fraction, 0.04 = 4 %"),
+    limit("scan.anchors", "volume_spike_mult", float_above(0.0, 1000.0), "times the volume SMA"),
     limit("scan.anchors", "volume_sma_len", LOOKBACK, BARS),
     // Where in the bar's high−low range the close lies: 0 = at the low, 1 = at the high.
-    limit(
-        "scan.anchors",
-        "breakout_close_location",
-        float(0.0, 1.0),
-        "a fraction of the range",
-    ),
+    limit("scan.anchors", "breakout_close_location", float(0.0, 1.0), "a fraction of the range"),
     limit("scan.anchors", "breakout_high_lookback", LOOKBACK, BARS),
     // Priorities are score points; 1000 is ten times the largest default.
     limit("scan.anchors", "ytd_priority", int(0, 1000), "score points"),
     limit("scan.anchors", "gap_priority", int(0, 1000), "score points"),
-    limit(
-        "scan.anchors",
-        "volume_breakout_priority",
-        int(0, 1000),
-        "score points",
-    ),
+    limit("scan.anchors", "volume_breakout_priority", int(0, 1000), "score points"),
     limit("scan.anchors", "mtd_priority", int(0, 1000), "score points"),
-    limit(
-        "scan.anchors",
-        "swing_low_priority",
-        int(0, 1000),
-        "score points",
-    ),
-    limit(
-        "scan.anchors",
-        "swing_high_priority",
-        int(0, 1000),
-        "score points",
-    ),
+    limit("scan.anchors", "swing_low_priority", int(0, 1000), "score points"),
+    limit("scan.anchors", "swing_high_priority", int(0, 1000), "score points"),
     // [scan.selection]
     limit("scan.selection", "avwap_slope_lookback", LOOKBACK, BARS),
     // A fractional change: the AVWAP cannot fall by more than 100 %; +100 % is already absurd.
-    limit(
-        "scan.selection",
-        "min_avwap_slope",
-        float(-1.0, 1.0),
-        "a fraction, -0.03 = -3 %",
-    ),
+    limit("scan.selection", "min_avwap_slope", float(-1.0, 1.0), "a fraction, -0.03 = -3 %"),
     // A cap on the distance above the AVWAP: 0 would refuse every symbol.
-    limit(
-        "scan.selection",
-        "max_dist_pct",
-        float_above(0.0, 100.0),
-        "percent",
-    ),
-    limit(
-        "scan.selection",
-        "trend_score_weight",
-        SCORE,
-        "score points per TrendScore point",
-    ),
-    limit(
-        "scan.selection",
-        "near_bonus_min_dist_pct",
-        PERCENT,
-        "percent",
-    ),
-    limit(
-        "scan.selection",
-        "near_bonus_max_dist_pct",
-        PERCENT,
-        "percent",
-    ),
+    limit("scan.selection", "max_dist_pct", float_above(0.0, 100.0), "percent"),
+    limit("scan.selection", "trend_score_weight", SCORE, "score points per TrendScore point"),
+    limit("scan.selection", "near_bonus_min_dist_pct", PERCENT, "percent"),
+    limit("scan.selection", "near_bonus_max_dist_pct", PERCENT, "percent"),
     limit("scan.selection", "near_bonus", SCORE, "score points"),
     limit("scan.selection", "reclaim_bonus", SCORE, "score points"),
     // [scan.stop]
     limit("scan.stop", "sma_len", LOOKBACK, BARS),
     limit("scan.stop", "low_lookback", LOOKBACK, BARS),
     // The stop is the structural level times this: above 1 would put it above the level.
-    limit(
-        "scan.stop",
-        "buffer",
-        float_above(0.0, 1.0),
-        "a factor, 0.997 = 0.3 % below",
-    ),
+    limit("scan.stop", "buffer", float_above(0.0, 1.0), "a factor, 0.997 = 0.3 % below"),
     // [scan.trend_score]
     limit("scan.trend_score", "sma_len", LOOKBACK, BARS),
     limit("scan.trend_score", "slope_lookback", LOOKBACK, BARS),
@@ -323,107 +226,37 @@ pub const LIMITS: &[Limit] = &[
     // Closed: reconciliation and heartbeat only, but avwap-check calls a heartbeat older than
     // three polls stale, so at most an hour.
     limit("execution", "poll_seconds_closed", int(1, 3600), "seconds"),
-    // Minutes within a regular session (390 minutes); together they must leave a window
-    // (checked below).
-    limit(
-        "execution",
-        "entry_start_minutes_after_open",
-        int(0, SESSION_MINUTES),
-        "minutes",
-    ),
-    limit(
-        "execution",
-        "entry_end_minutes_before_close",
-        int(0, SESSION_MINUTES),
-        "minutes",
-    ),
+    // Minutes within a regular session (390 minutes), leaving at least one minute of window
+    // (their sum is checked below).
+    limit("execution", "entry_start_minutes_after_open", int(0, SESSION_MINUTES - 1), "minutes"),
+    limit("execution", "entry_end_minutes_before_close", int(0, SESSION_MINUTES - 1), "minutes"),
     // A swing trade risks a fraction of a percent; 5 % of equity on one trade is already far
     // beyond any sizing rule, and 0 would size every position to nothing.
-    limit(
-        "execution",
-        "risk_per_trade",
-        dec_above((0, 0), (5, 2)),
-        "a fraction of equity, 0.005 = 0.5 %",
-    ),
+    limit("execution", "risk_per_trade", dec_above((0, 0), (5, 2)), "a fraction of equity, 0.005 = 0.5 %"),
     limit("execution", "max_positions", int(1, 100), "positions"),
     // Dollar caps: above 0 (0 would allow nothing), at most a billion.
-    limit(
-        "execution",
-        "max_gross_notional",
-        dec_above((0, 0), (1_000_000_000, 0)),
-        "dollars",
-    ),
-    limit(
-        "execution",
-        "max_notional_per_symbol",
-        dec_above((0, 0), (1_000_000_000, 0)),
-        "dollars",
-    ),
+    limit("execution", "max_gross_notional", dec_above((0, 0), (1_000_000_000, 0)), "dollars"),
+    limit("execution", "max_notional_per_symbol", dec_above((0, 0), (1_000_000_000, 0)), "dollars"),
     limit("execution", "max_entries_per_day", int(1, 100), "entries"),
     // Basis points over the last price for the entry limit: at most 5 %.
-    limit(
-        "execution",
-        "entry_slippage_bps",
-        dec((0, 0), (500, 0)),
-        "basis points",
-    ),
-    limit(
-        "execution",
-        "max_entry_drift_pct",
-        dec((0, 0), (100, 0)),
-        "percent",
-    ),
+    limit("execution", "entry_slippage_bps", dec((0, 0), (500, 0)), "basis points"),
+    limit("execution", "max_entry_drift_pct", dec((0, 0), (100, 0)), "percent"),
     // A stop more than 100 % below the price is no stop; 0 would refuse every entry.
-    limit(
-        "execution",
-        "max_risk_pct",
-        dec_above((0, 0), (100, 0)),
-        "percent",
-    ),
+    limit("execution", "max_risk_pct", dec_above((0, 0), (100, 0)), "percent"),
     // A bar older than a whole session is never "fresh"; 0 would refuse every bar.
-    limit(
-        "execution",
-        "max_bar_age_minutes",
-        int(1, SESSION_MINUTES),
-        "minutes",
-    ),
+    limit("execution", "max_bar_age_minutes", int(1, SESSION_MINUTES), "minutes"),
     // 0 disables the trim; 1 sells the whole position at R1.
-    limit(
-        "execution",
-        "trim_fraction",
-        dec((0, 0), (1, 0)),
-        "a fraction of the position",
-    ),
+    limit("execution", "trim_fraction", dec((0, 0), (1, 0)), "a fraction of the position"),
     // Shorter than a few seconds would take an order still on its way through Alpaca for one
     // never placed (and place it again); longer than an hour keeps a lost order blocking.
-    limit(
-        "execution",
-        "unknown_outcome_grace_seconds",
-        int(5, 3600),
-        "seconds",
-    ),
-    limit(
-        "execution",
-        "sim_starting_cash",
-        dec_above((0, 0), (1_000_000_000, 0)),
-        "dollars",
-    ),
+    limit("execution", "unknown_outcome_grace_seconds", int(5, 3600), "seconds"),
+    limit("execution", "sim_starting_cash", dec_above((0, 0), (1_000_000_000, 0)), "dollars"),
     // Must also stay below half the unit's WatchdogSec (the service checks it at start).
-    limit(
-        "execution",
-        "cycle_deadline_seconds",
-        int(1, 600),
-        "seconds, and below half the unit's WatchdogSec",
-    ),
+    limit("execution", "cycle_deadline_seconds", int(1, 600), "seconds, and below half the unit's WatchdogSec"),
     // [alerts]: 0 sends every alert; at most a day, so a lasting problem is repeated daily.
     limit("alerts", "rate_limit_minutes", int(0, 1440), "minutes"),
     // [alpaca]: Alpaca's plans allow 200 (free) to 10000 (Algo Trader Plus) requests a minute.
-    limit(
-        "alpaca",
-        "requests_per_minute",
-        int(1, 10_000),
-        "requests a minute",
-    ),
+    limit("alpaca", "requests_per_minute", int(1, 10_000), "requests a minute"),
 ];
 
 /// One setting that is out of range, or two that contradict each other.
