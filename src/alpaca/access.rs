@@ -86,10 +86,18 @@ pub fn check_urls(purpose: AlpacaUse, alpaca: &AlpacaConfig) -> Result<(), UrlEr
     };
     for (key, url) in urls {
         if host_of(url).is_none() {
-            // Cut: whatever was pasted there goes no further than a short excerpt.
-            let shown = crate::alpaca::client::printable_excerpt(url, 80);
+            // Shown when it looks like an attempt at a URL (a missing scheme); anything else may
+            // be a misplaced secret (Alpaca's keys have neither dots nor slashes).
+            let shown = if url.len() <= 100
+                && url.chars().all(|c| c.is_ascii_graphic())
+                && url.contains(['.', '/'])
+            {
+                format!("= {url:?} ")
+            } else {
+                "(value not shown) ".to_string()
+            };
             return Err(UrlError(format!(
-                "[alpaca] {key} = {shown:?} is not a URL (expected e.g. https://{PAPER_TRADING_HOST}); fix the configuration"
+                "[alpaca] {key} {shown}is not a URL (expected e.g. https://{PAPER_TRADING_HOST}); fix the configuration"
             )));
         }
         // A password in a URL would be logged with it (and reqwest's errors show URLs); the
@@ -244,6 +252,12 @@ mod tests {
         a.data_url = format!("not a url {}", "x".repeat(5000));
         let e = check_urls(AlpacaUse::Scan, &a).unwrap_err();
         assert!(e.to_string().len() < 300, "{e}");
+        a.data_url = "PKSECRETzq8Xw3vL0123".into();
+        let e = check_urls(AlpacaUse::Scan, &a).unwrap_err();
+        assert!(!e.to_string().contains("PKSECRET"), "{e}");
+        a.data_url = "data.alpaca.markets".into();
+        let e = check_urls(AlpacaUse::Scan, &a).unwrap_err();
+        assert!(e.to_string().contains("\"data.alpaca.markets\""), "{e}");
     }
 
     #[test]

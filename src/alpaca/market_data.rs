@@ -58,9 +58,20 @@ impl std::str::FromStr for Adjustment {
             "dividend" => Ok(Adjustment::Dividend),
             "all" => Ok(Adjustment::All),
             other => Err(format!(
-                "unknown adjustment {other:?} (expected raw, split, dividend or all)"
+                "unknown adjustment {} (expected raw, split, dividend or all)",
+                shown_word(other)
             )),
         }
+    }
+}
+
+/// A configured word as an error shows it: quoted when short and printable (a typo), else not
+/// at all (a misplaced secret, a pasted page).
+fn shown_word(word: &str) -> String {
+    if word.len() <= 16 && word.chars().all(|c| c.is_ascii_graphic()) {
+        format!("{word:?}")
+    } else {
+        "(value not shown)".to_string()
     }
 }
 
@@ -94,7 +105,8 @@ impl std::str::FromStr for Feed {
             "boats" => Ok(Feed::Boats),
             "otc" => Ok(Feed::Otc),
             other => Err(format!(
-                "unknown feed {other:?} (expected sip, iex, boats or otc)"
+                "unknown feed {} (expected sip, iex, boats or otc)",
+                shown_word(other)
             )),
         }
     }
@@ -427,6 +439,31 @@ pub(crate) fn advance_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The configuration checks these words at load (`config::limits::CHOICES`): the same
+    /// words this module parses.
+    #[test]
+    fn the_configurations_choices_are_the_words_parsed_here() {
+        use crate::config::limits::CHOICES;
+        let choices = |key: &str| {
+            CHOICES
+                .iter()
+                .find(|(s, k, _)| *s == "alpaca" && *k == key)
+                .map(|(_, _, c)| c.to_vec())
+                .unwrap()
+        };
+        let feeds = [Feed::Sip, Feed::Iex, Feed::Boats, Feed::Otc].map(Feed::as_str);
+        for key in ["feed", "intraday_feed"] {
+            assert_eq!(choices(key), feeds.to_vec());
+            assert!(choices(key).iter().all(|c| c.parse::<Feed>().is_ok()));
+        }
+        let adjustments = choices("adjustment");
+        assert_eq!(adjustments, ["raw", "split", "dividend", "all"]);
+        assert!(adjustments.iter().all(|c| c.parse::<Adjustment>().is_ok()));
+        let e = "PKSECRET0123456789".parse::<Feed>().unwrap_err();
+        assert!(!e.contains("PKSECRET"), "{e}");
+        assert!("sipp".parse::<Feed>().unwrap_err().contains("\"sipp\""));
+    }
 
     #[test]
     fn batches_respect_the_encoded_length() {

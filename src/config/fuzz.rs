@@ -299,6 +299,11 @@ fn assert_within_ranges(c: &Config) {
     assert!(s.stop.buffer > 0.0 && s.stop.buffer <= 1.0);
     assert!(c.alerts.rate_limit_minutes <= 1440);
     assert!((1..=10_000).contains(&c.alpaca.requests_per_minute));
+    let feeds = ["sip", "iex", "boats", "otc"];
+    assert!(
+        feeds.contains(&c.alpaca.feed.as_str()) && feeds.contains(&c.alpaca.intraday_feed.as_str())
+    );
+    assert!(["raw", "split", "dividend", "all"].contains(&c.alpaca.adjustment.as_str()));
     assert!(super::limits::check(c).is_empty());
     // The arithmetic the service does with them, on a regular day and an early close.
     for at in [

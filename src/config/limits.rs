@@ -259,6 +259,18 @@ pub const LIMITS: &[Limit] = &[
     limit("alpaca", "requests_per_minute", int(1, 10_000), "requests a minute"),
 ];
 
+/// The string keys with a fixed set of values, checked at load like the numbers (the Alpaca
+/// client parses the same words: a test in `alpaca::market_data` keeps the lists equal). An
+/// unknown value is refused without quoting it: a string may be a misplaced secret.
+pub const CHOICES: &[(&str, &str, &[&str])] = &[
+    ("alpaca", "feed", FEEDS),
+    ("alpaca", "intraday_feed", FEEDS),
+    ("alpaca", "adjustment", &["raw", "split", "dividend", "all"]),
+];
+
+/// Alpaca's stock data feeds.
+const FEEDS: &[&str] = &["sip", "iex", "boats", "otc"];
+
 /// One setting that is out of range, or two that contradict each other.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key} {problem}")]
@@ -378,6 +390,18 @@ pub fn check(config: &Config) -> Vec<SettingError> {
             errors.push(SettingError {
                 key: limit.full_key(),
                 problem: format!("= {shown} is out of range: allowed {}", limit.allowed()),
+            });
+        }
+    }
+    for (section, key, choices) in CHOICES {
+        let value = lookup(&table, section, key).and_then(toml::Value::as_str);
+        if !value.is_some_and(|v| choices.contains(&v)) {
+            errors.push(SettingError {
+                key: format!("[{section}] {key}"),
+                problem: format!(
+                    "is not one of {} (the value is not shown)",
+                    choices.join(", ")
+                ),
             });
         }
     }
@@ -522,6 +546,24 @@ mod tests {
             !leaves.iter().any(|(s, _)| s == "gate"),
             "[gate] gained a number"
         );
+    }
+
+    #[test]
+    fn unknown_choices_are_refused_without_their_value() {
+        let mut c = Config::default();
+        c.alpaca.feed = "PKSECRET0123456789".into();
+        c.alpaca.adjustment = "Split".into();
+        let text: Vec<String> = check(&c).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            vec![
+                "[alpaca] feed is not one of sip, iex, boats, otc (the value is not shown)",
+                "[alpaca] adjustment is not one of raw, split, dividend, all (the value is not shown)",
+            ]
+        );
+        c = Config::default();
+        c.alpaca.intraday_feed = "sip".into();
+        assert!(check(&c).is_empty());
     }
 
     #[test]
