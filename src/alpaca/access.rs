@@ -262,8 +262,10 @@ mod tests {
 
     #[test]
     fn urls_with_a_password_are_refused_without_showing_it() {
-        let mut a = AlpacaConfig::default();
-        a.data_url = "https://user:hunter2-secret@data.alpaca.markets".into();
+        let mut a = AlpacaConfig {
+            data_url: "https://user:hunter2-secret@data.alpaca.markets".into(),
+            ..AlpacaConfig::default()
+        };
         let e = check_urls(AlpacaUse::Execution(Mode::DryRun), &a).unwrap_err();
         assert!(e.to_string().contains("[alpaca] data_url"), "{e}");
         assert!(!e.to_string().contains("hunter2"), "{e}");
