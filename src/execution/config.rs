@@ -49,9 +49,10 @@ pub struct ExecutionConfig {
 }
 
 impl ExecutionConfig {
-    /// The cycle deadline as a duration.
+    /// The cycle deadline as a duration. Capped at a day: the range (at most 600 s) is checked
+    /// at load, but a value built in code must not overflow `Instant + deadline` into a panic.
     pub fn cycle_deadline(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.cycle_deadline_seconds)
+        std::time::Duration::from_secs(self.cycle_deadline_seconds.min(86_400))
     }
 }
 
