@@ -748,9 +748,10 @@ impl AlpacaClient {
         ]
     }
 
-    /// Text from the network (an error body, a decoder's or transport's message) as it may go
-    /// into an error: the keys redacted, printable, at most `max` bytes.
-    fn network_text(&self, text: &str, max: usize) -> String {
+    /// Text from the network (an error body, a decoder's or transport's message, a field of an
+    /// answer) as it may go into an error: the keys redacted, printable, at most `max` bytes.
+    /// For every caller that puts answer text into a message.
+    pub fn network_text(&self, text: &str, max: usize) -> String {
         printable_excerpt(&redact_secrets(text, &self.secrets()), max)
     }
 

@@ -426,7 +426,12 @@ pub(crate) fn advance_page(
     match next.filter(|t| !t.is_empty()) {
         Some(next) if token.as_deref() == Some(next.as_str()) => Err(AlpacaError::Decode {
             path: BARS_PATH.to_string(),
-            message: format!("next_page_token {next:?} repeated; stopping"),
+            // An opaque token from the network: a short printable excerpt is enough to
+            // recognise it.
+            message: format!(
+                "next_page_token {:?} repeated; stopping",
+                super::client::printable_excerpt(&next, 64)
+            ),
         }),
         Some(next) => {
             *token = Some(next);
