@@ -12,6 +12,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+#[cfg(test)]
+mod fuzz;
+pub mod limits;
+mod toml_error;
+
+pub use limits::SettingError;
+
 pub const ENV_CONFIG: &str = "AVWAP_CONFIG";
 pub const ENV_STATE_DIR: &str = "AVWAP_STATE_DIR";
 pub const ENV_MODE: &str = "AVWAP_MODE";
@@ -33,21 +40,61 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid configuration file {path}: {message}(fix the file; examples/avwap.toml lists every key with its default)")]
+    /// Not valid TOML, or not our schema. The message names the position, the key or section
+    /// and what is wrong, never a value of the file (see `toml_error`).
+    #[error("invalid configuration file {path}: {message} (fix the file; examples/avwap.toml lists every key with its default)")]
     Parse { path: PathBuf, message: String },
-    #[error("invalid value {value:?} in environment variable {var}: expected {expected}")]
+    #[error("invalid value {} in environment variable {var}: expected {expected}", quote_short(.value))]
     Env {
         var: &'static str,
         value: String,
         expected: &'static str,
     },
-    #[error("invalid mode {0:?}: expected one of sim, dry-run, alpaca-paper, alpaca-live")]
+    #[error("invalid mode {}: expected one of sim, dry-run, alpaca-paper, alpaca-live", quote_short(.0))]
     Mode(String),
-    #[error("invalid configuration file {path}: {error} (fix the file; examples/avwap.toml lists every key with its default)")]
+    /// Numbers out of their range, or settings that contradict each other (every one found).
+    #[error("invalid configuration file {path}: {} (fix the file; examples/avwap.toml lists every key with its default and range)", settings_text(.problems))]
     Setting {
         path: PathBuf,
-        error: crate::execution::config::SettingError,
+        problems: Vec<SettingError>,
     },
+}
+
+/// At most this many setting problems are listed in one message.
+const MAX_LISTED_PROBLEMS: usize = 10;
+
+fn settings_text(problems: &[SettingError]) -> String {
+    let mut text = problems
+        .iter()
+        .take(MAX_LISTED_PROBLEMS)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if problems.len() > MAX_LISTED_PROBLEMS {
+        text.push_str(&format!(
+            "; and {} more",
+            problems.len() - MAX_LISTED_PROBLEMS
+        ));
+    }
+    text
+}
+
+/// A short operator-supplied word quoted in an error (a mode name): printable ASCII, at most
+/// 16 characters (the longest mode is 12), so a misplaced secret or a whole file never lands
+/// in a log line.
+fn quote_short(value: &str) -> String {
+    const MAX: usize = 16;
+    let printable = value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    if !printable {
+        "(a value with unusual characters, not shown)".to_string()
+    } else if value.chars().count() > MAX {
+        format!(
+            "(a value of {} characters, not shown)",
+            value.chars().count()
+        )
+    } else {
+        format!("{value:?}")
+    }
 }
 
 impl crate::exit::Failure for ConfigError {
@@ -213,16 +260,24 @@ impl Config {
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_path_buf(),
-            message: e.to_string(),
+            message: toml_error::describe(&e, text),
         })?;
-        config
-            .execution
-            .validate()
-            .map_err(|error| ConfigError::Setting {
-                path: origin.to_path_buf(),
-                error,
-            })?;
+        config.validate().map_err(|problems| ConfigError::Setting {
+            path: origin.to_path_buf(),
+            problems,
+        })?;
         Ok(config)
+    }
+
+    /// Every number within its range and no contradictory settings ([`limits::LIMITS`]);
+    /// otherwise every problem found.
+    pub fn validate(&self) -> Result<(), Vec<SettingError>> {
+        let problems = limits::check(self);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
     /// Read a configuration file.

@@ -11,6 +11,7 @@ mod cli {
     mod bar_store;
     mod calendar_golden;
     mod check;
+    mod config;
     mod execution;
     mod gate;
     mod hostile_inputs;

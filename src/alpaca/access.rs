@@ -86,8 +86,27 @@ pub fn check_urls(purpose: AlpacaUse, alpaca: &AlpacaConfig) -> Result<(), UrlEr
     };
     for (key, url) in urls {
         if host_of(url).is_none() {
+            // Shown when it looks like an attempt at a URL (a missing scheme); anything else may
+            // be a misplaced secret (Alpaca's keys have neither dots nor slashes).
+            let shown = if url.len() <= 100
+                && url.chars().all(|c| c.is_ascii_graphic())
+                && url.contains(['.', '/'])
+            {
+                format!("= {url:?} ")
+            } else {
+                "(value not shown) ".to_string()
+            };
             return Err(UrlError(format!(
-                "[alpaca] {key} = {url:?} is not a URL (expected e.g. https://{PAPER_TRADING_HOST}); fix the configuration"
+                "[alpaca] {key} {shown}is not a URL (expected e.g. https://{PAPER_TRADING_HOST}); fix the configuration"
+            )));
+        }
+        // A password in a URL would be logged with it (and reqwest's errors show URLs); the
+        // keys have their own credentials.
+        if reqwest::Url::parse(url)
+            .is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+        {
+            return Err(UrlError(format!(
+                "[alpaca] {key} carries a user name or password (not shown); remove it: the API keys come from the credentials alpaca-key-id / alpaca-secret-key, never from a URL"
             )));
         }
     }
@@ -230,6 +249,29 @@ mod tests {
         a.data_url = String::new();
         let e = check_urls(AlpacaUse::Scan, &a).unwrap_err();
         assert!(e.to_string().contains("[alpaca] data_url"), "{e}");
+        a.data_url = format!("not a url {}", "x".repeat(5000));
+        let e = check_urls(AlpacaUse::Scan, &a).unwrap_err();
+        assert!(e.to_string().len() < 300, "{e}");
+        a.data_url = "PKSECRETzq8Xw3vL0123".into();
+        let e = check_urls(AlpacaUse::Scan, &a).unwrap_err();
+        assert!(!e.to_string().contains("PKSECRET"), "{e}");
+        a.data_url = "data.alpaca.markets".into();
+        let e = check_urls(AlpacaUse::Scan, &a).unwrap_err();
+        assert!(e.to_string().contains("\"data.alpaca.markets\""), "{e}");
+    }
+
+    #[test]
+    fn urls_with_a_password_are_refused_without_showing_it() {
+        let mut a = AlpacaConfig {
+            data_url: "https://user:hunter2-secret@data.alpaca.markets".into(),
+            ..AlpacaConfig::default()
+        };
+        let e = check_urls(AlpacaUse::Execution(Mode::DryRun), &a).unwrap_err();
+        assert!(e.to_string().contains("[alpaca] data_url"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        a.data_url = "https://PKKEY@data.alpaca.markets".into();
+        let e = check_urls(AlpacaUse::Scan, &a).unwrap_err();
+        assert!(!e.to_string().contains("PKKEY"), "{e}");
     }
 
     #[test]

@@ -442,9 +442,10 @@ pub fn fetch_calendar(
         .query("start", from.format("%Y-%m-%d").to_string())
         .query("end", to.format("%Y-%m-%d").to_string());
     let wire: Vec<WireCalendarDay> = client.json(&request)?;
+    // The message quotes the answer's fields: text from the network like an error body.
     let days = parse_days(&wire).map_err(|message| AlpacaError::Decode {
         path: CALENDAR_PATH.to_string(),
-        message,
+        message: client.network_text(&message, super::client::MAX_BODY_EXCERPT),
     })?;
     Ok((wire, days))
 }

@@ -288,25 +288,92 @@ struct ErrorBody {
     message: Option<String>,
 }
 
-/// Code and message from an error response body (or the raw text, shortened).
-fn parse_error_body(text: &str) -> (Option<String>, String) {
+/// Longest excerpt of a response (its `message`, or the text of a non-JSON body) that goes
+/// into an error message: enough for any Alpaca message, too little to carry a page.
+pub const MAX_BODY_EXCERPT: usize = 200;
+
+/// Longest `code` shown (Alpaca's are 8 digits).
+const MAX_CODE_CHARS: usize = 16;
+
+/// What replaces the key id or the secret wherever they appear in text from the network.
+pub const REDACTED: &str = "[redacted]";
+
+/// Secrets shorter than this are not searched for: no Alpaca key is (key ids have 20
+/// characters, secrets 40), and replacing a short string would garble every message.
+const MIN_REDACTED_CHARS: usize = 8;
+
+/// `text` with every occurrence of each of `secrets` replaced by [`REDACTED`]. Run on the
+/// whole text before it is cut, so no half of a secret survives at the cut.
+pub fn redact_secrets(text: &str, secrets: &[&str]) -> String {
+    let mut text = text.to_string();
+    for secret in secrets {
+        if secret.len() >= MIN_REDACTED_CHARS && text.contains(secret) {
+            text = text.replace(secret, REDACTED);
+        }
+    }
+    text
+}
+
+/// `text` as it may appear in a log line: printable ASCII (runs of whitespace become one
+/// space, anything else `?`), at most `max` bytes, marked `…` when cut.
+pub fn printable_excerpt(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 3));
+    let mut cut = false;
+    let mut last_space = true; // also trims leading whitespace
+    for c in text.chars() {
+        let mapped = if c.is_whitespace() {
+            if last_space {
+                continue;
+            }
+            ' '
+        } else if c.is_ascii_graphic() {
+            c
+        } else {
+            '?'
+        };
+        last_space = mapped == ' ';
+        if out.len() >= max {
+            cut = true;
+            break;
+        }
+        out.push(mapped);
+    }
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed);
+    if cut {
+        out.push('…');
+    }
+    out
+}
+
+/// Code and message of an error response, safe to show: only Alpaca's `code` and `message`
+/// fields of a JSON body (anything else a proxy or a server put there is dropped), or a short
+/// printable excerpt of any other body; the key pair redacted first, then cut to
+/// [`MAX_BODY_EXCERPT`] bytes. A reflecting proxy that echoes the request headers cannot put
+/// the keys into an exit message or the journal.
+fn parse_error_body(text: &str, secrets: &[&str]) -> (Option<String>, String) {
+    let safe = |text: &str, max: usize| printable_excerpt(&redact_secrets(text, secrets), max);
     match serde_json::from_str::<ErrorBody>(text) {
         Ok(body) => {
-            let code = body.code.map(|c| match c {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            });
-            let message = body
-                .message
-                .unwrap_or_else(|| "(no message in the response)".to_string());
+            let code = body
+                .code
+                .map(|c| match c {
+                    serde_json::Value::String(s) => safe(&s, MAX_CODE_CHARS),
+                    other => safe(&other.to_string(), MAX_CODE_CHARS),
+                })
+                .filter(|c| !c.is_empty());
+            let message = match body.message.map(|m| safe(&m, MAX_BODY_EXCERPT)) {
+                Some(m) if !m.is_empty() => m,
+                _ => "(no message in the response)".to_string(),
+            };
             (code, message)
         }
         Err(_) => {
-            let trimmed: String = text.trim().chars().take(200).collect();
-            let message = if trimmed.is_empty() {
+            let excerpt = safe(text, MAX_BODY_EXCERPT);
+            let message = if excerpt.is_empty() {
                 "(empty response body)".to_string()
             } else {
-                trimmed
+                excerpt
             };
             (None, message)
         }
@@ -673,6 +740,27 @@ impl AlpacaClient {
         runtime::block_on(&self.shared.runtime, future)
     }
 
+    /// The key pair, for [`redact_secrets`] on text from the network.
+    fn secrets(&self) -> [&str; 2] {
+        [
+            self.shared.key_id_secret.expose(),
+            self.shared.secret_key_secret.expose(),
+        ]
+    }
+
+    /// Text from the network (an error body, a decoder's or transport's message, a field of an
+    /// answer) as it may go into an error: the keys redacted, printable, at most `max` bytes.
+    /// For every caller that puts answer text into a message.
+    pub fn network_text(&self, text: &str, max: usize) -> String {
+        printable_excerpt(&redact_secrets(text, &self.secrets()), max)
+    }
+
+    /// A transport error in words, the keys redacted (reqwest names only the URL, but the
+    /// chain of causes comes from other crates: no guarantee is cheaper than this one).
+    fn transport_text(&self, error: &reqwest::Error) -> String {
+        redact_secrets(&describe_transport_error(error), &self.secrets())
+    }
+
     fn environment_hint(&self) -> String {
         let t = &self.config.endpoints.trading;
         if t == PAPER_TRADING_URL {
@@ -869,7 +957,7 @@ impl AlpacaClient {
             };
             let retry_wait = match outcome {
                 Attempt::Transport(error) => {
-                    let message = describe_transport_error(&error);
+                    let message = self.transport_text(&error);
                     if !idempotent {
                         return Err(AlpacaError::UnknownOutcome {
                             method,
@@ -892,7 +980,7 @@ impl AlpacaClient {
                             path,
                             message: format!(
                                 "HTTP {status} but the body was lost: {}",
-                                describe_transport_error(&error)
+                                self.transport_text(&error)
                             ),
                         })
                     }
@@ -900,7 +988,7 @@ impl AlpacaClient {
                         if attempt >= max_attempts {
                             return Err(AlpacaError::ReadFailed {
                                 attempts: attempt,
-                                message: describe_transport_error(&error),
+                                message: self.transport_text(&error),
                             });
                         }
                         self.backoff(attempt - 1)
@@ -938,7 +1026,7 @@ impl AlpacaClient {
                         Duration::ZERO
                     }
                     Ok(body) if status.is_server_error() => {
-                        let (_, message) = parse_error_body(&body);
+                        let (_, message) = parse_error_body(&body, &self.secrets());
                         if !idempotent {
                             return Err(AlpacaError::UnknownOutcome {
                                 method,
@@ -984,12 +1072,16 @@ impl AlpacaClient {
 
     /// A 4xx other than 429.
     fn classify(&self, status: StatusCode, request: &Request<'_>, body: &str) -> AlpacaError {
-        let (code, message) = parse_error_body(body);
+        let (code, message) = parse_error_body(body, &self.secrets());
         match status {
             StatusCode::UNAUTHORIZED => AlpacaError::Auth {
                 code,
                 message,
-                environment_hint: self.environment_hint(),
+                environment_hint: match request.api {
+                    Api::Trading => self.environment_hint(),
+                    // The Market Data API takes paper and live keys alike.
+                    Api::Data => "paper or live".to_string(),
+                },
             },
             StatusCode::FORBIDDEN => AlpacaError::Forbidden {
                 subscription: message
@@ -1024,9 +1116,11 @@ impl AlpacaClient {
         deadline: Option<Instant>,
     ) -> Result<T, AlpacaError> {
         let answer = self.execute_async(request, deadline).await?;
+        // serde_json quotes the offending value ("invalid type: string \"…\""): it is text
+        // from the network like an error body.
         serde_json::from_str(&answer.body).map_err(|e| AlpacaError::Decode {
             path: request.path.to_string(),
-            message: e.to_string(),
+            message: self.network_text(&e.to_string(), MAX_BODY_EXCERPT),
         })
     }
 }
@@ -1083,13 +1177,94 @@ mod tests {
 
     #[test]
     fn error_bodies_are_parsed_with_numeric_codes() {
-        let (code, message) =
-            parse_error_body(r#"{"code":40010001,"message":"client_order_id must be unique"}"#);
+        let (code, message) = parse_error_body(
+            r#"{"code":40010001,"message":"client_order_id must be unique"}"#,
+            &[],
+        );
         assert_eq!(code.as_deref(), Some("40010001"));
         assert_eq!(message, "client_order_id must be unique");
-        let (code, message) = parse_error_body("<html>bad gateway</html>");
+        let (code, message) = parse_error_body("<html>bad gateway</html>", &[]);
         assert_eq!(code, None);
         assert_eq!(message, "<html>bad gateway</html>");
+    }
+
+    const KEY: &str = "PKTESTKEYID000000042";
+    const SECRET: &str = "sEcReT-40-characters-long-0123456789abcd";
+
+    /// Nothing of the key pair, nor a longer stretch of the body than allowed.
+    fn assert_safe(code: &Option<String>, message: &str) {
+        for text in [code.as_deref().unwrap_or(""), message] {
+            assert!(!text.contains(KEY) && !text.contains(SECRET), "{text}");
+            assert!(
+                !text.contains(&SECRET[..10]) && !text.contains(&SECRET[30..]),
+                "{text}"
+            );
+            assert!(!text.contains(&KEY[..10]), "{text}");
+            assert!(
+                text.len() <= MAX_BODY_EXCERPT + 3,
+                "{} bytes: {text}",
+                text.len()
+            );
+            assert!(
+                text.chars()
+                    .all(|c| c.is_ascii_graphic() || c == ' ' || c == '…'),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_bodies_keep_code_and_message_only_with_the_keys_redacted_and_cut() {
+        let keys = [KEY, SECRET];
+        // A reflecting proxy: the headers in the message and in other fields.
+        let body = format!(
+            r#"{{"code":40110000,"message":"request is not authorized: APCA-API-KEY-ID: {KEY} APCA-API-SECRET-KEY: {SECRET}","headers":{{"apca-api-secret-key":"{SECRET}"}}}}"#
+        );
+        let (code, message) = parse_error_body(&body, &keys);
+        assert_eq!(code.as_deref(), Some("40110000"));
+        assert_eq!(
+            message,
+            "request is not authorized: APCA-API-KEY-ID: [redacted] APCA-API-SECRET-KEY: [redacted]"
+        );
+        assert_safe(&code, &message);
+
+        // The secret straddling the cut, in a long message with control characters.
+        let long = format!(
+            r#"{{"code":"{SECRET}","message":"{}\n\t\u0001{SECRET}{}"}}"#,
+            "x".repeat(180),
+            "y".repeat(500)
+        );
+        let (code, message) = parse_error_body(&long, &keys);
+        assert_eq!(code.as_deref(), Some("[redacted]"));
+        assert!(message.starts_with(&"x".repeat(180)), "{message}");
+        assert_safe(&code, &message);
+
+        // Non-JSON: a short printable excerpt, keys redacted.
+        let html = format!(
+            "<html>\r\n<body>proxy error\u{0}\u{7f} é {KEY}:{SECRET}</body>{}</html>",
+            "z".repeat(1000)
+        );
+        let (code, message) = parse_error_body(&html, &keys);
+        assert_eq!(code, None);
+        assert!(message.starts_with("<html> <body>proxy error"), "{message}");
+        assert!(message.contains("[redacted]:[redacted]"), "{message}");
+        assert_safe(&code, &message);
+
+        let (_, message) = parse_error_body(" \n ", &keys);
+        assert_eq!(message, "(empty response body)");
+        let (code, message) = parse_error_body(r#"{"code":null,"message":""}"#, &keys);
+        assert_eq!(
+            (code, message.as_str()),
+            (None, "(no message in the response)")
+        );
+    }
+
+    #[test]
+    fn excerpts_are_printable_and_short() {
+        assert_eq!(printable_excerpt("  a \n\n b\u{0}c  ", 200), "a b?c");
+        assert_eq!(printable_excerpt("abcdef", 3), "abc…");
+        assert_eq!(printable_excerpt("ééé", 200), "???");
+        assert_eq!(redact_secrets("short k", &["k", ""]), "short k");
     }
 
     #[test]

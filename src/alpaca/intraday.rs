@@ -48,6 +48,8 @@ use crate::market_data::intraday::{IntradayBar, IntradayFeed, MarketSnapshot, BA
 
 /// The latest-trades endpoint of the Market Data API.
 pub const LATEST_TRADES_PATH: &str = "/v2/stocks/trades/latest";
+/// The symbol of [`AlpacaIntradayFeed::check_access`]: listed on every feed, always traded.
+pub const KEY_CHECK_SYMBOL: &str = "SPY";
 /// The `timeframe` of the bars requested ([`BAR_MINUTES`] minutes).
 pub const TIMEFRAME: &str = "10Min";
 /// Default for [`IntradayOptions::max_lookback_sessions`].
@@ -213,6 +215,22 @@ impl AlpacaIntradayFeed {
             .into_iter()
             .map(|(symbol, bars)| (symbol, bars.into_values().collect()))
             .collect())
+    }
+
+    /// One cheap authenticated request (the latest trade of [`KEY_CHECK_SYMBOL`] on the
+    /// configured feed), bounded by `deadline`: whether the Market Data API accepts the keys
+    /// (and, for SIP, the plan) before a service starts on them. The answer's content does not
+    /// matter, only that one came.
+    pub fn check_access(&self, deadline: Instant) -> Result<(), AlpacaError> {
+        let request = Request::get(Api::Data, LATEST_TRADES_PATH)
+            .query("symbols", KEY_CHECK_SYMBOL)
+            .query("feed", self.options.feed.as_str());
+        self.client
+            .block_on(
+                self.client
+                    .json_async::<TradesResponse>(&request, Some(deadline)),
+            )
+            .map(|_| ())
     }
 
     /// Latest trades (time, price) of one symbol batch, bounded by `deadline`.

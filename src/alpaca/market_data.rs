@@ -58,9 +58,20 @@ impl std::str::FromStr for Adjustment {
             "dividend" => Ok(Adjustment::Dividend),
             "all" => Ok(Adjustment::All),
             other => Err(format!(
-                "unknown adjustment {other:?} (expected raw, split, dividend or all)"
+                "unknown adjustment {} (expected raw, split, dividend or all)",
+                shown_word(other)
             )),
         }
+    }
+}
+
+/// A configured word as an error shows it: quoted when short and printable (a typo), else not
+/// at all (a misplaced secret, a pasted page).
+fn shown_word(word: &str) -> String {
+    if word.len() <= 16 && word.chars().all(|c| c.is_ascii_graphic()) {
+        format!("{word:?}")
+    } else {
+        "(value not shown)".to_string()
     }
 }
 
@@ -94,7 +105,8 @@ impl std::str::FromStr for Feed {
             "boats" => Ok(Feed::Boats),
             "otc" => Ok(Feed::Otc),
             other => Err(format!(
-                "unknown feed {other:?} (expected sip, iex, boats or otc)"
+                "unknown feed {} (expected sip, iex, boats or otc)",
+                shown_word(other)
             )),
         }
     }
@@ -349,7 +361,11 @@ pub fn top_up(
 ) -> Result<TopUpReport, TopUpError> {
     let requests_before = client.requests_sent();
     let last = store.last_stored_dates()?;
-    let cold_start = data_date - chrono::Duration::days(history_days.max(0));
+    // `[scan] history_days` is range-checked at load; a value that still does not fit the date
+    // arithmetic reads from the earliest representable date rather than panic.
+    let cold_start = chrono::Duration::try_days(history_days.max(0))
+        .and_then(|d| data_date.checked_sub_signed(d))
+        .unwrap_or(NaiveDate::MIN);
     let mut groups: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
     let mut report = TopUpReport::default();
     let mut seen = std::collections::HashSet::new();
@@ -410,7 +426,12 @@ pub(crate) fn advance_page(
     match next.filter(|t| !t.is_empty()) {
         Some(next) if token.as_deref() == Some(next.as_str()) => Err(AlpacaError::Decode {
             path: BARS_PATH.to_string(),
-            message: format!("next_page_token {next:?} repeated; stopping"),
+            // An opaque token from the network: a short printable excerpt is enough to
+            // recognise it.
+            message: format!(
+                "next_page_token {:?} repeated; stopping",
+                super::client::printable_excerpt(&next, 64)
+            ),
         }),
         Some(next) => {
             *token = Some(next);
@@ -423,6 +444,31 @@ pub(crate) fn advance_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The configuration checks these words at load (`config::limits::CHOICES`): the same
+    /// words this module parses.
+    #[test]
+    fn the_configurations_choices_are_the_words_parsed_here() {
+        use crate::config::limits::CHOICES;
+        let choices = |key: &str| {
+            CHOICES
+                .iter()
+                .find(|(s, k, _)| *s == "alpaca" && *k == key)
+                .map(|(_, _, c)| c.to_vec())
+                .unwrap()
+        };
+        let feeds = [Feed::Sip, Feed::Iex, Feed::Boats, Feed::Otc].map(Feed::as_str);
+        for key in ["feed", "intraday_feed"] {
+            assert_eq!(choices(key), feeds.to_vec());
+            assert!(choices(key).iter().all(|c| c.parse::<Feed>().is_ok()));
+        }
+        let adjustments = choices("adjustment");
+        assert_eq!(adjustments, ["raw", "split", "dividend", "all"]);
+        assert!(adjustments.iter().all(|c| c.parse::<Adjustment>().is_ok()));
+        let e = "PKSECRET0123456789".parse::<Feed>().unwrap_err();
+        assert!(!e.contains("PKSECRET"), "{e}");
+        assert!("sipp".parse::<Feed>().unwrap_err().contains("\"sipp\""));
+    }
 
     #[test]
     fn batches_respect_the_encoded_length() {

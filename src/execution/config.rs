@@ -1,5 +1,6 @@
 //! `[execution]` configuration: loop cadence, entry window, sizing caps, slippage, exits and
-//! the kill switch. Every field has a documented default (examples/avwap.toml).
+//! the kill switch. Every field has a documented default (examples/avwap.toml); the ranges are
+//! checked when the file is loaded (`config::limits`).
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -47,39 +48,11 @@ pub struct ExecutionConfig {
     pub cycle_deadline_seconds: u64,
 }
 
-/// The range `cycle_deadline_seconds` must lie in.
-pub const CYCLE_DEADLINE_RANGE: std::ops::RangeInclusive<u64> = 1..=600;
-
-/// A setting outside its valid range: the key and what is allowed (never the value's text
-/// beyond the number itself).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("[execution] {key} = {value} is out of range: {allowed}")]
-pub struct SettingError {
-    pub key: &'static str,
-    pub value: String,
-    pub allowed: String,
-}
-
 impl ExecutionConfig {
-    /// The cycle deadline as a duration.
+    /// The cycle deadline as a duration. Capped at a day: the range (at most 600 s) is checked
+    /// at load, but a value built in code must not overflow `Instant + deadline` into a panic.
     pub fn cycle_deadline(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.cycle_deadline_seconds)
-    }
-
-    /// Check the settings whose range the file format cannot express.
-    pub fn validate(&self) -> Result<(), SettingError> {
-        if !CYCLE_DEADLINE_RANGE.contains(&self.cycle_deadline_seconds) {
-            return Err(SettingError {
-                key: "cycle_deadline_seconds",
-                value: self.cycle_deadline_seconds.to_string(),
-                allowed: format!(
-                    "{}..={} seconds, and below half the unit's WatchdogSec (default 20)",
-                    CYCLE_DEADLINE_RANGE.start(),
-                    CYCLE_DEADLINE_RANGE.end()
-                ),
-            });
-        }
-        Ok(())
+        std::time::Duration::from_secs(self.cycle_deadline_seconds.min(86_400))
     }
 }
 

@@ -47,13 +47,25 @@ pub fn todays_session(now: DateTime<Utc>) -> Option<Session> {
         .and_then(|d| calendar::session(d).ok().flatten())
 }
 
+/// When entries start and stop in `session`. The configuration's ranges are checked at load,
+/// but a value that still does not fit the time arithmetic (a config built in code) must not
+/// panic the service: it leaves no entry window (entries start at the close, stop at the open).
+fn entry_window(session: &Session, config: &ExecutionConfig) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = Duration::try_minutes(config.entry_start_minutes_after_open)
+        .and_then(|d| session.open.checked_add_signed(d))
+        .unwrap_or(session.close);
+    let end = Duration::try_minutes(config.entry_end_minutes_before_close)
+        .and_then(|d| session.close.checked_sub_signed(d))
+        .unwrap_or(session.open);
+    (start, end)
+}
+
 /// The phase at `now`.
 pub fn phase(now: DateTime<Utc>, config: &ExecutionConfig) -> Phase {
     let Some(session) = todays_session(now) else {
         return Phase::Closed;
     };
-    let entry_start = session.open + Duration::minutes(config.entry_start_minutes_after_open);
-    let entry_end = session.close - Duration::minutes(config.entry_end_minutes_before_close);
+    let (entry_start, entry_end) = entry_window(&session, config);
     if now < session.open {
         Phase::PreOpen
     } else if now < entry_start {
@@ -76,14 +88,14 @@ pub fn poll_interval(now: DateTime<Utc>, config: &ExecutionConfig) -> std::time:
     } else {
         config.poll_seconds_closed
     };
-    let mut wait = Duration::seconds(base as i64);
+    // Capped at a day: a longer cadence (only possible for a config built in code) would not
+    // fit the time arithmetic, and the loop wakes at every boundary anyway.
+    let mut wait = Duration::try_seconds(i64::try_from(base).unwrap_or(i64::MAX))
+        .unwrap_or(Duration::MAX)
+        .min(Duration::days(1));
     if let Some(session) = todays_session(now) {
-        let boundaries = [
-            session.open,
-            session.open + Duration::minutes(config.entry_start_minutes_after_open),
-            session.close - Duration::minutes(config.entry_end_minutes_before_close),
-            session.close,
-        ];
+        let (entry_start, entry_end) = entry_window(&session, config);
+        let boundaries = [session.open, entry_start, entry_end, session.close];
         for b in boundaries {
             if b > now && b - now < wait {
                 wait = b - now;
@@ -129,6 +141,41 @@ mod tests {
         let c = ExecutionConfig::default();
         assert_eq!(phase(ny("2026-11-26 11:00"), &c), Phase::Closed); // Thanksgiving
         assert_eq!(phase(ny("2026-11-28 11:00"), &c), Phase::Closed); // Saturday
+    }
+
+    #[test]
+    fn extreme_settings_leave_no_entry_window_and_never_panic() {
+        let mut c = ExecutionConfig::default();
+        for (start, end) in [
+            (i64::MAX, 15),
+            (i64::MIN, 15),
+            (20, i64::MAX),
+            (20, i64::MIN),
+            (i64::MAX, i64::MIN),
+        ] {
+            c.entry_start_minutes_after_open = start;
+            c.entry_end_minutes_before_close = end;
+            for t in ["09:29", "09:30", "10:00", "15:59", "16:00", "20:00"] {
+                let p = phase(ny(&format!("2026-11-30 {t}")), &c);
+                if start == i64::MAX || start == i64::MIN || end == i64::MAX || end == i64::MIN {
+                    assert_ne!(p, Phase::EntryWindow, "{start} {end} {t}");
+                }
+                let _ = poll_interval(ny(&format!("2026-11-30 {t}")), &c);
+            }
+        }
+        c = ExecutionConfig {
+            poll_seconds_open: u64::MAX,
+            poll_seconds_closed: u64::MAX,
+            ..ExecutionConfig::default()
+        };
+        assert_eq!(
+            poll_interval(ny("2026-11-30 10:00"), &c).as_secs(),
+            5 * 3600 + 45 * 60
+        );
+        assert_eq!(
+            poll_interval(ny("2026-11-28 10:00"), &c).as_secs(),
+            24 * 3600
+        );
     }
 
     #[test]

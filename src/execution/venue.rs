@@ -21,6 +21,7 @@ use crate::config::{AlpacaConfig, Config, Mode};
 use crate::credentials::{CredentialError, CredentialStore};
 use crate::exit::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The local order book of `dry-run` in the state directory.
 pub const DRY_RUN_BROKER_FILE: &str = "dry_run_broker.sqlite";
@@ -54,6 +55,10 @@ pub enum VenueError {
         url: String,
         error: BrokerError,
     },
+    /// `dry-run`: the Market Data API refused the keys (401) or the data (403) at the start
+    /// check (exit 12).
+    #[error("dry-run: Alpaca's Market Data API at {url} refused the start check: {error}. Nothing was started; fix the keys or the data plan, then restart.")]
+    DataRefused { url: String, error: AlpacaError },
     /// Alpaca reports the account blocked (exit 12).
     #[error("{mode}: Alpaca reports the account as blocked (status {status}); nothing can be traded. Resolve it with Alpaca, then restart.")]
     AccountBlocked { mode: Mode, status: String },
@@ -68,6 +73,7 @@ impl VenueError {
             | VenueError::LiveConfirmationRefused(_)
             | VenueError::IntradayFeed(_) => ExitCode::ConfigError,
             VenueError::Client(_)
+            | VenueError::DataRefused { .. }
             | VenueError::AccountUnreadable { .. }
             | VenueError::AccountBlocked { .. } => ExitCode::BrokerUnavailable,
         }
@@ -197,16 +203,35 @@ pub fn open_alpaca(
     Ok((broker, feed))
 }
 
-/// The market-data feed of `dry-run` (data credentials only; nothing goes to the Trading API).
+/// How long the start check of `dry-run` may take: well inside systemd's start timeout, long
+/// enough for a slow answer.
+pub const DRY_RUN_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The market-data feed of `dry-run` (data credentials only; nothing goes to the Trading API),
+/// after one authenticated data request: refused keys (401) or data (403) end the start with
+/// exit 12 before any state exists, instead of a service that runs and warns every cycle. A
+/// check that gets no answer (timeout, 5xx, rate limit) does not stop the start: the service
+/// starts and every cycle reads again, as it would after any outage.
 pub fn open_dry_run_feed(
     config: &Config,
     credentials: &CredentialStore,
 ) -> Result<SharedFeed, VenueError> {
     let client = access(config, credentials)?.client();
-    Ok(Arc::new(AlpacaIntradayFeed::new(
-        client,
-        intraday_options(&config.alpaca)?,
-    )))
+    let feed = AlpacaIntradayFeed::new(client, intraday_options(&config.alpaca)?);
+    match feed.check_access(Instant::now() + DRY_RUN_CHECK_TIMEOUT) {
+        Ok(()) => {}
+        Err(error @ (AlpacaError::Auth { .. } | AlpacaError::Forbidden { .. })) => {
+            return Err(VenueError::DataRefused {
+                url: config.alpaca.data_url.clone(),
+                error,
+            })
+        }
+        Err(error) => tracing::warn!(
+            "dry-run: could not confirm at start that Alpaca's Market Data API accepts the keys \
+             ({error}); starting anyway: every cycle reads again and reports what fails"
+        ),
+    }
+    Ok(Arc::new(feed))
 }
 
 #[cfg(test)]

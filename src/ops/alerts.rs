@@ -243,8 +243,9 @@ impl Alerts {
     /// The alert sender of a binary: the `[alerts]` settings, the webhook URL from the process
     /// environment as in [`Alerts::from_env`].
     pub fn from_config(config: &AlertsConfig) -> Alerts {
+        // Saturating: the range is checked at load, but no value may overflow into a panic.
         Alerts::from_env(AlertSettings::with_rate_limit(Duration::from_secs(
-            config.rate_limit_minutes * 60,
+            config.rate_limit_minutes.saturating_mul(60),
         )))
     }
 

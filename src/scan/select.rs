@@ -208,7 +208,11 @@ fn liquidity(
     config: &ScanConfig,
 ) -> Result<f64, Rejection> {
     let liq = &config.liquidity;
-    let window_start = data_as_of - Duration::days(liq.window_calendar_days);
+    // The window is range-checked at load; one that still does not fit the date arithmetic
+    // (a config built in code) reaches back to the earliest date: every bar is recent.
+    let window_start = Duration::try_days(liq.window_calendar_days)
+        .and_then(|d| data_as_of.checked_sub_signed(d))
+        .unwrap_or(NaiveDate::MIN);
     let recent = series.len() - series.dates.partition_point(|d| *d <= window_start);
     if recent < liq.min_bars_in_window {
         return Err(Rejection::TooFewRecentBars);

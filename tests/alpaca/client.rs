@@ -772,6 +772,69 @@ fn secrets_never_appear_in_debug_output_or_errors() {
     contract::assert_all_conform(&fake.requests());
 }
 
+/// A proxy that copies the request headers into its error page never gets the key pair into
+/// an error message: only Alpaca's `code` and `message` are kept, the keys redacted, the text
+/// cut; a non-JSON page becomes a short printable excerpt. Every status class, reads (retried)
+/// and an order POST (sent once).
+#[test]
+fn a_reflecting_proxy_never_puts_the_keys_into_an_error() {
+    let fake = FakeAlpaca::start();
+    let mut alpaca = broker(&fake);
+    let check = |text: &str| {
+        assert!(!text.contains(SECRET), "the secret leaked: {text}");
+        assert!(!text.contains(KEY_ID), "the key id leaked: {text}");
+        assert!(text.contains("[redacted]"), "nothing was redacted: {text}");
+        // Alpaca's message is cut to 200 bytes; the rest is our own wording.
+        assert!(text.len() < 600, "{} bytes: {text}", text.len());
+    };
+    for status in [401, 403, 404, 422, 500, 503] {
+        for json in [true, false] {
+            let fault = Fault::ReflectHeaders { status, json };
+            // Reads are tried 4 times on a 5xx, once on a 4xx: exactly as many faults.
+            let reads = if status >= 500 { 4 } else { 1 };
+            fake.inject("GET", "/v2/account", fault.clone(), reads);
+            let err = alpaca.account().unwrap_err();
+            check(&format!("{err}"));
+            check(&format!("{err:?}"));
+            // The same through the client's own error type.
+            fake.inject("GET", "/v2/clock", fault.clone(), reads);
+            let raw = alpaca
+                .client()
+                .execute(&avwap::alpaca::client::Request::get(
+                    avwap::alpaca::client::Api::Trading,
+                    "/v2/clock",
+                ))
+                .unwrap_err();
+            check(&format!("{raw}"));
+            check(&format!("{raw:?}"));
+            fake.inject("POST", "/v2/orders", fault, 1);
+            let err = alpaca
+                .submit(&request(CID, Side::Buy, "1", OrderType::Market))
+                .unwrap_err();
+            check(&format!("{err}"));
+            check(&format!("{err:?}"));
+        }
+    }
+    // 4xx: 1 + 1 + 1 requests, 5xx: 4 + 4 + 1; for 4 + 2 statuses, JSON and not: every
+    // injected fault was answered, none left over.
+    assert_eq!(fake.requests().len(), 2 * (4 * 3 + 2 * 9));
+    // Alpaca's message still comes through (what the operator needs), cut and redacted.
+    fake.inject(
+        "GET",
+        "/v2/account",
+        Fault::ReflectHeaders {
+            status: 401,
+            json: true,
+        },
+        1,
+    );
+    let err = alpaca.account().unwrap_err().to_string();
+    assert!(
+        err.contains("proxy saw:") && err.contains("apca-api-key-id: [redacted]"),
+        "{err}"
+    );
+}
+
 #[test]
 fn subscription_errors_say_so() {
     let err = AlpacaError::Forbidden {

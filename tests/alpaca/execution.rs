@@ -279,6 +279,66 @@ fn dry_run_reads_alpaca_data_and_never_calls_the_trading_api() {
     fake_alpaca::contract::assert_all_conform(&fake.requests());
 }
 
+/// dry-run checks the keys with one data request before anything exists: refused keys (401)
+/// or data (403) end the start with exit 12; no answer (5xx, timeout) starts anyway.
+#[test]
+fn dry_run_refused_keys_exit_12_at_start_and_an_outage_still_starts() {
+    let fake = FakeAlpaca::start();
+    let (dir, rows) = state_with_watchlist();
+    let cfg = config(dir.path(), "dry-run", "http://127.0.0.1:9", &fake.url());
+    let when = format!("{DAY}T10:05");
+    let latest = "/v2/stocks/trades/latest";
+
+    // Wrong secret: the fake answers 401.
+    let state = dir.path().join("refused");
+    let out = exec(&cfg, &state, &["--once", "--at", &when])
+        .env("APCA_API_SECRET_KEY", "WRONG-secret-zq8Xw3vLeak-other")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("refused the start check")
+            && text.contains("HTTP 401")
+            && text.contains("Nothing was started"),
+        "{text}"
+    );
+    assert!(!text.contains("WRONG-secret"), "{text}");
+    assert!(!state.exists(), "nothing may be created before the check");
+    let sent: Vec<_> = fake.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(sent, vec![latest.to_string()], "one request, then the end");
+
+    // A proxy answering 403 with the request headers in its page: exit 12, no key shown.
+    fake.inject(
+        "GET",
+        latest,
+        fake_alpaca::Fault::ReflectHeaders {
+            status: 403,
+            json: false,
+        },
+        1,
+    );
+    let out = exec(&cfg, &state, &["--once", "--at", &when])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    no_secret_in(&stderr(&out));
+    assert!(!stderr(&out).contains(KEY_ID), "{}", stderr(&out));
+    assert!(!state.exists());
+
+    // No answer (503 on every try): the service starts and the cycle runs.
+    fake.inject("GET", latest, fake_alpaca::Fault::Status(503), 4);
+    let row = tradable(&rows);
+    breakout(&fake, row);
+    let out = exec(&cfg, &state, &["--once", "--at", &when])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("starting anyway"), "{}", stderr(&out));
+    assert!(state.join("execution.sqlite").exists());
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
+}
+
 #[test]
 fn live_refuses_without_or_with_a_wrong_confirmation_and_runs_with_the_right_one() {
     let fake = FakeAlpaca::start();

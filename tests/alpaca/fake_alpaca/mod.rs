@@ -54,6 +54,10 @@ pub enum Fault {
     TooManyRequests { retry_after_secs: u64 },
     /// Process normally but report `X-RateLimit-Remaining: 0`, reset in this many seconds.
     QuotaExhausted { reset_in_secs: u64 },
+    /// A misbehaving proxy: answer this status without processing, the request's headers
+    /// (the key pair included) copied into the body: Alpaca's `{"code", "message"}` shape
+    /// plus a `headers` object when `json`, plain text otherwise.
+    ReflectHeaders { status: u16, json: bool },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -419,6 +423,21 @@ fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) {
                     .push(("Retry-After".into(), retry_after_secs.to_string()));
                 r
             }
+            Some(Fault::ReflectHeaders { status, json: true }) => {
+                let text: Vec<String> = headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+                let map: serde_json::Map<String, Value> = headers
+                    .iter()
+                    .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+                    .collect();
+                reply(
+                    *status,
+                    json!({
+                        "code": 40110000,
+                        "message": format!("proxy saw: {}", text.join("; ")),
+                        "headers": map,
+                    }),
+                )
+            }
             _ if !authorized => error(401, 40110000, "request is not authorized"),
             _ => route(&mut st, &method, &path, &query, json_body.as_ref()),
         };
@@ -431,6 +450,18 @@ fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) {
         }
         Some(Fault::StatusAfterAccept(code)) => {
             answer = error(code, 50010000, "internal server error");
+        }
+        Some(Fault::ReflectHeaders {
+            status,
+            json: false,
+        }) => {
+            let mut text = String::from("<html><body><h1>Proxy error</h1><pre>\r\n");
+            for (n, v) in &headers {
+                text.push_str(&format!("{n}: {v}\r\n"));
+            }
+            text.push_str("</pre></body></html>");
+            write_text_response(stream, status, &text);
+            return;
         }
         Some(Fault::QuotaExhausted { reset_in_secs }) => {
             let reset = SystemTime::now()
@@ -448,6 +479,18 @@ fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) {
         _ => {}
     }
     http::write_response(stream, answer.status, &answer.headers, answer.body.as_ref());
+}
+
+/// An answer whose body is not JSON (an HTML error page of a proxy).
+fn write_text_response(mut stream: TcpStream, status: u16, text: &str) {
+    use std::io::Write;
+    let head = format!(
+        "HTTP/1.1 {status} Proxy Error\r\nContent-Length: {}\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n",
+        text.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(text.as_bytes());
+    let _ = stream.flush();
 }
 
 fn str_field<'a>(body: &'a Value, name: &str) -> Result<Option<&'a str>, Reply> {
