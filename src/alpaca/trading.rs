@@ -15,7 +15,7 @@
 //! taking a deadline, for [`super::reads::read_cycle`], which runs them concurrently; the
 //! [`Broker`] methods are their synchronous facade.
 
-use crate::alpaca::client::{AlpacaClient, AlpacaError, Api, Request};
+use crate::alpaca::client::{AlpacaClient, AlpacaError, Api, Request, MAX_BODY_EXCERPT};
 use crate::alpaca::types::{
     AccountDetails, NewOrderBody, ReplaceOrderBody, SuspendTradeBody, WireAccount, WireClock,
     WireOrder, WirePosition,
@@ -235,8 +235,9 @@ impl Broker for AlpacaBroker {
             Ok(wire) => Self::order_from("/v2/orders", wire),
             Err(e) => Err(BrokerError::UnknownOutcome {
                 message: format!(
-                    "order accepted (HTTP {}) but its body is unreadable: {e}",
-                    answer.status
+                    "order accepted (HTTP {}) but its body is unreadable: {}",
+                    answer.status,
+                    self.client.network_text(&e.to_string(), MAX_BODY_EXCERPT)
                 ),
             }),
         }
@@ -286,8 +287,9 @@ impl Broker for AlpacaBroker {
             Ok(wire) => Self::order_from(&path, wire),
             Err(e) => Err(BrokerError::UnknownOutcome {
                 message: format!(
-                    "replace accepted (HTTP {}) but its body is unreadable: {e}",
-                    answer.status
+                    "replace accepted (HTTP {}) but its body is unreadable: {}",
+                    answer.status,
+                    self.client.network_text(&e.to_string(), MAX_BODY_EXCERPT)
                 ),
             }),
         }
