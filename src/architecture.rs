@@ -77,7 +77,7 @@ const RULES: &[Rule] = &[
         Domain,
         &["broker", "calendar", "market_data", "watchlist"],
     ),
-    rule("config", Config, &["execution", "exit", "scan"]),
+    rule("config", Config, &["execution", "exit", "fsutil", "scan"]),
     rule(
         "alpaca",
         Edge,

@@ -32,8 +32,18 @@ pub const DEFAULT_PAPER_TRADING_URL: &str = "https://paper-api.alpaca.markets";
 pub const DEFAULT_LIVE_TRADING_URL: &str = "https://api.alpaca.markets";
 pub const DEFAULT_DATA_URL: &str = "https://data.alpaca.markets";
 
+/// The largest configuration file accepted (the example with every key is about 12 KB).
+const CONFIG_FILE_LIMIT: crate::fsutil::SizeLimit = crate::fsutil::SizeLimit {
+    bytes: 1024 * 1024,
+    what: "a configuration file",
+    hint: "point --config at the avwap configuration (examples/avwap.toml is about 12 KB)",
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Not a regular file, or too large.
+    #[error(transparent)]
+    File(crate::fsutil::ReadError),
     #[error("cannot read configuration file {path}: {source} (check the path given by --config or {ENV_CONFIG})")]
     Read {
         path: PathBuf,
@@ -282,9 +292,20 @@ impl Config {
 
     /// Read a configuration file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        // A regular file only: a FIFO at the config path must not hang every binary.
+        let bytes = crate::fsutil::read_regular(path, CONFIG_FILE_LIMIT).map_err(|e| match e {
+            crate::fsutil::ReadError::Open { path, error } => ConfigError::Read {
+                path,
+                source: error,
+            },
+            other => ConfigError::File(other),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            source,
+            message: format!(
+                "the file is not UTF-8 text (invalid byte at offset {}) ",
+                e.utf8_error().valid_up_to()
+            ),
         })?;
         Self::from_toml(&text, path)
     }

@@ -205,6 +205,33 @@ fn gate_on_a_fifo_exits_5_at_once() {
     );
 }
 
+/// A FIFO at the configuration path is refused at once (exit 10), never waited on: every
+/// binary loads the configuration first.
+#[test]
+fn a_fifo_as_the_configuration_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("avwap.toml");
+    mkfifo(&config);
+    let out = run_within(
+        Command::new(GATE)
+            .arg("--config")
+            .arg(&config)
+            .arg("--watchlist")
+            .arg(watchlist_path(dir.path()))
+            .env_remove("AVWAP_CONFIG")
+            .env_remove("AVWAP_STATE_DIR"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code, Some(10), "{}", out.stderr);
+    assert!(out.took < Duration::from_secs(5), "{:?}", out.took);
+    assert!(
+        out.stderr
+            .contains("is a FIFO (named pipe), not a regular file"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn execution_once_on_a_fifo_sees_no_watchlist_and_exits_at_once() {
     let dir = tempfile::tempdir().unwrap();
