@@ -247,7 +247,7 @@ impl CredentialStore {
     fn lookup(&self, spec: &Spec) -> Result<Option<(Secret, CredentialSource)>, CredentialError> {
         if let Some(dir) = &self.credentials_dir {
             let path = dir.join(spec.name);
-            match std::fs::read_to_string(&path) {
+            match read_credential_file(&path) {
                 Ok(raw) => return non_empty(spec.name, raw, CredentialSource::File(path)),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => {
@@ -266,6 +266,37 @@ impl CredentialStore {
         }
         Ok(None)
     }
+}
+
+/// The largest credential file accepted (a key is tens of bytes).
+const CREDENTIAL_FILE_LIMIT: u64 = 64 * 1024;
+
+/// A credential file's text, from a regular file only: opened non-blocking so a FIFO or device
+/// at the path is refused instead of hanging the process, and bounded in size.
+fn read_credential_file(path: &std::path::Path) -> io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a pipe or device could block the process); put the credential in a file",
+        ));
+    }
+    if metadata.len() > CREDENTIAL_FILE_LIMIT {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {CREDENTIAL_FILE_LIMIT} bytes: not a credential"),
+        ));
+    }
+    let mut text = String::new();
+    file.take(CREDENTIAL_FILE_LIMIT + 1)
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Trim surrounding whitespace (a credential file usually ends with a newline) in place, so
@@ -463,6 +494,26 @@ mod tests {
         );
         assert_no_secret(&text);
         assert_no_secret(&format!("{err:?}"));
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_a_credential_is_refused_at_once() {
+        let dir = creds_dir(&[(CREDENTIAL_SECRET_KEY, SECRET)]);
+        let fifo = dir.path().join(CREDENTIAL_KEY_ID);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo (coreutils)");
+        assert!(made.success());
+        let store = CredentialStore::new(Some(dir.path().to_path_buf()), env_of(&[]));
+        let started = std::time::Instant::now();
+        let err = store.alpaca().unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(matches!(err, CredentialError::Unreadable { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&fifo.display().to_string()),
+            "{err}"
+        );
     }
 
     #[test]
