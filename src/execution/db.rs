@@ -332,6 +332,13 @@ fn dec_opt(d: Option<Decimal>) -> Option<String> {
     d.map(|d| d.to_string())
 }
 
+/// A `DbError::Sql` maker for `what` at `path`, for code that holds a transaction (and so
+/// cannot borrow `self`).
+pub(crate) fn sql_at(path: &Path, what: &'static str) -> impl FnOnce(rusqlite::Error) -> DbError {
+    let path = path.to_path_buf();
+    move |source| DbError::Sql { path, what, source }
+}
+
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
@@ -395,14 +402,7 @@ impl StateDb {
 
     fn migrate(&mut self) -> Result<(), DbError> {
         let path = self.path.clone();
-        let sql_err = |what| {
-            let path = path.clone();
-            move |source| DbError::Sql {
-                path: path.clone(),
-                what,
-                source,
-            }
-        };
+        let sql_err = |what| sql_at(&path, what);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -712,14 +712,7 @@ impl StateDb {
             }
         }
         let path = self.path.clone();
-        let sql_err = move |what: &'static str| {
-            let path = path.clone();
-            move |source| DbError::Sql {
-                path: path.clone(),
-                what,
-                source,
-            }
-        };
+        let sql_err = |what| sql_at(&path, what);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -1382,13 +1375,7 @@ fn apply_fill_to_position(
     at: DateTime<Utc>,
     path: &Path,
 ) -> Result<Option<Decimal>, DbError> {
-    let sql_err = |what| {
-        move |source| DbError::Sql {
-            path: path.to_path_buf(),
-            what,
-            source,
-        }
-    };
+    let sql_err = |what| sql_at(path, what);
     let corrupt = |what, value: String| DbError::Corrupt {
         path: path.to_path_buf(),
         what,

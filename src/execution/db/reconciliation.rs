@@ -17,14 +17,7 @@ impl StateDb {
     /// verdict as stored.
     pub fn record_verdict(&mut self, verdict: &Verdict) -> Result<Verdict, DbError> {
         let path = self.path.clone();
-        let err = |what: &'static str| {
-            let path = path.clone();
-            move |source| DbError::Sql {
-                path: path.clone(),
-                what,
-                source,
-            }
-        };
+        let err = |what| super::sql_at(&path, what);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
