@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the golden NYSE session table that tests/calendar_golden.rs checks avwap against.
+"""Write the golden NYSE session table that tests/cli/calendar_golden.rs checks avwap against.
 
 The reference is the XNYS calendar of the PyPI package `exchange_calendars`, an
 independent, sourced implementation of NYSE holidays, early closes and special

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the golden indicator values that tests/indicators_golden.rs checks avwap against.
+"""Write the golden indicator values that tests/cli/indicators_golden.rs checks avwap against.
 
 The reference is plain pandas, written the way the predecessor scanner computes each
 quantity (shared/reference/upstream-scanner.md §3): rolling(n).mean() for SMA and ATR,

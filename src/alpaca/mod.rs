@@ -8,7 +8,7 @@
 //! the credentials (URL checks, keys read once).
 //!
 //! Every request shape follows Alpaca's official OpenAPI specs (`trading-api.json`,
-//! `market-data-api.json`); `tests/alpaca_client.rs` checks what the client sends against them.
+//! `market-data-api.json`); `tests/alpaca/client.rs` checks what the client sends against them.
 
 pub mod access;
 pub mod assets;

@@ -10,7 +10,7 @@
 //! Nothing outside 2000-01-01..2035-12-31 is answered: such dates give
 //! [`CalendarError::OutOfRange`] rather than an extrapolated guess, because a wrong
 //! session would silently shift every anchored VWAP. The rules are checked against
-//! every session of `exchange_calendars`' XNYS calendar by `tests/calendar_golden.rs`.
+//! every session of `exchange_calendars`' XNYS calendar by `tests/cli/calendar_golden.rs`.
 
 use std::sync::OnceLock;
 

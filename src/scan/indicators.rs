@@ -3,7 +3,7 @@
 //!
 //! This module owns the numeric semantics. Every function mirrors the pandas expression the
 //! predecessor used (reference upstream-scanner.md §3.1) so that results agree with pandas to
-//! ~1e-12 relative (checked by `tests/indicators_golden.rs` against pandas output):
+//! ~1e-12 relative (checked by `tests/cli/indicators_golden.rs` against pandas output):
 //! - `NaN` means "unavailable", exactly where pandas yields `NaN`.
 //! - Rolling windows need all `n` values (`min_periods = n`); any `NaN` inside gives `NaN`.
 //! - Rolling sums and means use pandas' compensated (Kahan) running sum, so they are O(len)
