@@ -12,6 +12,7 @@ mod common;
 // The inline module has the name of this file: rustfmt then finds its files under
 // `tests/alpaca/` as rustc does (it resolves other inline modules of a test root elsewhere).
 mod alpaca {
+    mod answers;
     mod calendar_assets;
     mod client;
     mod deadline;

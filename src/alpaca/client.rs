@@ -255,8 +255,11 @@ impl From<AlpacaError> for BrokerError {
             AlpacaError::Rejected { code, message, .. } => BrokerError::Rejected { code, message },
             AlpacaError::NotFound { message } => BrokerError::NotFound { message },
             AlpacaError::RateLimited { retry_after } => BrokerError::RateLimited { retry_after },
+            AlpacaError::Decode { path, message } => BrokerError::Malformed {
+                operation: path,
+                message,
+            },
             AlpacaError::ReadFailed { .. }
-            | AlpacaError::Decode { .. }
             | AlpacaError::DeadlineExceeded { .. }
             // Raised when a client is built, before any request; a later attempt may succeed.
             | AlpacaError::Runtime(_) => BrokerError::RetryableRead {

@@ -73,13 +73,7 @@ pub async fn read_cycle_async(
     )
     .await;
     let (market, market_complete) = market;
-    CycleReads {
-        account,
-        positions,
-        open_orders,
-        market,
-        market_complete,
-    }
+    CycleReads::from_lists(account, positions, open_orders, market, market_complete)
 }
 
 /// `read`, given up shortly after `deadline` as a missed read of `path`.

@@ -17,11 +17,11 @@
 
 use crate::alpaca::client::{AlpacaClient, AlpacaError, Api, Request, MAX_BODY_EXCERPT};
 use crate::alpaca::types::{
-    AccountDetails, NewOrderBody, ReplaceOrderBody, SuspendTradeBody, WireAccount, WireClock,
-    WireOrder, WirePosition,
+    self, AccountDetails, NewOrderBody, ReplaceOrderBody, SuspendTradeBody, WireError,
 };
 use crate::broker::{
-    Account, Broker, BrokerError, BrokerOrder, MarketClock, OrderRequest, Position, ReplaceRequest,
+    Account, Broker, BrokerError, BrokerOrder, MarketClock, OrderList, OrderRequest, Position,
+    PositionList, ReplaceRequest,
 };
 use crate::credentials::Secret;
 use chrono::{DateTime, Utc};
@@ -54,6 +54,25 @@ fn decode(path: &str, error: impl std::fmt::Display) -> BrokerError {
     })
 }
 
+/// A GET and the parse of its answer by `parse`; an answer that does not parse is
+/// [`BrokerError::Malformed`] naming the operation and what was wrong.
+async fn read_answer<T>(
+    client: &AlpacaClient,
+    request: &Request<'_>,
+    deadline: Option<Instant>,
+    parse: impl FnOnce(&str) -> Result<T, WireError>,
+) -> Result<T, BrokerError> {
+    let answer = client.execute_async(request, deadline).await?;
+    parse(&answer.body).map_err(|e| malformed(client, request, &e))
+}
+
+fn malformed(client: &AlpacaClient, request: &Request<'_>, error: &WireError) -> BrokerError {
+    BrokerError::Malformed {
+        operation: format!("{} {}", request.method, request.path),
+        message: client.network_text(&error.0, MAX_BODY_EXCERPT),
+    }
+}
+
 impl AlpacaBroker {
     /// `name` is the mode, e.g. `alpaca-paper` or `alpaca-live`.
     pub fn new(client: AlpacaClient, name: impl Into<String>) -> AlpacaBroker {
@@ -82,11 +101,8 @@ impl AlpacaBroker {
         &self,
         deadline: Option<Instant>,
     ) -> Result<AccountDetails, BrokerError> {
-        let wire: WireAccount = self
-            .client
-            .json_async(&Request::get(Api::Trading, "/v2/account"), deadline)
-            .await?;
-        wire.into_details().map_err(|e| decode("/v2/account", e))
+        let request = Request::get(Api::Trading, "/v2/account");
+        read_answer(&self.client, &request, deadline, types::parse_account).await
     }
 
     /// [`Broker::account`], bounded by `deadline` (and the family deadline).
@@ -94,25 +110,21 @@ impl AlpacaBroker {
         Ok(self.account_details_async(deadline).await?.account)
     }
 
-    /// [`Broker::positions`], bounded by `deadline` (and the family deadline).
+    /// [`Broker::position_list`], bounded by `deadline` (and the family deadline).
     pub async fn positions_async(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Vec<Position>, BrokerError> {
-        let wire: Vec<WirePosition> = self
-            .client
-            .json_async(&Request::get(Api::Trading, "/v2/positions"), deadline)
-            .await?;
-        wire.into_iter()
-            .map(|p| p.into_broker().map_err(|e| decode("/v2/positions", e)))
-            .collect()
+    ) -> Result<PositionList, BrokerError> {
+        let request = Request::get(Api::Trading, "/v2/positions");
+        read_answer(&self.client, &request, deadline, types::parse_positions).await
     }
 
-    /// [`Broker::open_orders`] (every page), bounded by `deadline` (and the family deadline).
+    /// [`Broker::open_order_list`] (every page), bounded by `deadline` (and the family
+    /// deadline).
     pub async fn open_orders_async(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Vec<BrokerOrder>, BrokerError> {
+    ) -> Result<OrderList, BrokerError> {
         self.list_orders_async("open", None, None, deadline).await
     }
 
@@ -124,9 +136,9 @@ impl AlpacaBroker {
         symbol: Option<&str>,
         after: Option<DateTime<Utc>>,
         deadline: Option<Instant>,
-    ) -> Result<Vec<BrokerOrder>, BrokerError> {
+    ) -> Result<OrderList, BrokerError> {
         let path = "/v2/orders";
-        let mut all: Vec<BrokerOrder> = Vec::new();
+        let mut all = OrderList::default();
         let mut after_order: Option<String> = None;
         loop {
             let mut request = Request::get(Api::Trading, path)
@@ -146,15 +158,25 @@ impl AlpacaBroker {
             if let Some(id) = &after_order {
                 request = request.query("after_order_id", id.clone());
             }
-            let page: Vec<WireOrder> = self.client.json_async(&request, deadline).await?;
-            let full = page.len() >= ORDERS_PAGE_LIMIT as usize;
-            let last_id = page.last().map(|o| o.id.clone());
-            for wire in page {
-                all.push(Self::order_from(path, wire)?);
-            }
-            match (full, last_id) {
+            let page =
+                read_answer(&self.client, &request, deadline, types::parse_order_list).await?;
+            let full = page.len >= ORDERS_PAGE_LIMIT as usize;
+            all.orders.extend(page.list.orders);
+            all.foreign.extend(page.list.foreign);
+            match (full, page.last_id) {
                 (true, Some(id)) if after_order.as_deref() != Some(id.as_str()) => {
                     after_order = Some(id)
+                }
+                (true, _) => {
+                    // A full page whose last order has no new id: the next page cannot be
+                    // asked for, and a partial list is not the list.
+                    return Err(malformed(
+                        &self.client,
+                        &request,
+                        &WireError(
+                            "a full page ends with an order without a new id, so the next page cannot be read".to_string(),
+                        ),
+                    ));
                 }
                 _ => break,
             }
@@ -182,10 +204,6 @@ impl AlpacaBroker {
         }
     }
 
-    fn order_from(path: &str, wire: WireOrder) -> Result<BrokerOrder, BrokerError> {
-        wire.into_broker().map_err(|e| decode(path, e))
-    }
-
     fn check_client_order_id(id: &str) -> Result<(), BrokerError> {
         if id.is_empty() || id.len() > CLIENT_ORDER_ID_MAX_LEN {
             return Err(BrokerError::Rejected {
@@ -207,8 +225,13 @@ impl Broker for AlpacaBroker {
     }
 
     fn clock(&mut self) -> Result<MarketClock, BrokerError> {
-        let wire: WireClock = self.client.json(&Request::get(Api::Trading, "/v2/clock"))?;
-        Ok(wire.into_broker())
+        let request = Request::get(Api::Trading, "/v2/clock");
+        self.client.block_on(read_answer(
+            &self.client,
+            &request,
+            None,
+            types::parse_clock,
+        ))
     }
 
     fn account(&mut self) -> Result<Account, BrokerError> {
@@ -216,10 +239,27 @@ impl Broker for AlpacaBroker {
     }
 
     fn positions(&mut self) -> Result<Vec<Position>, BrokerError> {
-        self.client.block_on(self.positions_async(None))
+        let list = self.position_list()?;
+        match list.unreadable.first() {
+            None => Ok(list.positions),
+            // A caller without room for unreadable positions must not take the rest for all.
+            Some(bad) => Err(BrokerError::Malformed {
+                operation: "GET /v2/positions".to_string(),
+                message: bad.problem.clone(),
+            }),
+        }
     }
 
     fn open_orders(&mut self) -> Result<Vec<BrokerOrder>, BrokerError> {
+        // Foreign orders of other kinds are never touched: leaving them out is their handling.
+        Ok(self.open_order_list()?.orders)
+    }
+
+    fn position_list(&mut self) -> Result<PositionList, BrokerError> {
+        self.client.block_on(self.positions_async(None))
+    }
+
+    fn open_order_list(&mut self) -> Result<OrderList, BrokerError> {
         self.client.block_on(self.open_orders_async(None))
     }
 
@@ -231,16 +271,13 @@ impl Broker for AlpacaBroker {
             .client
             .execute(&Request::with_body(Method::POST, "/v2/orders", body))?;
         // The order exists now; a body we cannot read means we must look it up.
-        match serde_json::from_str::<WireOrder>(&answer.body) {
-            Ok(wire) => Self::order_from("/v2/orders", wire),
-            Err(e) => Err(BrokerError::UnknownOutcome {
-                message: format!(
-                    "order accepted (HTTP {}) but its body is unreadable: {}",
-                    answer.status,
-                    self.client.network_text(&e.to_string(), MAX_BODY_EXCERPT)
-                ),
-            }),
-        }
+        types::parse_order(&answer.body).map_err(|e| BrokerError::UnknownOutcome {
+            message: format!(
+                "order accepted (HTTP {}) but its answer is unreadable: {}",
+                answer.status,
+                self.client.network_text(&e.0, MAX_BODY_EXCERPT)
+            ),
+        })
     }
 
     fn orders_for_symbol(
@@ -248,9 +285,11 @@ impl Broker for AlpacaBroker {
         symbol: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<BrokerOrder>, BrokerError> {
-        let mut orders =
-            self.client
-                .block_on(self.list_orders_async("all", Some(symbol), Some(since), None))?;
+        // Orders of other kinds cannot be ours: only those that read are of use here.
+        let mut orders = self
+            .client
+            .block_on(self.list_orders_async("all", Some(symbol), Some(since), None))?
+            .orders;
         // The symbol filter is the server's; an answer for another symbol is not ours to use.
         orders.retain(|o| o.symbol == symbol);
         orders.sort_by_key(|o| o.submitted_at);
@@ -264,11 +303,25 @@ impl Broker for AlpacaBroker {
         let path = "/v2/orders:by_client_order_id";
         let request =
             Request::get(Api::Trading, path).query("client_order_id", client_order_id.to_string());
-        match self.client.json::<WireOrder>(&request) {
-            Ok(wire) => Self::order_from(path, wire).map(Some),
-            Err(AlpacaError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
+        let answer = match self.client.execute(&request) {
+            Ok(answer) => answer,
+            Err(AlpacaError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let order =
+            types::parse_order(&answer.body).map_err(|e| malformed(&self.client, &request, &e))?;
+        // Another order than the one asked for is no answer at all (never "not found").
+        if order.client_order_id != client_order_id {
+            return Err(malformed(
+                &self.client,
+                &request,
+                &WireError(format!(
+                    "asked for client order id {client_order_id}, the answer is order {}",
+                    crate::broker::shown(&order.client_order_id)
+                )),
+            ));
         }
+        Ok(Some(order))
     }
 
     fn replace(
@@ -283,16 +336,13 @@ impl Broker for AlpacaBroker {
         let answer = self
             .client
             .execute(&Request::with_body(Method::PATCH, &path, body))?;
-        match serde_json::from_str::<WireOrder>(&answer.body) {
-            Ok(wire) => Self::order_from(&path, wire),
-            Err(e) => Err(BrokerError::UnknownOutcome {
-                message: format!(
-                    "replace accepted (HTTP {}) but its body is unreadable: {}",
-                    answer.status,
-                    self.client.network_text(&e.to_string(), MAX_BODY_EXCERPT)
-                ),
-            }),
-        }
+        types::parse_order(&answer.body).map_err(|e| BrokerError::UnknownOutcome {
+            message: format!(
+                "replace accepted (HTTP {}) but its answer is unreadable: {}",
+                answer.status,
+                self.client.network_text(&e.0, MAX_BODY_EXCERPT)
+            ),
+        })
     }
 
     fn cancel(&mut self, order_id: &str) -> Result<(), BrokerError> {
@@ -307,16 +357,16 @@ impl Broker for AlpacaBroker {
         Ok(())
     }
 
-    fn suspend_new_orders(&mut self, suspend: bool) -> Result<(), BrokerError> {
+    fn suspend_new_orders(&mut self, suspend: bool) -> Result<bool, BrokerError> {
+        let path = "/v2/account/configurations";
         let body = serde_json::to_value(SuspendTradeBody {
             suspend_trade: suspend,
         })
-        .map_err(|e| decode("/v2/account/configurations", e))?;
-        self.client.execute(&Request::with_body(
-            Method::PATCH,
-            "/v2/account/configurations",
-            body,
-        ))?;
-        Ok(())
+        .map_err(|e| decode(path, e))?;
+        let request = Request::with_body(Method::PATCH, path, body);
+        let answer = self.client.execute(&request)?;
+        // The answer is the account's configuration after the change: what it says is the
+        // state, whatever was asked.
+        types::parse_suspend_trade(&answer.body).map_err(|e| malformed(&self.client, &request, &e))
     }
 }

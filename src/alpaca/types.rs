@@ -3,12 +3,14 @@
 //! prices, `equity`, `buying_power`); enums are spelled exactly as the spec's enums.
 
 use crate::broker::{
-    Account, BrokerOrder, MarketClock, OrderRequest, OrderStatus, OrderType, Position,
-    ReplaceRequest, Side, TimeInForce,
+    has_our_prefix, Account, BrokerOrder, ForeignOrder, MarketClock, OrderList, OrderRequest,
+    OrderStatus, OrderType, Position, PositionList, ReplaceRequest, Side, TimeInForce,
+    UnreadablePosition,
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::str::FromStr;
 
 /// `POST /v2/orders` body (schema `PostOrderRequest`, the fields we use).
@@ -72,23 +74,25 @@ pub struct SuspendTradeBody {
     pub suspend_trade: bool,
 }
 
-/// Schema `Order` (fields we read; `order_type` is deprecated in favour of `type`).
+/// Schema `Order` (fields we read; `order_type` is deprecated in favour of `type`). The spec
+/// requires only `notional`, `type` and `time_in_force`: every field is optional here, and
+/// [`WireOrder::into_broker`] says which one an order of ours lacks.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WireOrder {
-    pub id: String,
-    pub client_order_id: String,
-    pub symbol: String,
-    pub side: String,
+    pub id: Option<String>,
+    pub client_order_id: Option<String>,
+    pub symbol: Option<String>,
+    pub side: Option<String>,
     #[serde(rename = "type")]
     pub order_type: Option<String>,
-    pub time_in_force: String,
-    pub status: String,
+    pub time_in_force: Option<String>,
+    pub status: Option<String>,
     pub qty: Option<String>,
-    pub filled_qty: String,
+    pub filled_qty: Option<String>,
     pub filled_avg_price: Option<String>,
     pub limit_price: Option<String>,
     pub stop_price: Option<String>,
-    pub created_at: DateTime<Utc>,
+    pub created_at: Option<DateTime<Utc>>,
     pub submitted_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
     pub replaced_by: Option<String>,
@@ -103,27 +107,31 @@ pub struct WireClock {
     pub next_close: DateTime<chrono::FixedOffset>,
 }
 
-/// Schema `Account` (fields we read).
+/// Schema `Account` (fields we read). The spec requires only `id` and `status`; the numbers a
+/// cycle needs are checked by [`WireAccount::into_details`], which names a missing one.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WireAccount {
     pub account_number: Option<String>,
     pub status: Option<String>,
-    pub equity: String,
-    pub buying_power: String,
-    #[serde(default)]
-    pub trade_suspended_by_user: bool,
-    #[serde(default)]
-    pub trading_blocked: bool,
-    #[serde(default)]
-    pub account_blocked: bool,
+    pub equity: Option<String>,
+    pub buying_power: Option<String>,
+    pub trade_suspended_by_user: Option<bool>,
+    pub trading_blocked: Option<bool>,
+    pub account_blocked: Option<bool>,
 }
 
 /// Schema `Position` (fields we read). `qty` is negative for a short.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WirePosition {
     pub symbol: String,
-    pub qty: String,
-    pub avg_entry_price: String,
+    pub qty: Option<String>,
+    pub avg_entry_price: Option<String>,
+}
+
+/// Schema `AccountConfigurations` (the one field we set and verify).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WireAccountConfigurations {
+    pub suspend_trade: Option<bool>,
 }
 
 /// Alpaca's account as far as startup checks care (live confirmation, blocks).
@@ -145,7 +153,7 @@ pub struct WireError(pub String);
 pub fn decimal(field: &str, text: &str) -> Result<Decimal, WireError> {
     Decimal::from_str(text.trim())
         .or_else(|_| Decimal::from_scientific(text.trim()))
-        .map_err(|_| WireError(format!("{field} is not a decimal: {text:?}")))
+        .map_err(|_| WireError(format!("{field} is not a decimal: {}", shown(text))))
 }
 
 fn opt_decimal(field: &str, text: &Option<String>) -> Result<Option<Decimal>, WireError> {
@@ -155,31 +163,61 @@ fn opt_decimal(field: &str, text: &Option<String>) -> Result<Option<Decimal>, Wi
         .transpose()
 }
 
+/// `value` as a message shows text from an answer: quoted, escaped, cut short.
+fn shown(value: &str) -> String {
+    crate::broker::shown(value)
+}
+
+fn required<'a>(which: &str, field: &str, value: &'a Option<String>) -> Result<&'a str, WireError> {
+    value
+        .as_deref()
+        .ok_or_else(|| WireError(format!("{which} has no {field}")))
+}
+
 impl WireOrder {
+    /// How errors name this order: its client order id, broker id and symbol, as far as known.
+    fn which(&self) -> String {
+        let text = |v: &Option<String>| v.as_deref().map_or("-".to_string(), shown);
+        format!(
+            "order {} (broker id {}, {})",
+            text(&self.client_order_id),
+            text(&self.id),
+            text(&self.symbol)
+        )
+    }
+
+    /// The order as the execution core knows orders; an error names the field this system
+    /// cannot read or does not trade with.
     pub fn into_broker(self) -> Result<BrokerOrder, WireError> {
-        let which = format!(
-            "order {} (client order id {}, {})",
-            self.id, self.client_order_id, self.symbol
-        );
-        let status = OrderStatus::parse(&self.status).ok_or_else(|| {
+        let which = self.which();
+        let id = required(&which, "id", &self.id)?.to_string();
+        let client_order_id =
+            required(&which, "client_order_id", &self.client_order_id)?.to_string();
+        let symbol = required(&which, "symbol", &self.symbol)?.to_string();
+        let status_text = required(&which, "status", &self.status)?;
+        let status = OrderStatus::parse(status_text).ok_or_else(|| {
             WireError(format!(
-                "{which} has status {:?}, which this system does not handle; it is neither \
+                "{which} has status {}, which this system does not handle; it is neither \
                  treated as open nor as closed — inspect the order at Alpaca",
-                self.status
+                shown(status_text)
             ))
         })?;
-        let side = Side::parse(&self.side)
-            .ok_or_else(|| WireError(format!("{which} has an unknown side {:?}", self.side)))?;
-        let type_text = self.order_type.clone().unwrap_or_default();
-        let order_type = OrderType::parse(&type_text).ok_or_else(|| {
+        let side_text = required(&which, "side", &self.side)?;
+        let side = Side::parse(side_text).ok_or_else(|| {
+            WireError(format!("{which} has an unknown side {}", shown(side_text)))
+        })?;
+        let type_text = required(&which, "type", &self.order_type)?;
+        let order_type = OrderType::parse(type_text).ok_or_else(|| {
             WireError(format!(
-                "{which} has order type {type_text:?}; only market, limit and stop are handled"
+                "{which} has order type {}; only market, limit and stop are handled",
+                shown(type_text)
             ))
         })?;
-        let time_in_force = TimeInForce::parse(&self.time_in_force).ok_or_else(|| {
+        let tif_text = required(&which, "time_in_force", &self.time_in_force)?;
+        let time_in_force = TimeInForce::parse(tif_text).ok_or_else(|| {
             WireError(format!(
-                "{which} has time in force {:?}; only day and gtc are handled",
-                self.time_in_force
+                "{which} has time in force {}; only day and gtc are handled",
+                shown(tif_text)
             ))
         })?;
         let qty = match &self.qty {
@@ -190,19 +228,25 @@ impl WireOrder {
                 )))
             }
         };
-        let filled_qty = decimal("filled_qty", &self.filled_qty)
-            .map_err(|e| WireError(format!("{which}: {e}")))?;
+        let filled_qty = decimal(
+            "filled_qty",
+            required(&which, "filled_qty", &self.filled_qty)?,
+        )
+        .map_err(|e| WireError(format!("{which}: {e}")))?;
         let field = |name: &str, value: &Option<String>| {
             opt_decimal(name, value).map_err(|e| WireError(format!("{which}: {e}")))
         };
-        let submitted_at = self.submitted_at.unwrap_or(self.created_at);
+        let submitted_at = self
+            .submitted_at
+            .or(self.created_at)
+            .ok_or_else(|| WireError(format!("{which} has neither submitted_at nor created_at")))?;
         Ok(BrokerOrder {
             filled_avg_price: field("filled_avg_price", &self.filled_avg_price)?,
             limit_price: field("limit_price", &self.limit_price)?,
             stop_price: field("stop_price", &self.stop_price)?,
-            id: self.id,
-            client_order_id: self.client_order_id,
-            symbol: self.symbol,
+            id,
+            client_order_id,
+            symbol,
             side,
             qty,
             filled_qty,
@@ -214,6 +258,136 @@ impl WireOrder {
             replaced_by: self.replaced_by.filter(|r| !r.is_empty()),
         })
     }
+}
+
+/// A string field of a JSON object, cut and escaped for messages; `None` when absent or not
+/// a string.
+fn text_field(item: &Value, name: &str) -> Option<String> {
+    item.get(name).and_then(Value::as_str).map(|t| {
+        let cut: String = t.chars().take(48).filter(|c| !c.is_control()).collect();
+        cut
+    })
+}
+
+/// One order of an answer, strictly.
+fn order_of(item: Value) -> Result<BrokerOrder, WireError> {
+    let wire: WireOrder = serde_json::from_value(item)
+        .map_err(|e| WireError(format!("an order does not have the spec's shape: {e}")))?;
+    wire.into_broker()
+}
+
+/// A single-order answer (`POST /v2/orders`, `PATCH /v2/orders/{id}`,
+/// `GET /v2/orders:by_client_order_id`), strictly: every field our orders have.
+pub fn parse_order(body: &str) -> Result<BrokerOrder, WireError> {
+    let item: Value = serde_json::from_str(body)
+        .map_err(|e| WireError(format!("the answer is not a JSON order: {e}")))?;
+    order_of(item)
+}
+
+/// The elements of a list answer; an error when the answer is not a JSON array.
+fn list_items(body: &str, what: &str) -> Result<Vec<Value>, WireError> {
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Array(items)) => Ok(items),
+        Ok(_) => Err(WireError(format!("the answer is not a list of {what}"))),
+        Err(e) => Err(WireError(format!("the answer is not JSON: {e}"))),
+    }
+}
+
+/// Orders of a list answer, element by element. An order with our client-id prefix must read
+/// strictly (else the whole list is an error: our own order unread is not "no order"); any
+/// other order this system cannot represent is kept as a [`ForeignOrder`]. Also returns the
+/// raw number of elements and the last element's id (for paging).
+pub fn parse_order_list(body: &str) -> Result<OrderListPage, WireError> {
+    let items = list_items(body, "orders")?;
+    let len = items.len();
+    let last_id = items.last().and_then(|o| text_field(o, "id"));
+    let mut list = OrderList::default();
+    for item in items {
+        let client_order_id = text_field(&item, "client_order_id");
+        match order_of(item.clone()) {
+            Ok(order) => list.orders.push(order),
+            Err(e) if client_order_id.as_deref().is_some_and(has_our_prefix) => {
+                return Err(WireError(format!(
+                    "our own order cannot be read, so the list is not used: {e}"
+                )))
+            }
+            Err(e) => list.foreign.push(ForeignOrder {
+                id: text_field(&item, "id"),
+                client_order_id,
+                symbol: text_field(&item, "symbol").unwrap_or_else(|| "?".to_string()),
+                side: text_field(&item, "side"),
+                order_type: text_field(&item, "type").or_else(|| text_field(&item, "order_type")),
+                qty: text_field(&item, "qty"),
+                status: text_field(&item, "status"),
+                problem: e.0,
+            }),
+        }
+    }
+    Ok(OrderListPage { list, len, last_id })
+}
+
+/// One page of `GET /v2/orders`: the orders, how many elements it had, the last one's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderListPage {
+    pub list: OrderList,
+    pub len: usize,
+    pub last_id: Option<String>,
+}
+
+/// `GET /v2/positions`, element by element: a position whose numbers do not read is kept as
+/// [`UnreadablePosition`] (its symbol is held back); one without a symbol fails the list, as
+/// nothing would tell which symbol to hold back.
+pub fn parse_positions(body: &str) -> Result<PositionList, WireError> {
+    let mut list = PositionList::default();
+    for item in list_items(body, "positions")? {
+        let Some(symbol) = item.get("symbol").and_then(Value::as_str) else {
+            return Err(WireError(
+                "a position has no symbol, so no symbol can be held back for it".to_string(),
+            ));
+        };
+        let wire = WirePosition {
+            symbol: symbol.to_string(),
+            qty: item.get("qty").and_then(Value::as_str).map(str::to_string),
+            avg_entry_price: item
+                .get("avg_entry_price")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        };
+        match wire.into_broker() {
+            Ok(position) => list.positions.push(position),
+            Err(e) => list.unreadable.push(UnreadablePosition {
+                symbol: text_field(&item, "symbol").unwrap_or_default(),
+                problem: e.0,
+            }),
+        }
+    }
+    Ok(list)
+}
+
+/// `GET /v2/account`.
+pub fn parse_account(body: &str) -> Result<AccountDetails, WireError> {
+    let wire: WireAccount = serde_json::from_str(body)
+        .map_err(|e| WireError(format!("the answer is not an account: {e}")))?;
+    wire.into_details()
+}
+
+/// `GET /v2/clock`.
+pub fn parse_clock(body: &str) -> Result<MarketClock, WireError> {
+    let wire: WireClock = serde_json::from_str(body)
+        .map_err(|e| WireError(format!("the answer is not a market clock: {e}")))?;
+    Ok(wire.into_broker())
+}
+
+/// `PATCH /v2/account/configurations`: whether new orders are suspended, as the answer says.
+pub fn parse_suspend_trade(body: &str) -> Result<bool, WireError> {
+    let wire: WireAccountConfigurations = serde_json::from_str(body)
+        .map_err(|e| WireError(format!("the answer is not an account configuration: {e}")))?;
+    wire.suspend_trade.ok_or_else(|| {
+        WireError(
+            "the answer has no suspend_trade, so whether new orders are suspended is unknown"
+                .to_string(),
+        )
+    })
 }
 
 impl WireClock {
@@ -229,28 +403,36 @@ impl WireClock {
 
 impl WireAccount {
     pub fn into_details(self) -> Result<AccountDetails, WireError> {
+        let number = |field: &str, value: &Option<String>| match value {
+            Some(text) => decimal(&format!("account {field}"), text),
+            None => Err(WireError(format!(
+                "the account has no {field}, which sizing needs"
+            ))),
+        };
         Ok(AccountDetails {
             account: Account {
-                equity: decimal("account equity", &self.equity)?,
-                buying_power: decimal("account buying_power", &self.buying_power)?,
-                trading_suspended: self.trade_suspended_by_user,
+                equity: number("equity", &self.equity)?,
+                buying_power: number("buying_power", &self.buying_power)?,
+                trading_suspended: self.trade_suspended_by_user.unwrap_or(false),
             },
             account_number: self.account_number,
             status: self.status,
-            trading_blocked: self.trading_blocked,
-            account_blocked: self.account_blocked,
+            trading_blocked: self.trading_blocked.unwrap_or(false),
+            account_blocked: self.account_blocked.unwrap_or(false),
         })
     }
 }
 
 impl WirePosition {
     pub fn into_broker(self) -> Result<Position, WireError> {
+        let which = format!("position {}", shown(&self.symbol));
+        let number = |field: &str, value: &Option<String>| match value {
+            Some(text) => decimal(&format!("{which} {field}"), text),
+            None => Err(WireError(format!("{which} has no {field}"))),
+        };
         Ok(Position {
-            qty: decimal(&format!("position {} qty", self.symbol), &self.qty)?,
-            avg_entry_price: decimal(
-                &format!("position {} avg_entry_price", self.symbol),
-                &self.avg_entry_price,
-            )?,
+            qty: number("qty", &self.qty)?,
+            avg_entry_price: number("avg_entry_price", &self.avg_entry_price)?,
             symbol: self.symbol,
         })
     }

@@ -1,7 +1,12 @@
 //! The broker interface: what execution needs from a broker (clock, account, positions, open
 //! orders, submit with a client order id, look up by client order id, replace, cancel,
 //! suspend new orders) and how broker failures are classified. Implementations: the
-//! simulated broker ([`sim`]) and, later, Alpaca.
+//! simulated broker ([`sim`]) and Alpaca (the `alpaca` edge module).
+//!
+//! Also what a broker's answer may hold that this system does not trade with: open orders of
+//! other kinds ([`ForeignOrder`]) and positions whose numbers do not read
+//! ([`UnreadablePosition`]), kept apart from the rest of a list instead of failing it, and
+//! [`order_answer_mismatch`], the check every order answer passes before it is booked.
 
 pub mod sim;
 
@@ -10,6 +15,17 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
+
+/// Every client order id avwap sends starts with this and a `-`
+/// (`avw-<YYYYMMDD>-<SYMBOL>-<leg>-<attempt>`, see `execution::ids`).
+pub const CLIENT_ID_PREFIX: &str = "avw";
+
+/// Whether a client order id carries our prefix (our order, possibly of an older scheme).
+pub fn has_our_prefix(client_order_id: &str) -> bool {
+    client_order_id
+        .strip_prefix(CLIENT_ID_PREFIX)
+        .is_some_and(|rest| rest.starts_with('-'))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -181,6 +197,129 @@ pub struct Position {
     pub avg_entry_price: Decimal,
 }
 
+/// An open order at the broker that is not ours and is of a kind this system does not trade
+/// (a trailing stop, a notional order, `ioc`, …), or lacks fields our orders always have:
+/// kept with what could be read, reported and never touched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignOrder {
+    pub id: Option<String>,
+    pub client_order_id: Option<String>,
+    /// `?` when the answer names none.
+    pub symbol: String,
+    pub side: Option<String>,
+    pub order_type: Option<String>,
+    /// The quantity as the broker wrote it (absent for a notional order).
+    pub qty: Option<String>,
+    pub status: Option<String>,
+    /// Why it is not a [`BrokerOrder`].
+    pub problem: String,
+}
+
+impl fmt::Display for ForeignOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+        write!(
+            f,
+            "{} {} {} (type {}, status {}, client order id {}, broker id {})",
+            text(&self.side),
+            text(&self.qty),
+            self.symbol,
+            text(&self.order_type),
+            text(&self.status),
+            text(&self.client_order_id),
+            text(&self.id)
+        )
+    }
+}
+
+/// A position the broker lists whose numbers do not read: its size is unknown, so its symbol
+/// gets no order of any kind (and never counts as flat) until it reads again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadablePosition {
+    pub symbol: String,
+    pub problem: String,
+}
+
+/// The open orders of an account: those this system can represent, and the foreign rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderList {
+    pub orders: Vec<BrokerOrder>,
+    pub foreign: Vec<ForeignOrder>,
+}
+
+/// The positions of an account: those that read, and those that do not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PositionList {
+    pub positions: Vec<Position>,
+    pub unreadable: Vec<UnreadablePosition>,
+}
+
+/// What an order answer must agree with: the request it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedOrder<'a> {
+    pub client_order_id: &'a str,
+    pub symbol: &'a str,
+    pub side: Side,
+    /// `None` when the request does not fix it (a lookup).
+    pub qty: Option<Decimal>,
+    pub order_type: Option<OrderType>,
+}
+
+/// Why `answer` is not the order `expected` describes, or `None` when it is. An answer that is
+/// another order (another symbol, another client order id, a crypto pair) must never be
+/// booked as ours: that would book a position we do not hold and protect it with a stop.
+pub fn order_answer_mismatch(answer: &BrokerOrder, expected: &ExpectedOrder<'_>) -> Option<String> {
+    let mut differences = Vec::new();
+    if answer.client_order_id != expected.client_order_id {
+        differences.push(format!(
+            "client order id {} (asked {})",
+            shown(&answer.client_order_id),
+            expected.client_order_id
+        ));
+    }
+    if answer.symbol != expected.symbol {
+        differences.push(format!(
+            "symbol {} (asked {})",
+            shown(&answer.symbol),
+            expected.symbol
+        ));
+    }
+    if answer.side != expected.side {
+        differences.push(format!(
+            "side {} (asked {})",
+            answer.side.as_str(),
+            expected.side.as_str()
+        ));
+    }
+    if let Some(qty) = expected.qty {
+        if answer.qty != qty {
+            differences.push(format!("qty {} (asked {qty})", answer.qty));
+        }
+    }
+    if let Some(order_type) = expected.order_type {
+        if answer.order_type != order_type {
+            differences.push(format!(
+                "type {} (asked {})",
+                answer.order_type.as_str(),
+                order_type.as_str()
+            ));
+        }
+    }
+    (!differences.is_empty()).then(|| differences.join(", "))
+}
+
+/// Text from a broker's answer as a message shows it: quoted, escaped and cut short (it came
+/// from the network).
+pub fn shown(text: &str) -> String {
+    const MAX_CHARS: usize = 48;
+    let cut: String = text.chars().take(MAX_CHARS).collect();
+    if cut.len() < text.len() {
+        format!("{cut:?}…")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub equity: Decimal,
@@ -232,6 +371,10 @@ pub enum BrokerError {
     /// The broker does not support this operation (e.g. suspending new orders in the simulator).
     #[error("not supported by this broker: {0}")]
     Unsupported(String),
+    /// The broker answered, but not in a shape we can act on (a field missing, a number that
+    /// is not one). The network and the keys worked; the answer itself is the problem.
+    #[error("the broker's answer to {operation} is not usable: {message} (the request reached the broker and was answered; it is the answer that is wrong, not the network or the keys)")]
+    Malformed { operation: String, message: String },
 }
 
 /// The broker's and the market's answers for one execution cycle: what the read phase got.
@@ -241,6 +384,10 @@ pub struct CycleReads {
     pub account: Result<Account, BrokerError>,
     pub positions: Result<Vec<Position>, BrokerError>,
     pub open_orders: Result<Vec<BrokerOrder>, BrokerError>,
+    /// Open orders of kinds we do not trade, not ours (empty when the list was not read).
+    pub foreign_orders: Vec<ForeignOrder>,
+    /// Positions whose numbers did not read (empty when the list was not read).
+    pub unreadable_positions: Vec<UnreadablePosition>,
     /// Whatever market data arrived in time (a symbol without bars simply has none).
     pub market: crate::market_data::intraday::MarketSnapshot,
     /// False when any market-data request failed or missed the deadline.
@@ -256,13 +403,55 @@ impl CycleReads {
         now: DateTime<Utc>,
         bars: usize,
     ) -> CycleReads {
+        let account = broker.account();
+        let (positions, unreadable_positions) =
+            split(broker.position_list(), |l| (l.positions, l.unreadable));
+        let (open_orders, foreign_orders) =
+            split(broker.open_order_list(), |l| (l.orders, l.foreign));
         CycleReads {
-            account: broker.account(),
-            positions: broker.positions(),
-            open_orders: broker.open_orders(),
+            account,
+            positions,
+            open_orders,
+            foreign_orders,
+            unreadable_positions,
             market: feed.snapshot(symbols, now, bars),
             market_complete: true,
         }
+    }
+
+    /// The reads of a cycle from a list answer for positions and one for open orders.
+    pub fn from_lists(
+        account: Result<Account, BrokerError>,
+        positions: Result<PositionList, BrokerError>,
+        open_orders: Result<OrderList, BrokerError>,
+        market: crate::market_data::intraday::MarketSnapshot,
+        market_complete: bool,
+    ) -> CycleReads {
+        let (positions, unreadable_positions) = split(positions, |l| (l.positions, l.unreadable));
+        let (open_orders, foreign_orders) = split(open_orders, |l| (l.orders, l.foreign));
+        CycleReads {
+            account,
+            positions,
+            open_orders,
+            foreign_orders,
+            unreadable_positions,
+            market,
+            market_complete,
+        }
+    }
+}
+
+/// A list read into (what we use, the rest): a failed read keeps its error and has no rest.
+fn split<L, A, B>(
+    read: Result<L, BrokerError>,
+    parts: impl FnOnce(L) -> (Vec<A>, Vec<B>),
+) -> (Result<Vec<A>, BrokerError>, Vec<B>) {
+    match read {
+        Ok(list) => {
+            let (used, rest) = parts(list);
+            (Ok(used), rest)
+        }
+        Err(e) => (Err(e), Vec::new()),
     }
 }
 
@@ -274,6 +463,22 @@ pub trait Broker {
     fn account(&mut self) -> Result<Account, BrokerError>;
     fn positions(&mut self) -> Result<Vec<Position>, BrokerError>;
     fn open_orders(&mut self) -> Result<Vec<BrokerOrder>, BrokerError>;
+    /// [`Broker::positions`], with positions whose numbers do not read kept apart instead of
+    /// failing the list (a broker whose answers are typed never has any).
+    fn position_list(&mut self) -> Result<PositionList, BrokerError> {
+        Ok(PositionList {
+            positions: self.positions()?,
+            unreadable: Vec::new(),
+        })
+    }
+    /// [`Broker::open_orders`], with foreign orders of kinds we do not trade kept apart
+    /// instead of failing the list.
+    fn open_order_list(&mut self) -> Result<OrderList, BrokerError> {
+        Ok(OrderList {
+            orders: self.open_orders()?,
+            foreign: Vec::new(),
+        })
+    }
     /// Place an order. On `UnknownOutcome` the caller must look it up by client order id.
     fn submit(&mut self, request: &OrderRequest) -> Result<BrokerOrder, BrokerError>;
     /// The order with this client order id, in any state; `None` when the broker has none.
@@ -300,8 +505,9 @@ pub trait Broker {
             "listing an account's past orders".to_string(),
         ))
     }
-    /// Broker-side kill switch: block (or allow again) all new orders for the account.
-    fn suspend_new_orders(&mut self, suspend: bool) -> Result<(), BrokerError> {
+    /// Broker-side kill switch: block (or allow again) all new orders for the account. Returns
+    /// whether new orders are suspended as the broker's answer to this very request says.
+    fn suspend_new_orders(&mut self, suspend: bool) -> Result<bool, BrokerError> {
         let _ = suspend;
         Err(BrokerError::Unsupported(
             "suspending new orders".to_string(),

@@ -1298,9 +1298,10 @@ impl Broker for SimBroker {
         self.call(SimMethod::Cancel, |conn, _| cancel_op(conn, order_id))
     }
 
-    fn suspend_new_orders(&mut self, suspend: bool) -> Result<(), BrokerError> {
+    fn suspend_new_orders(&mut self, suspend: bool) -> Result<bool, BrokerError> {
         self.call(SimMethod::SuspendNewOrders, |conn, _| {
-            Ok(store::set_suspended(conn, suspend)?)
+            store::set_suspended(conn, suspend)?;
+            Ok(store::suspended(conn)?)
         })
     }
 }

@@ -53,6 +53,8 @@ pub struct CycleReport {
     pub exits_sent: u32,
     pub trims_sent: u32,
     pub blocked_symbols: Vec<String>,
+    /// Symbols whose broker position did not read (nothing was sent for them).
+    pub unreadable_positions: Vec<String>,
     /// Reads that failed or missed the cycle deadline (the cycle made no entries).
     pub incomplete_reads: Vec<String>,
     pub warnings: Vec<String>,
@@ -163,6 +165,16 @@ fn record_reads(
         Ok(open) => {
             desk.refresh_open_orders(Some(open))?;
             adopt_or_report(desk, open)?;
+            for foreign in &reads.foreign_orders {
+                desk.event_once(
+                    "foreign_order",
+                    &foreign.symbol,
+                    format!(
+                        "open order {foreign} is not ours and of a kind this system does not trade ({}); reported, never touched",
+                        foreign.problem
+                    ),
+                )?;
+            }
         }
         Err(e) => {
             // Our own orders are looked up one by one (until the first lookup fails); orders
@@ -191,6 +203,18 @@ fn record_reads(
             None
         }
     };
+    let mut unreadable_positions = BTreeSet::new();
+    for unreadable in &reads.unreadable_positions {
+        let symbol = unreadable.symbol.as_str();
+        let message = format!(
+            "the broker lists a {symbol} position whose numbers do not read ({}); its size is unknown, so no order of any kind is sent for {symbol} until it reads — check the account",
+            unreadable.problem
+        );
+        desk.event_once("broker_position_unreadable", symbol, message.clone())?;
+        report.warnings.push(format!("{symbol}: {message}"));
+        unreadable_positions.insert(unreadable.symbol.clone());
+    }
+    report.unreadable_positions = unreadable_positions.iter().cloned().collect();
     restore_plans(desk, inputs.watchlist)?;
     if reads.account.is_err() {
         incomplete.push("account".to_string());
@@ -213,6 +237,7 @@ fn record_reads(
         account: reads.account.map_err(|e| e.to_string()),
         market: reads.market,
         blocked,
+        unreadable_positions,
         watchlist: inputs.watchlist.clone(),
         kill_switch: inputs.kill_switch.clone(),
         allow_entries: inputs.allow_entries,
@@ -654,19 +679,62 @@ fn enter_one(
     Ok(())
 }
 
+/// What `flatten` did: the sells sent, and every owned position it could not be sure of
+/// closing, with why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlattenOutcome {
+    pub sells_sent: u32,
+    /// Positions already being sold by working sell orders of ours (nothing new sent).
+    pub already_selling: Vec<String>,
+    pub remaining: Vec<FlattenRemaining>,
+}
+
+/// An owned position `flatten` left open, or whose sell's outcome is unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlattenRemaining {
+    pub symbol: String,
+    pub qty: Decimal,
+    pub why: String,
+}
+
+impl FlattenOutcome {
+    /// Every owned position has an acknowledged (or already working) sell for all of it.
+    pub fn complete(&self) -> bool {
+        self.remaining.is_empty()
+    }
+}
+
 /// Close every owned position at the market (the `flatten` command): cancel its stop, sell.
-pub fn flatten(desk: &mut OrderDesk<'_>) -> Result<u32, LifecycleError> {
-    let mut sent = 0;
+/// `held_back` are the symbols this cycle may not send anything for (an order of unknown
+/// outcome, a position that does not read): they are left as they are and reported.
+pub fn flatten(
+    desk: &mut OrderDesk<'_>,
+    held_back: &BTreeSet<String>,
+) -> Result<FlattenOutcome, LifecycleError> {
+    let mut outcome = FlattenOutcome::default();
     let session = id_session(desk.now).unwrap_or_else(|| calendar::ny_date(desk.now));
     for position in desk.db.open_positions()? {
+        let mut left = |why: String| {
+            outcome.remaining.push(FlattenRemaining {
+                symbol: position.symbol.clone(),
+                qty: position.qty,
+                why,
+            })
+        };
+        if held_back.contains(&position.symbol) {
+            left("held back this cycle (an order of unknown outcome, or a broker position that does not read); nothing sent".to_string());
+            continue;
+        }
         let open = our_open_orders(desk.db)?;
         if let Some(stop) = stop_order(&open, &position.symbol) {
             if !desk.cancel(stop, "flatten requested by the operator")? {
+                left("its protective stop could not be cancelled (see the cancel_failed event); the stop still protects it, nothing sold".to_string());
                 continue;
             }
         }
         let qty = position.qty - working_sells(&open, &position.symbol);
         if qty <= Decimal::ZERO {
+            outcome.already_selling.push(position.symbol.clone());
             continue;
         }
         let leg = Leg::Flatten;
@@ -692,11 +760,20 @@ pub fn flatten(desk: &mut OrderDesk<'_>) -> Result<u32, LifecycleError> {
             None,
             format!("selling {qty}: flatten requested by the operator"),
         )?;
-        if let Placement::Acknowledged(_) = desk.place(intent)? {
-            sent += 1;
+        match desk.place(intent)? {
+            Placement::Acknowledged(_) => outcome.sells_sent += 1,
+            Placement::Rejected { message, .. } => {
+                left(format!("the sell was not placed: {message}"))
+            }
+            Placement::Unknown(message) => left(format!(
+                "the sell's outcome is unknown ({message}); it may have been sent and is looked up by its client order id"
+            )),
+            Placement::AlreadyJournaled => {
+                left("a sell with this client order id was journaled before; not sent again".to_string())
+            }
         }
     }
-    Ok(sent)
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use chrono::NaiveDate;
 use std::fmt;
 use std::str::FromStr;
 
-/// Every client order id we send starts with this.
-pub const PREFIX: &str = "avw";
+/// Every client order id we send starts with this (the broker module owns it: its parsers
+/// tell our orders from the rest of an account by it).
+pub const PREFIX: &str = crate::broker::CLIENT_ID_PREFIX;
 
 /// What an order is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -7,7 +7,10 @@
 //! Test-only crash points (`AVWAP_TEST_CRASH_AT`) let the crash-safety suite SIGKILL the real
 //! binary at every step of an order's life.
 
-use crate::broker::{Broker, BrokerError, BrokerOrder, OrderRequest, ReplaceRequest};
+use crate::broker::{
+    order_answer_mismatch, Broker, BrokerError, BrokerOrder, ExpectedOrder, OrderRequest,
+    ReplaceRequest,
+};
 use crate::execution::db::{DbError, Event, Intent, IntentState, StateDb};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -59,6 +62,21 @@ fn leg_code(leg: &str) -> &str {
         "st"
     } else {
         leg
+    }
+}
+
+/// The event kind of an order answer that was another order (the service alerts on it).
+pub const ANSWER_MISMATCH: &str = "order_answer_mismatch";
+
+/// What a broker's answer about `intent`'s order must agree with: everything we sent (`sent`)
+/// or, for a lookup, what no later change alters (id, symbol, side).
+fn expected(intent: &Intent, sent: bool) -> ExpectedOrder<'_> {
+    ExpectedOrder {
+        client_order_id: &intent.client_order_id,
+        symbol: &intent.symbol,
+        side: intent.side,
+        qty: sent.then_some(intent.qty),
+        order_type: sent.then_some(intent.order_type),
     }
 }
 
@@ -177,7 +195,29 @@ impl OrderDesk<'_> {
             }),
         };
         self.failpoints.hit("sent", Some(&leg));
+        let mismatch = result
+            .as_ref()
+            .ok()
+            .and_then(|order| order_answer_mismatch(order, &expected(&intent, true)));
         match result {
+            Ok(_) if mismatch.is_some() => {
+                // Another order than the one sent is not an acknowledgement of ours: booking it
+                // would record a position we do not hold and protect it with a stop. The intent
+                // stays unresolved and is looked up by its client order id, like an unanswered
+                // one; the operator is alerted.
+                let difference = mismatch.unwrap_or_default();
+                let message = format!(
+                    "the broker answered this order with a different one ({difference}); not booked — the order is looked up by its client order id before anything is resent"
+                );
+                tracing::error!(symbol = %intent.symbol, client_order_id = %cid, "{message}");
+                self.event(
+                    ANSWER_MISMATCH,
+                    Some(&intent.symbol),
+                    Some(&cid),
+                    message.clone(),
+                )?;
+                Ok(Placement::Unknown(message))
+            }
             Ok(order) => {
                 self.record(&order, false)?;
                 if let Some(old_id) = &intent.replaces_order_id {
@@ -265,7 +305,8 @@ impl OrderDesk<'_> {
     /// holds it. An open (or filled) one is ours and counts as placed; a finished one holds the
     /// id only, so the intent ends rejected and the strategy's next decision takes a new id.
     fn already_exists(&mut self, intent: &Intent, cid: &str) -> Result<Placement, LifecycleError> {
-        match self.broker.order_by_client_id(cid) {
+        let found = self.broker.order_by_client_id(cid);
+        match self.checked_lookup(found, &expected(intent, false))? {
             Ok(Some(order)) => {
                 self.record(&order, true)?;
                 self.event(
@@ -308,6 +349,37 @@ impl OrderDesk<'_> {
                 Ok(Placement::Unknown(message))
             }
         }
+    }
+
+    /// A lookup's answer, unless it is another order than `expected` (another symbol or
+    /// side under our id): that is journaled, alerted and treated as no answer (the order
+    /// stays unresolved), never booked and never read as "not found".
+    fn checked_lookup(
+        &self,
+        found: Result<Option<BrokerOrder>, BrokerError>,
+        expected: &ExpectedOrder<'_>,
+    ) -> Result<Result<Option<BrokerOrder>, BrokerError>, LifecycleError> {
+        let Ok(Some(order)) = &found else {
+            return Ok(found);
+        };
+        let Some(difference) = order_answer_mismatch(order, expected) else {
+            return Ok(found);
+        };
+        let message = format!(
+            "the broker answered the lookup of {} with a different order ({difference}); not booked, the order stays unresolved",
+            expected.client_order_id
+        );
+        tracing::error!(symbol = %expected.symbol, client_order_id = %expected.client_order_id, "{message}");
+        self.event(
+            ANSWER_MISMATCH,
+            Some(expected.symbol),
+            Some(expected.client_order_id),
+            message.clone(),
+        )?;
+        Ok(Err(BrokerError::Malformed {
+            operation: format!("the lookup of {}", expected.client_order_id),
+            message,
+        }))
     }
 
     /// Record a broker snapshot of one of our orders (fills and positions follow).
@@ -376,7 +448,8 @@ impl OrderDesk<'_> {
                 blocked.push(intent.symbol.clone());
                 continue;
             }
-            match self.broker.order_by_client_id(&cid) {
+            let found = self.broker.order_by_client_id(&cid);
+            match self.checked_lookup(found, &expected(&intent, false))? {
                 Ok(Some(order)) => {
                     self.record(&order, false)?;
                     if let Some(old_id) = &intent.replaces_order_id {
@@ -450,7 +523,15 @@ impl OrderDesk<'_> {
                 unrefreshed += 1;
                 continue;
             }
-            match self.broker.order_by_client_id(&cid) {
+            let found = self.broker.order_by_client_id(&cid);
+            let recorded = ExpectedOrder {
+                client_order_id: &cid,
+                symbol: &row.order.symbol,
+                side: row.order.side,
+                qty: None,
+                order_type: None,
+            };
+            match self.checked_lookup(found, &recorded)? {
                 Ok(Some(order)) => self.record(&order, row.adopted)?,
                 Ok(None) => {
                     tracing::warn!(client_order_id = %cid, "an order we recorded is unknown to the broker")

@@ -105,6 +105,9 @@ pub struct CycleState {
     pub market: MarketSnapshot,
     /// Symbols with an order whose outcome is still unknown: nothing is sent for them.
     pub blocked: BTreeSet<String>,
+    /// Symbols whose broker position was listed with numbers that do not read: its size is
+    /// unknown, so nothing is sent for them either (and they are never taken for flat).
+    pub unreadable_positions: BTreeSet<String>,
     pub watchlist: WatchlistInput,
     /// `Some(source)` when the kill switch is engaged.
     pub kill_switch: Option<String>,
@@ -332,7 +335,9 @@ pub fn plan_cycle(state: &CycleState, config: &ExecutionConfig) -> CyclePlan {
     let mut ids = Ids::new(&state.journal, id_session, state.now);
     plan_broker_notices(state, &mut plan);
     for position in &state.owned {
-        if state.blocked.contains(&position.symbol) {
+        if state.blocked.contains(&position.symbol)
+            || state.unreadable_positions.contains(&position.symbol)
+        {
             continue;
         }
         plan_position(state, config, position, &mut ids, &mut plan);
@@ -379,15 +384,22 @@ fn plan_broker_notices(state: &CycleState, plan: &mut CyclePlan) {
     }
 }
 
-/// Broker positions in symbols we do not own: how many, and their cost.
+/// Broker positions in symbols we do not own: how many, and their cost. A position whose
+/// numbers do not read counts as one, of unknown (uncounted) cost.
 fn unexplained_holdings(state: &CycleState) -> (usize, Decimal) {
     let Some(positions) = &state.broker_positions else {
         return (0, Decimal::ZERO);
     };
+    let not_owned = |symbol: &str| !state.owned.iter().any(|o| o.symbol == symbol);
+    let unreadable = state
+        .unreadable_positions
+        .iter()
+        .filter(|s| not_owned(s) && !positions.contains_key(*s))
+        .count();
     positions
         .values()
-        .filter(|p| p.qty > Decimal::ZERO && !state.owned.iter().any(|o| o.symbol == p.symbol))
-        .fold((0, Decimal::ZERO), |(n, value), p| {
+        .filter(|p| p.qty > Decimal::ZERO && not_owned(&p.symbol))
+        .fold((unreadable, Decimal::ZERO), |(n, value), p| {
             (n + 1, value + p.qty * p.avg_entry_price.abs())
         })
 }
@@ -628,6 +640,13 @@ fn plan_entries(
             skip(
                 "entries_disabled",
                 "entries are disabled for this run".into(),
+            );
+            continue;
+        }
+        if state.unreadable_positions.contains(symbol) {
+            skip(
+                "broker_position_unreadable",
+                "the broker lists a position in it whose numbers do not read".into(),
             );
             continue;
         }

@@ -23,6 +23,7 @@ use crate::market_data::{bar_store_path, BarStore, StoreError};
 use crate::ops::alerts::{AlertKind, Alerts};
 
 use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,7 +50,8 @@ Exit codes:
   0   stopped cleanly (SIGTERM/SIGINT after the current step, or --once / flatten done)
   10  bad command line, configuration or missing credentials (never restarted)
   11  another avwap-execution holds the state-directory lock
-  12  the broker is unreachable or refused our credentials
+  12  the broker is unreachable, refused our credentials or answered in a way that cannot be
+      acted on; flatten left a position open or a sell of unknown outcome (printed)
   13  input problem (state directory, database of a newer avwap, bar store)
   70  internal error";
 
@@ -111,6 +113,8 @@ pub enum ExecutionError {
     AdvanceLocalBook { path: PathBuf, error: Box<SimError> },
     #[error(transparent)]
     Signals(#[from] ShutdownError),
+    #[error("flatten did not close everything: {sent} sell order(s) acknowledged, but {remaining} remain open or have a sell of unknown outcome (each is printed above with why). Check the account at the broker; run flatten again once the cause is fixed")]
+    FlattenIncomplete { sent: u32, remaining: String },
     #[error("the market is closed: flatten sends market orders and only runs during a session; protective stops stay in place")]
     FlattenWhileClosed,
     #[error(
@@ -120,8 +124,8 @@ pub enum ExecutionError {
     NoBrokerAccount { mode: Mode },
     #[error("Alpaca did not take the change: {0}. Check the account in Alpaca's dashboard.")]
     SuspensionRefused(BrokerError),
-    #[error("the account did not change as asked; check Alpaca's dashboard")]
-    SuspensionUnchanged,
+    #[error("asked to {} new orders, but Alpaca's answer to the change says suspend_trade = {reported}; check the account in Alpaca's dashboard", if *.asked { "suspend" } else { "allow" })]
+    SuspensionUnchanged { asked: bool, reported: bool },
     #[error("--at is only allowed in sim mode (and in dry-run/alpaca-paper against a server on this machine, for tests)")]
     FixedClockRefused,
     #[error("--at {text:?} is not a time (use 2026-11-30T10:05 New York, or RFC 3339)")]
@@ -153,7 +157,8 @@ impl Failure for ExecutionError {
             | ExecutionError::NotATime { .. } => ExitCode::ConfigError,
             ExecutionError::OpenLocalBook { .. }
             | ExecutionError::SuspensionRefused(_)
-            | ExecutionError::SuspensionUnchanged => ExitCode::BrokerUnavailable,
+            | ExecutionError::SuspensionUnchanged { .. }
+            | ExecutionError::FlattenIncomplete { .. } => ExitCode::BrokerUnavailable,
             ExecutionError::Database(_)
             | ExecutionError::NoBroker
             | ExecutionError::AdvanceLocalBook { .. }
@@ -355,16 +360,16 @@ impl<'a> Service<'a> {
             }
         }
         if let Ok(events) = self.db.events(Some(calendar::ny_date(now))) {
-            for e in events
-                .iter()
-                .filter(|e| e.at == now && e.kind == "stop_raised")
-            {
+            for e in events.iter().filter(|e| e.at == now) {
                 let symbol = e.symbol.as_deref().unwrap_or("?");
-                self.alerts.send(
-                    AlertKind::StopMoved,
-                    symbol,
-                    &format!("{symbol}: {}", e.message),
-                );
+                let kind = match e.kind.as_str() {
+                    "stop_raised" => AlertKind::StopMoved,
+                    // The broker answered with another order: someone must look at the account.
+                    crate::execution::lifecycle::ANSWER_MISMATCH => AlertKind::Error,
+                    _ => continue,
+                };
+                self.alerts
+                    .send(kind, symbol, &format!("{symbol}: {}", e.message));
             }
         }
         for warning in &report.warnings {
@@ -436,13 +441,13 @@ impl<'a> Service<'a> {
                 let guard = feed.client.deadline_until(deadline);
                 let (market, market_complete) =
                     feed.snapshot_until(&symbols, now, SNAPSHOT_BARS, deadline);
-                let reads = CycleReads {
-                    account: book.account(),
-                    positions: book.positions(),
-                    open_orders: book.open_orders(),
+                let reads = CycleReads::from_lists(
+                    book.account(),
+                    book.position_list(),
+                    book.open_order_list(),
                     market,
                     market_complete,
-                };
+                );
                 (Some(guard), book, &**local_feed, reads)
             }
             (Venue::Sim, Some(book), Some((_, feed))) => {
@@ -473,8 +478,34 @@ impl<'a> Service<'a> {
             if !report.market_open {
                 return Err(ExecutionError::FlattenWhileClosed);
             }
-            let sent = engine::flatten(&mut desk)?;
-            println!("flatten: {sent} sell orders sent");
+            let held_back: BTreeSet<String> = report
+                .blocked_symbols
+                .iter()
+                .chain(&report.unreadable_positions)
+                .cloned()
+                .collect();
+            let outcome = engine::flatten(&mut desk, &held_back)?;
+            println!("flatten: {} sell orders sent", outcome.sells_sent);
+            for symbol in &outcome.already_selling {
+                println!("flatten: {symbol} is already being sold by a working sell order of ours");
+            }
+            for left in &outcome.remaining {
+                println!(
+                    "flatten: NOT CLOSED {} {}: {}",
+                    left.qty, left.symbol, left.why
+                );
+            }
+            if !outcome.complete() {
+                return Err(ExecutionError::FlattenIncomplete {
+                    sent: outcome.sells_sent,
+                    remaining: outcome
+                        .remaining
+                        .iter()
+                        .map(|r| format!("{} {}", r.qty, r.symbol))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
         }
         drop(_deadline_guard);
         self.notifier.watchdog_ping();
@@ -614,27 +645,25 @@ fn check_same_mode(db: &StateDb, config: &Config) -> Result<(), ExecutionError> 
 /// The broker-side kill switch: set (or with `suspend = false` lift) Alpaca's
 /// `suspend_trade`, which makes Alpaca refuse every new order of the account, ours and
 /// anyone's, until lifted. Working orders (our protective stops included) stay in force.
-/// Does not take the state lock, so it works while the service runs. Returns whether the
-/// account now reports trading suspended.
+/// Does not take the state lock, so it works while the service runs. Returns whether new
+/// orders are suspended as Alpaca's answer to the change says (its `suspend_trade`; the
+/// account's optional `trade_suspended_by_user` is not the field that was set).
 pub fn set_broker_suspension(config: &Config, suspend: bool) -> Result<bool, ExecutionError> {
     if matches!(config.mode, Mode::Sim | Mode::DryRun) {
         return Err(ExecutionError::NoBrokerAccount { mode: config.mode });
     }
     let credentials = CredentialStore::from_process_env();
     let mut broker = venue::open_alpaca_broker(config, &credentials)?;
-    broker
+    let suspended = broker
         .suspend_new_orders(suspend)
-        .map_err(ExecutionError::SuspensionRefused)?;
-    let account = broker
-        .account()
         .map_err(ExecutionError::SuspensionRefused)?;
     tracing::warn!(
         mode = %config.mode,
-        suspended = account.trading_suspended,
+        suspended,
         "broker-side kill switch {}",
         if suspend { "set" } else { "lifted" }
     );
-    Ok(account.trading_suspended)
+    Ok(suspended)
 }
 
 /// Run the service until shutdown (or one cycle / a flatten).
@@ -778,7 +807,10 @@ pub fn suspend_trading(config: &Config, suspend: bool) -> Result<(), ExecutionEr
         }
     );
     if suspended != suspend {
-        return Err(ExecutionError::SuspensionUnchanged);
+        return Err(ExecutionError::SuspensionUnchanged {
+            asked: suspend,
+            reported: suspended,
+        });
     }
     Ok(())
 }

@@ -55,6 +55,13 @@ pub enum VenueError {
         url: String,
         error: BrokerError,
     },
+    /// Alpaca answered the account check, but the answer lacks what trading needs (exit 12).
+    #[error("{mode}: Alpaca answered the account check at {url}, but {error}. Nothing was traded. Check the account in Alpaca's dashboard (and Alpaca's status page) before restarting.")]
+    AccountAnswerUnusable {
+        mode: Mode,
+        url: String,
+        error: BrokerError,
+    },
     /// `dry-run`: the Market Data API refused the keys (401) or the data (403) at the start
     /// check (exit 12).
     #[error("dry-run: Alpaca's Market Data API at {url} refused the start check: {error}. Nothing was started; fix the keys or the data plan, then restart.")]
@@ -75,6 +82,7 @@ impl VenueError {
             VenueError::Client(_)
             | VenueError::DataRefused { .. }
             | VenueError::AccountUnreadable { .. }
+            | VenueError::AccountAnswerUnusable { .. }
             | VenueError::AccountBlocked { .. } => ExitCode::BrokerUnavailable,
         }
     }
@@ -154,6 +162,11 @@ fn checked_broker(
         BrokerError::Auth { message } if live_confirmation.is_some() => {
             VenueError::LiveConfirmationRefused(message)
         }
+        error @ BrokerError::Malformed { .. } => VenueError::AccountAnswerUnusable {
+            mode,
+            url: config.alpaca.trading_url_for(mode).to_string(),
+            error,
+        },
         error => VenueError::AccountUnreadable {
             mode,
             url: config.alpaca.trading_url_for(mode).to_string(),

@@ -153,11 +153,19 @@ impl Verdict {
 pub struct BrokerView {
     positions: Result<Vec<Position>, String>,
     open_orders: Result<Vec<BrokerOrder>, String>,
+    /// Symbols whose position the broker listed with numbers that do not read.
+    unreadable_positions: BTreeSet<String>,
 }
 
 impl BrokerView {
     pub fn of(reads: &CycleReads) -> BrokerView {
-        BrokerView::new(&reads.positions, &reads.open_orders)
+        let mut view = BrokerView::new(&reads.positions, &reads.open_orders);
+        view.unreadable_positions = reads
+            .unreadable_positions
+            .iter()
+            .map(|p| p.symbol.clone())
+            .collect();
+        view
     }
 
     pub fn new(
@@ -167,6 +175,7 @@ impl BrokerView {
         BrokerView {
             positions: positions.clone().map_err(|e| e.to_string()),
             open_orders: open_orders.clone().map_err(|e| e.to_string()),
+            unreadable_positions: BTreeSet::new(),
         }
     }
 }
@@ -247,6 +256,7 @@ pub fn judge(
 
     let mut symbols: BTreeSet<&str> = owned_qty.keys().copied().collect();
     symbols.extend(blocked.iter().map(String::as_str));
+    symbols.extend(broker.unreadable_positions.iter().map(String::as_str));
     if let Some(held) = &broker_qty {
         symbols.extend(held.iter().filter(|(_, q)| !q.is_zero()).map(|(s, _)| *s));
     }
@@ -254,8 +264,10 @@ pub fn judge(
     let rows = symbols
         .into_iter()
         .map(|symbol| {
+            // A position listed with numbers that do not read is unread, never "none".
             let broker_qty = broker_qty
                 .as_ref()
+                .filter(|_| !broker.unreadable_positions.contains(symbol))
                 .map(|m| m.get(symbol).copied().unwrap_or(Decimal::ZERO));
             let owned_qty = owned_qty.get(symbol).copied().unwrap_or(Decimal::ZERO);
             let stop_qty = stop_qty

@@ -206,6 +206,8 @@ fn broker_error(e: BrokerError) -> Option<Reply> {
         // The simulated broker never raises it (it is the Alpaca client's deadline verdict);
         // a 503 is the nearest answer that means "not processed".
         BrokerError::NotSent { message } => alpaca_error(503, "50310000", &message),
+        // The simulated broker never raises it either (it judges an Alpaca answer).
+        BrokerError::Malformed { message, .. } => alpaca_error(500, "50010000", &message),
     }
 }
 

@@ -40,6 +40,7 @@ fn state_at(now: DateTime<Utc>, config: &ExecutionConfig) -> CycleState {
         }),
         market: MarketSnapshot::default(),
         blocked: BTreeSet::new(),
+        unreadable_positions: BTreeSet::new(),
         watchlist: WatchlistInput::Fresh(Vec::new()),
         kill_switch: None,
         allow_entries: true,

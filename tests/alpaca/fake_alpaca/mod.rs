@@ -95,8 +95,38 @@ pub struct FakeBar {
     pub v: u64,
 }
 
+/// Rewrites the JSON body of a successful answer: how a test makes the fake answer the other
+/// ways the spec allows (optional fields absent, nulls, foreign elements, another order).
+pub type Rewrite = Arc<dyn Fn(Value) -> Value + Send + Sync>;
+
+/// Pending rewrites: (method, path prefix, rewrite, answers left).
+#[derive(Default)]
+struct Rewrites(Vec<(String, String, Rewrite, usize)>);
+
+impl std::fmt::Debug for Rewrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} rewrite(s)", self.0.len())
+    }
+}
+
+impl Rewrites {
+    fn take(&mut self, method: &str, path: &str) -> Option<Rewrite> {
+        let index = self
+            .0
+            .iter()
+            .position(|(m, prefix, _, _)| m == method && path.starts_with(prefix.as_str()))?;
+        let rewrite = self.0[index].2.clone();
+        self.0[index].3 -= 1;
+        if self.0[index].3 == 0 {
+            self.0.remove(index);
+        }
+        Some(rewrite)
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
+    rewrites: Rewrites,
     /// symbol → bars sorted by `t`.
     bars: BTreeMap<String, Vec<FakeBar>>,
     /// symbol → 10-minute bars sorted by `t` (bar START), served for `timeframe=10Min`.
@@ -212,6 +242,23 @@ impl FakeAlpaca {
         self.lock()
             .faults
             .push((method.to_string(), path_prefix.to_string(), fault, times));
+    }
+
+    /// Rewrite the JSON body of the next `times` successful answers to this method and path
+    /// prefix (`usize::MAX`: every one). The request is processed as usual first.
+    pub fn rewrite_answers(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        times: usize,
+        rewrite: impl Fn(Value) -> Value + Send + Sync + 'static,
+    ) {
+        self.lock().rewrites.0.push((
+            method.to_string(),
+            path_prefix.to_string(),
+            Arc::new(rewrite),
+            times,
+        ));
     }
 
     /// Delay every later answer by `delay` (a slow server; `Duration::ZERO` ends it).
@@ -439,7 +486,15 @@ fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) {
                 )
             }
             _ if !authorized => error(401, 40110000, "request is not authorized"),
-            _ => route(&mut st, &method, &path, &query, json_body.as_ref()),
+            _ => {
+                let mut answer = route(&mut st, &method, &path, &query, json_body.as_ref());
+                if (200..300).contains(&answer.status) && answer.body.is_some() {
+                    if let Some(rewrite) = st.rewrites.take(&method, &path) {
+                        answer.body = answer.body.take().map(|body| rewrite(body));
+                    }
+                }
+                answer
+            }
         };
         (fault, answer)
     };
