@@ -441,6 +441,7 @@ impl WirePosition {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn order_json(status: &str) -> String {
         format!(
@@ -515,5 +516,173 @@ mod tests {
             serde_json::json!({"symbol":"AXTA","qty":"100","side":"sell","type":"stop",
                 "time_in_force":"gtc","stop_price":"31.55","client_order_id":"c1"})
         );
+    }
+
+    fn ours(status: &str) -> Value {
+        serde_json::from_str(&order_json(status).replace("avw-1", "avw-20261130-AXTA-en-1"))
+            .unwrap()
+    }
+
+    #[test]
+    fn order_lists_keep_foreign_orders_apart_and_fail_on_our_own_unreadable_order() {
+        let mut trailing = ours("new");
+        trailing["client_order_id"] = json!("other-7");
+        trailing["type"] = json!("trailing_stop");
+        let mut no_id = ours("new");
+        no_id.as_object_mut().unwrap().remove("client_order_id");
+        let mut notional = ours("new");
+        notional["client_order_id"] = json!("other-8");
+        notional["qty"] = Value::Null;
+        let list = json!([ours("new"), trailing, no_id, notional, 5, "text"]);
+        let page = parse_order_list(&list.to_string()).unwrap();
+        assert_eq!(page.len, 6);
+        assert_eq!(page.list.orders.len(), 1);
+        assert_eq!(page.list.foreign.len(), 5);
+        let problems: Vec<&str> = page
+            .list
+            .foreign
+            .iter()
+            .map(|f| f.problem.as_str())
+            .collect();
+        assert!(problems[0].contains("trailing_stop"), "{problems:?}");
+        assert!(problems[1].contains("no client_order_id"), "{problems:?}");
+        assert!(problems[2].contains("no qty"), "{problems:?}");
+        assert_eq!(page.list.foreign[3].symbol, "?");
+
+        // Our own order that does not read: the list is not used at all.
+        let mut bad = ours("new");
+        bad["status"] = json!("bogus");
+        let err = parse_order_list(&json!([bad]).to_string()).unwrap_err();
+        assert!(err.0.contains("our own order"), "{err}");
+        assert!(err.0.contains("bogus"), "{err}");
+        assert!(parse_order_list("{}").is_err());
+        assert!(parse_order_list("<html>").is_err());
+    }
+
+    #[test]
+    fn positions_that_do_not_read_are_kept_apart_and_a_nameless_one_fails_the_list() {
+        let list = json!([
+            {"symbol": "AXTA", "qty": "100", "avg_entry_price": "33.1"},
+            {"symbol": "BAD", "qty": "a lot", "avg_entry_price": "1"},
+            {"symbol": "NOAVG", "qty": "5", "extra": {"x": 1}},
+            {"symbol": "NULLQ", "qty": null, "avg_entry_price": "1"},
+        ]);
+        let parsed = parse_positions(&list.to_string()).unwrap();
+        assert_eq!(parsed.positions.len(), 1);
+        let unreadable: Vec<&str> = parsed
+            .unreadable
+            .iter()
+            .map(|p| p.symbol.as_str())
+            .collect();
+        assert_eq!(unreadable, ["BAD", "NOAVG", "NULLQ"]);
+        assert!(parsed.unreadable[0].problem.contains("not a decimal"));
+        assert!(parsed.unreadable[1].problem.contains("no avg_entry_price"));
+        let err = parse_positions(&json!([{"qty": "1"}]).to_string()).unwrap_err();
+        assert!(err.0.contains("no symbol"), "{err}");
+    }
+
+    #[test]
+    fn an_account_without_the_numbers_names_the_missing_field() {
+        let err = parse_account(r#"{"id":"x","status":"ACTIVE","buying_power":"1"}"#).unwrap_err();
+        assert!(err.0.contains("the account has no equity"), "{err}");
+        let err = parse_account(r#"{"id":"x","status":"ACTIVE","equity":"1"}"#).unwrap_err();
+        assert!(err.0.contains("no buying_power"), "{err}");
+        let details =
+            parse_account(r#"{"id":"x","status":"ACTIVE","equity":"1","buying_power":"2"}"#)
+                .unwrap();
+        assert!(!details.account.trading_suspended && !details.trading_blocked);
+    }
+
+    #[test]
+    fn the_suspension_is_what_the_configuration_answer_says() {
+        assert_eq!(parse_suspend_trade(r#"{"suspend_trade":true}"#), Ok(true));
+        assert_eq!(
+            parse_suspend_trade(r#"{"suspend_trade":false,"x":1}"#),
+            Ok(false)
+        );
+        let err = parse_suspend_trade(r#"{"dtbp_check":"entry"}"#).unwrap_err();
+        assert!(err.0.contains("no suspend_trade"), "{err}");
+        assert!(parse_suspend_trade(r#"{"suspend_trade":"yes"}"#).is_err());
+    }
+
+    #[test]
+    fn text_from_answers_is_cut_and_escaped_in_messages() {
+        let mut long = ours("new");
+        long["client_order_id"] = json!("x".repeat(10_000));
+        long["type"] = json!("weird\u{1b}[31m");
+        let page = parse_order_list(&json!([long]).to_string()).unwrap();
+        let foreign = &page.list.foreign[0];
+        assert!(foreign.problem.len() < 400, "{}", foreign.problem);
+        assert!(!foreign.problem.contains('\u{1b}'), "{}", foreign.problem);
+        assert!(foreign.client_order_id.as_ref().unwrap().len() <= 48);
+    }
+
+    /// Small JSON values of every kind, nested a little.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-z0-9_.:/-]{0,12}".prop_map(Value::String),
+            prop_oneof![
+                Just("avw-20261130-AXTA-en-1"),
+                Just("100"),
+                Just("new"),
+                Just("stop"),
+                Just("gtc"),
+                Just("2026-11-30T15:00:00Z"),
+                Just("1e400"),
+            ]
+            .prop_map(|s| Value::String(s.to_string())),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("id".to_string()),
+                        Just("client_order_id".to_string()),
+                        Just("symbol".to_string()),
+                        Just("qty".to_string()),
+                        Just("filled_qty".to_string()),
+                        Just("status".to_string()),
+                        Just("type".to_string()),
+                        Just("side".to_string()),
+                        Just("time_in_force".to_string()),
+                        Just("created_at".to_string()),
+                        Just("equity".to_string()),
+                        Just("buying_power".to_string()),
+                        Just("avg_entry_price".to_string()),
+                        Just("suspend_trade".to_string()),
+                        "[a-z]{1,6}",
+                    ],
+                    inner,
+                    0..8,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever the body, every parser answers with a value or a short error, never a panic.
+        #[test]
+        fn every_parser_survives_any_json(value in json_value()) {
+            let body = value.to_string();
+            let listed = json!([value.clone()]).to_string();
+            let errors = [
+                parse_order(&body).err(),
+                parse_order_list(&body).err(),
+                parse_order_list(&listed).err(),
+                parse_positions(&listed).err(),
+                parse_account(&body).err(),
+                parse_clock(&body).err(),
+                parse_suspend_trade(&body).err(),
+            ];
+            for e in errors.into_iter().flatten() {
+                proptest::prop_assert!(e.0.len() < 2_000, "{}", e.0);
+            }
+        }
     }
 }

@@ -280,3 +280,117 @@ fn a_taken_client_order_id_is_looked_up_and_recorded_never_retried_as_the_next_a
         .collect();
     assert!(kinds.contains(&"order_exists".to_string()), "{kinds:?}");
 }
+
+/// The simulator behind a broker that answers with another symbol's order while `lie` holds.
+struct Impostor {
+    inner: SimBroker,
+    lie_on_submit: bool,
+    lie_on_lookup: bool,
+}
+
+impl Impostor {
+    fn swapped(mut order: BrokerOrder) -> BrokerOrder {
+        order.symbol = "AAPL".into();
+        order
+    }
+}
+
+impl Broker for Impostor {
+    fn name(&self) -> &str {
+        "impostor"
+    }
+    fn clock(&mut self) -> Result<crate::broker::MarketClock, BrokerError> {
+        self.inner.clock()
+    }
+    fn account(&mut self) -> Result<crate::broker::Account, BrokerError> {
+        self.inner.account()
+    }
+    fn positions(&mut self) -> Result<Vec<crate::broker::Position>, BrokerError> {
+        self.inner.positions()
+    }
+    fn open_orders(&mut self) -> Result<Vec<BrokerOrder>, BrokerError> {
+        self.inner.open_orders()
+    }
+    fn submit(&mut self, request: &OrderRequest) -> Result<BrokerOrder, BrokerError> {
+        let order = self.inner.submit(request)?;
+        Ok(if self.lie_on_submit {
+            Self::swapped(order)
+        } else {
+            order
+        })
+    }
+    fn order_by_client_id(&mut self, id: &str) -> Result<Option<BrokerOrder>, BrokerError> {
+        let order = self.inner.order_by_client_id(id)?;
+        Ok(order.map(|o| {
+            if self.lie_on_lookup {
+                Self::swapped(o)
+            } else {
+                o
+            }
+        }))
+    }
+    fn replace(&mut self, id: &str, r: &ReplaceRequest) -> Result<BrokerOrder, BrokerError> {
+        self.inner.replace(id, r)
+    }
+    fn cancel(&mut self, id: &str) -> Result<(), BrokerError> {
+        self.inner.cancel(id)
+    }
+}
+
+#[test]
+fn an_answer_that_is_another_order_is_never_booked_and_is_resolved_by_an_honest_lookup() {
+    let now = t("2026-11-30T15:05:00Z");
+    let mut db = StateDb::open_in_memory().unwrap();
+    let mut broker = Impostor {
+        inner: broker(now),
+        lie_on_submit: true,
+        lie_on_lookup: true,
+    };
+    let failpoints = Failpoints::none();
+    let mut d = OrderDesk {
+        db: &mut db,
+        broker: &mut broker,
+        now,
+        failpoints: &failpoints,
+        unknown_outcome_grace: Duration::from_secs(30),
+    };
+    let placement = d.place(buy(CID, now)).unwrap();
+    let Placement::Unknown(message) = placement else {
+        panic!("{placement:?}");
+    };
+    assert!(
+        message.contains("symbol \"AAPL\" (asked AXTA)"),
+        "{message}"
+    );
+    assert!(d.db.all_orders().unwrap().is_empty(), "nothing booked");
+    // A lying lookup keeps it unresolved (never "not found", never booked).
+    let later = now + chrono::Duration::minutes(10);
+    d.now = later;
+    assert_eq!(d.resolve_unresolved().unwrap(), vec!["AXTA".to_string()]);
+    assert!(d.db.all_orders().unwrap().is_empty());
+    assert_eq!(d.db.unresolved_intents().unwrap().len(), 1);
+    let mismatches =
+        d.db.events(None)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == ANSWER_MISMATCH)
+            .count();
+    assert_eq!(
+        mismatches, 2,
+        "the answer and the lookup are both on record"
+    );
+    // An honest lookup records the real order.
+    broker.lie_on_lookup = false;
+    let mut d = OrderDesk {
+        db: &mut db,
+        broker: &mut broker,
+        now: later,
+        failpoints: &failpoints,
+        unknown_outcome_grace: Duration::from_secs(30),
+    };
+    assert!(d.resolve_unresolved().unwrap().is_empty());
+    let orders = d.db.all_orders().unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].order.symbol, "AXTA");
+    assert!(d.db.unresolved_intents().unwrap().is_empty());
+}

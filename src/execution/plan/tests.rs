@@ -363,6 +363,8 @@ struct World {
     equity: u32,
     buying_power: u32,
     blocked: Vec<usize>,
+    /// Symbols whose broker position does not read (absent from the positions map).
+    unreadable: Vec<usize>,
     positions_report: bool,
 }
 
@@ -376,6 +378,7 @@ fn world() -> impl Strategy<Value = World> {
         1_000u32..2_000_000,
         0u32..2_000_000,
         prop::collection::vec(0usize..8, 0..3),
+        prop::collection::vec(0usize..8, 0..2),
         any::<bool>(),
     )
         .prop_map(
@@ -387,6 +390,7 @@ fn world() -> impl Strategy<Value = World> {
                 equity,
                 buying_power,
                 blocked,
+                unreadable,
                 positions_report,
             )| World {
                 minute,
@@ -396,6 +400,7 @@ fn world() -> impl Strategy<Value = World> {
                 equity,
                 buying_power,
                 blocked,
+                unreadable,
                 positions_report,
             },
         )
@@ -474,6 +479,14 @@ fn build(world: &World, config: &ExecutionConfig) -> CycleState {
         .iter()
         .map(|&i| SYMBOLS[i].to_string())
         .collect();
+    state.unreadable_positions = world
+        .unreadable
+        .iter()
+        .map(|&i| SYMBOLS[i].to_string())
+        .collect();
+    if let Some(positions) = state.broker_positions.as_mut() {
+        positions.retain(|symbol, _| !state.unreadable_positions.contains(symbol));
+    }
     state
 }
 
@@ -615,6 +628,7 @@ proptest! {
             prop_assert!(intent.qty >= Decimal::ONE);
             prop_assert!(intent.qty * intent.limit_price.unwrap_or_default() <= config.max_notional_per_symbol);
             prop_assert!(!state.blocked.contains(&intent.symbol));
+            prop_assert!(!state.unreadable_positions.contains(&intent.symbol));
             prop_assert!(state.phase == Phase::EntryWindow);
         }
         let symbols: BTreeSet<&str> = entries.iter().map(|i| i.symbol.as_str()).collect();
@@ -630,8 +644,11 @@ proptest! {
         for (position, spec) in state.owned.iter().zip(&world.held) {
             let symbol = position.symbol.as_str();
             let touched = plan.protect.iter().chain(&plan.exits).any(|a| a.symbol() == symbol);
-            if state.blocked.contains(symbol) || (world.positions_report && spec.broker == 2) {
-                prop_assert!(!touched, "{symbol}: blocked or missing at the broker, yet acted on");
+            if state.blocked.contains(symbol)
+                || state.unreadable_positions.contains(symbol)
+                || (world.positions_report && spec.broker == 2)
+            {
+                prop_assert!(!touched, "{symbol}: blocked, unreadable or missing at the broker, yet acted on");
                 continue;
             }
             let held = state.broker_positions.as_ref()
