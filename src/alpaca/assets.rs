@@ -14,6 +14,8 @@
 //! an array of `Assets` with `symbol`, `name`, `class`, `exchange` (schema `Exchange`: AMEX,
 //! ARCA, BATS, NYSE, NASDAQ, NYSEARCA, OTC), `status` (`active`/`inactive`), `tradable`. The
 //! endpoint is not paginated. The filters are re-checked on the answer rather than trusted.
+//! The list is read asset by asset: one that lacks a field we read is excluded and counted (the
+//! first is named in the log), instead of making the whole list unreadable.
 //!
 //! This list is every listed US equity Alpaca trades (several thousand, ETFs and warrants
 //! included), not the Russell 3000: the scanner's liquidity and history gates do the narrowing.
@@ -59,6 +61,10 @@ pub struct AssetSelection {
     /// By exchange (OTC, and anything not in [`LISTED_EXCHANGES`]).
     pub excluded_exchange: BTreeMap<String, usize>,
     pub duplicates: usize,
+    /// Assets without a field we read (or of the wrong type): excluded.
+    pub unreadable: usize,
+    /// What was wrong with the first of them (position, symbol if any, field).
+    pub first_unreadable: Option<String>,
 }
 
 impl AssetSelection {
@@ -70,9 +76,13 @@ impl AssetSelection {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let unreadable = match &self.first_unreadable {
+            Some(first) => format!(", {} unreadable, the first {first}", self.unreadable),
+            None => String::new(),
+        };
         format!(
             "Alpaca listed {} assets; kept {} (excluded: {} inactive, {} not tradable, class [{}], \
-             exchange [{}], {} duplicates)",
+             exchange [{}], {} duplicates{unreadable})",
             self.listed,
             self.members.len(),
             self.excluded_inactive,
@@ -133,8 +143,44 @@ pub fn fetch_tradable_equities(client: &AlpacaClient) -> Result<AssetSelection, 
     let request = Request::get(Api::Trading, ASSETS_PATH)
         .query("status", "active")
         .query("asset_class", "us_equity");
-    let assets: Vec<WireAsset> = client.json(&request)?;
-    Ok(select_tradable_equities(assets))
+    let answer: serde_json::Value = client.json(&request)?;
+    let (assets, unreadable) = read_assets(answer).map_err(|message| AlpacaError::Decode {
+        path: ASSETS_PATH.to_string(),
+        message: client.network_text(&message, super::client::MAX_BODY_EXCERPT),
+    })?;
+    let mut selection = select_tradable_equities(assets);
+    selection.listed += unreadable.len();
+    selection.unreadable = unreadable.len();
+    // The text quotes the answer (a symbol, serde's words): bounded and redacted.
+    selection.first_unreadable = unreadable
+        .first()
+        .map(|first| client.network_text(first, super::client::MAX_BODY_EXCERPT));
+    Ok(selection)
+}
+
+/// The answer's assets, one at a time: those that parse, and for each that does not, what was
+/// wrong with it. An answer that is not a list at all is the error.
+fn read_assets(answer: serde_json::Value) -> Result<(Vec<WireAsset>, Vec<String>), String> {
+    let serde_json::Value::Array(elements) = answer else {
+        return Err("the answer is not a list of assets".to_string());
+    };
+    let mut assets = Vec::with_capacity(elements.len());
+    let mut unreadable = Vec::new();
+    for (index, element) in elements.iter().enumerate() {
+        match WireAsset::deserialize(element) {
+            Ok(asset) => assets.push(asset),
+            Err(e) => {
+                let symbol = element
+                    .get("symbol")
+                    .and_then(serde_json::Value::as_str)
+                    .map_or_else(String::new, |s| {
+                        format!(" ({})", super::client::printable_excerpt(s, 16))
+                    });
+                unreadable.push(format!("asset {index}{symbol}: {e}"));
+            }
+        }
+    }
+    Ok((assets, unreadable))
 }
 
 /// The universe's last fallback: Alpaca's active, tradable, listed US equities.
@@ -158,9 +204,19 @@ impl UniverseFallback for AlpacaAssetsFallback<'_> {
     }
 
     fn members(&mut self) -> Result<Vec<Member>, String> {
-        let selection = fetch_tradable_equities(self.client).map_err(|e| {
-            format!("{e}; the asset list needs the Alpaca Trading API (trading_url) and keys")
+        let selection = fetch_tradable_equities(self.client).map_err(|e| match e {
+            // Where the list comes from matters only when it could not be had at all.
+            AlpacaError::NotFound { .. } | AlpacaError::Forbidden { .. } => {
+                format!("{e}; the asset list is read from the Trading API (trading_url)")
+            }
+            _ => e.to_string(),
         })?;
+        if selection.unreadable > 0 {
+            tracing::warn!(
+                unreadable = selection.unreadable,
+                "Alpaca's asset list had assets that could not be read; they are not in the universe"
+            );
+        }
         tracing::info!("universe fallback: {}", selection.summary());
         Ok(selection.members)
     }
@@ -218,6 +274,29 @@ mod tests {
             summary.contains("kept 6") && summary.contains("OTC 1"),
             "{summary}"
         );
+    }
+
+    #[test]
+    fn an_unreadable_asset_is_excluded_and_named_not_the_whole_list() {
+        let answer: serde_json::Value = serde_json::from_str(&format!(
+            r#"[{}, {{"symbol":"BAD","class":"us_equity","status":"active","tradable":true}},
+                {{"symbol":"WORSE","class":"us_equity","exchange":"NYSE","status":"active","tradable":"yes"}}]"#,
+            asset("AAPL", "NASDAQ", "us_equity", "active", true)
+        ))
+        .unwrap();
+        let (assets, unreadable) = read_assets(answer).unwrap();
+        assert_eq!(assets.len(), 1);
+        assert_eq!(unreadable.len(), 2);
+        assert!(
+            unreadable[0].starts_with("asset 1 (BAD): missing field `exchange`"),
+            "{unreadable:?}"
+        );
+        assert!(
+            unreadable[1].starts_with("asset 2 (WORSE): invalid type"),
+            "{unreadable:?}"
+        );
+        let err = read_assets(serde_json::json!({"assets": []})).unwrap_err();
+        assert!(err.contains("not a list of assets"), "{err}");
     }
 
     #[test]

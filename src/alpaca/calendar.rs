@@ -410,10 +410,13 @@ pub struct CalendarCheck {
 pub enum CalendarSyncError {
     #[error("invalid calendar window {from}..{to}: the start is after the end")]
     InvalidWindow { from: NaiveDate, to: NaiveDate },
+    /// The fetch error says what went wrong (status, or the field of a malformed answer) in
+    /// its own words: no advice is added, since a malformed answer is not a network or key
+    /// problem and a refused key already says so.
     #[error(
         "Alpaca's calendar could not be checked: the fetch failed ({fetch}) and the cached copy \
-         is unusable ({cache}). avwap trades by its own calendar regardless; check the network \
-         and the Alpaca credentials (the check runs again at the next start)"
+         is unusable ({cache}). avwap trades by its own calendar regardless (the check runs \
+         again at the next start)"
     )]
     Unavailable { fetch: AlpacaError, cache: String },
 }
@@ -431,8 +434,9 @@ pub fn cache_path(state_dir: &Path) -> PathBuf {
     state_dir.join(CALENDAR_CACHE_FILE)
 }
 
-/// `GET /v2/calendar?start=…&end=…`, parsed. A day that does not parse is a
-/// [`AlpacaError::Decode`] (the answer is not what the spec promises).
+/// `GET /v2/calendar?start=…&end=…`, parsed. An answer that is not a list of days, or a day
+/// that does not parse, is an [`AlpacaError::Decode`] naming the day and the field: Alpaca's
+/// answer is what is wrong, not the network or the keys.
 pub fn fetch_calendar(
     client: &AlpacaClient,
     from: NaiveDate,
@@ -441,13 +445,45 @@ pub fn fetch_calendar(
     let request = Request::get(Api::Trading, CALENDAR_PATH)
         .query("start", from.format("%Y-%m-%d").to_string())
         .query("end", to.format("%Y-%m-%d").to_string());
-    let wire: Vec<WireCalendarDay> = client.json(&request)?;
+    let answer: serde_json::Value = client.json(&request)?;
     // The message quotes the answer's fields: text from the network like an error body.
-    let days = parse_days(&wire).map_err(|message| AlpacaError::Decode {
+    let malformed = |message: String| AlpacaError::Decode {
         path: CALENDAR_PATH.to_string(),
         message: client.network_text(&message, super::client::MAX_BODY_EXCERPT),
-    })?;
+    };
+    let wire = read_wire_days(answer).map_err(malformed)?;
+    let days = parse_days(&wire).map_err(malformed)?;
     Ok((wire, days))
+}
+
+/// The answer as days, one element at a time, so that an error names the day (its position and
+/// date) and the field instead of a position in the text.
+fn read_wire_days(answer: serde_json::Value) -> Result<Vec<WireCalendarDay>, String> {
+    let serde_json::Value::Array(elements) = answer else {
+        return Err(format!(
+            "the answer is {}, not a list of calendar days",
+            match answer {
+                serde_json::Value::Object(_) => "an object",
+                serde_json::Value::Null => "null",
+                _ => "a single value",
+            }
+        ));
+    };
+    elements
+        .iter()
+        .enumerate()
+        .map(|(index, element)| {
+            WireCalendarDay::deserialize(element).map_err(|e| {
+                let date = element
+                    .get("date")
+                    .and_then(serde_json::Value::as_str)
+                    .map_or_else(String::new, |d| {
+                        format!(" ({})", super::client::printable_excerpt(d, 20))
+                    });
+                format!("calendar day {index}{date}: {e}")
+            })
+        })
+        .collect()
 }
 
 /// Write the cache atomically (temp file, fsync, rename, fsync of the directory).

@@ -176,8 +176,9 @@ pub enum AlpacaError {
         path: String,
         message: String,
     },
-    /// The answer did not have the shape the spec promises.
-    #[error("unexpected Alpaca response to {path}: {message}")]
+    /// The answer did not have the shape the spec promises: the answer is what is wrong, not
+    /// the network or the keys, and the message names the field.
+    #[error("Alpaca's answer to {path} is malformed: {message}")]
     Decode { path: String, message: String },
     /// A GET could not finish before the deadline (no answer yet, or the next retry, backoff or
     /// rate-limit wait would end past it). Nothing is wrong with the request: read again later.

@@ -40,8 +40,8 @@ use serde::Deserialize;
 
 use super::client::{AlpacaClient, AlpacaError, Api, Request};
 use super::market_data::{
-    advance_page, symbol_batches, Adjustment, BarsPage, Feed, BARS_PATH, DEFAULT_MAX_SYMBOLS_CHARS,
-    MAX_PAGE_LIMIT,
+    advance_page, fetch_bars_page, symbol_batches, warn_unrequested, Adjustment, Feed, BARS_PATH,
+    DEFAULT_MAX_SYMBOLS_CHARS, MAX_PAGE_LIMIT,
 };
 use crate::calendar::{self, Session};
 use crate::market_data::intraday::{IntradayBar, IntradayFeed, MarketSnapshot, BAR_MINUTES};
@@ -168,6 +168,8 @@ impl AlpacaIntradayFeed {
         let (start_text, end_text) = (rfc3339(from), rfc3339(now));
         let mut sessions = HashMap::new();
         let mut out: BTreeMap<String, BTreeMap<DateTime<Utc>, IntradayBar>> = BTreeMap::new();
+        let requested: std::collections::HashSet<&str> = batch.split(',').collect();
+        let mut unrequested: BTreeMap<String, u64> = BTreeMap::new();
         let mut token: Option<String> = None;
         loop {
             let mut request = Request::get(Api::Data, BARS_PATH)
@@ -182,8 +184,11 @@ impl AlpacaIntradayFeed {
             if let Some(t) = &token {
                 request = request.query("page_token", t.clone());
             }
-            let page: BarsPage = self.client.json_async(&request, deadline).await?;
-            for (symbol, bars) in page.bars.unwrap_or_default() {
+            let page = fetch_bars_page(&self.client, &request, &requested, deadline).await?;
+            for (symbol, n) in page.unrequested {
+                *unrequested.entry(symbol).or_default() += n;
+            }
+            for (symbol, bars) in page.bars {
                 let entry = out.entry(symbol.clone()).or_default();
                 for bar in bars {
                     let end = bar.t + step();
@@ -192,25 +197,26 @@ impl AlpacaIntradayFeed {
                     if bar.t < from || end > now || !in_session(bar.t, &mut sessions) {
                         continue;
                     }
-                    entry.insert(
-                        bar.t,
-                        IntradayBar {
-                            symbol: symbol.clone(),
-                            start: bar.t,
-                            end,
-                            open: bar.o,
-                            high: bar.h,
-                            low: bar.l,
-                            close: bar.c,
-                            volume: bar.v,
-                        },
-                    );
+                    // The first copy of a bar start is kept, as for daily bars.
+                    entry.entry(bar.t).or_insert(IntradayBar {
+                        symbol: symbol.clone(),
+                        start: bar.t,
+                        end,
+                        open: bar.o,
+                        high: bar.h,
+                        low: bar.l,
+                        close: bar.c,
+                        volume: bar.v,
+                    });
                 }
             }
             if !advance_page(&mut token, page.next_page_token)? {
                 break;
             }
         }
+        let unrequested_bars = unrequested.values().sum();
+        let unrequested: Vec<String> = unrequested.into_keys().collect();
+        warn_unrequested("10-minute bars", &unrequested, unrequested_bars);
         Ok(out
             .into_iter()
             .map(|(symbol, bars)| (symbol, bars.into_values().collect()))

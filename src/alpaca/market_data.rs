@@ -13,13 +13,23 @@
 //! - A daily bar's `t` is midnight New York expressed in UTC (`05:00Z` in winter, `04:00Z` in
 //!   summer); it is dated by its New York date via chrono-tz. Bars on a date that is not an
 //!   NYSE session (or outside the requested range) are dropped and counted.
+//! - `bars` is a free map (spec `stock_bars_resp`): it may omit a requested symbol (no bars)
+//!   and may carry one we did not ask for. Only the symbols of the request are read; the
+//!   others are ignored, counted and logged, never stored. An omitted symbol is reported
+//!   ([`TopUpReport::symbols_without_data`]); the scan counts it against its coverage.
+//! - Duplicates: the FIRST copy of a (symbol, session date) in one answer (all its pages and
+//!   symbol batches) is kept, later copies are dropped and counted, as the CSV import and the
+//!   bar store do (see `market_data::store`).
+//! - A page is read bar by bar: a malformed one fails the download with an error that names
+//!   the symbol, the bar and the field (Alpaca's answer is wrong, not the network or the keys).
 
 use super::client::{AlpacaClient, AlpacaError, Api, Request};
 use crate::calendar::{self, CalendarError};
 use crate::market_data::{BarStore, DailyBar, StoreError};
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
 
 /// The multi-symbol bars endpoint of the Market Data API.
 pub const BARS_PATH: &str = "/v2/stocks/bars";
@@ -149,6 +159,12 @@ pub struct DailyBars {
     pub dropped_non_session: u64,
     /// Bars dated outside `[start, end]`, dropped.
     pub dropped_out_of_range: u64,
+    /// Later copies of a (symbol, session date) already read, dropped: the first is kept.
+    pub duplicate_dates: u64,
+    /// Symbols in the answer that the request did not name (sorted, distinct): ignored.
+    pub unrequested_symbols: Vec<String>,
+    /// Bars of those symbols, ignored.
+    pub unrequested_bars: u64,
 }
 
 /// One bar as `/v2/stocks/bars` sends it (any timeframe; `t` is the bar's start).
@@ -162,13 +178,130 @@ pub(crate) struct WireBar {
     pub(crate) v: f64,
 }
 
-/// One page of `/v2/stocks/bars`.
-#[derive(Debug, Deserialize)]
+/// One page of `/v2/stocks/bars`, read against the symbols the request named.
+#[derive(Debug, Default)]
 pub(crate) struct BarsPage {
-    #[serde(default)]
-    pub(crate) bars: Option<HashMap<String, Vec<WireBar>>>,
-    #[serde(default)]
+    /// The requested symbols the page has bars for, with their bars in answer order.
+    pub(crate) bars: Vec<(String, Vec<WireBar>)>,
+    /// Symbols the request did not name, with how many bars the page had for each.
+    pub(crate) unrequested: Vec<(String, u64)>,
     pub(crate) next_page_token: Option<String>,
+}
+
+/// Longest symbol quoted from an answer in a message (real ones have at most 10 characters).
+const MAX_SYMBOL_SHOWN: usize = 16;
+
+/// Read one bars page. `bars` may omit symbols and may hold symbols not asked for (ignored
+/// here, unparsed, so an odd bar of a symbol we do not want cannot fail the page); every bar of
+/// a requested symbol must have the spec's shape. The error names the field and the bar, in
+/// the answer's own words (the caller redacts and bounds it).
+pub(crate) fn read_bars_page(page: Value, requested: &HashSet<&str>) -> Result<BarsPage, String> {
+    let Value::Object(mut fields) = page else {
+        return Err(format!(
+            "the answer is {}, not an object with `bars` and `next_page_token`",
+            json_kind(&page)
+        ));
+    };
+    let next_page_token = match fields.remove("next_page_token") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(token)) => Some(token),
+        Some(other) => {
+            return Err(format!(
+                "`next_page_token` is {}, not a string or null",
+                json_kind(&other)
+            ))
+        }
+    };
+    let by_symbol = match fields.remove("bars") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            return Err(format!(
+                "`bars` is {}, not an object of symbol to bars",
+                json_kind(&other)
+            ))
+        }
+    };
+    let mut out = BarsPage {
+        next_page_token,
+        ..BarsPage::default()
+    };
+    for (symbol, list) in by_symbol {
+        if !requested.contains(symbol.as_str()) {
+            let n = list.as_array().map_or(0, Vec::len);
+            out.unrequested.push((symbol, n as u64));
+            continue;
+        }
+        let shown = super::client::printable_excerpt(&symbol, MAX_SYMBOL_SHOWN);
+        let Value::Array(list) = list else {
+            return Err(format!(
+                "`bars.{shown}` is {}, not a list of bars",
+                json_kind(&list)
+            ));
+        };
+        let mut bars = Vec::with_capacity(list.len());
+        for (index, bar) in list.iter().enumerate() {
+            let parsed = WireBar::deserialize(bar).map_err(|e| {
+                let t = bar
+                    .get("t")
+                    .and_then(Value::as_str)
+                    .map_or_else(String::new, |t| {
+                        format!(" (t {})", super::client::printable_excerpt(t, 40))
+                    });
+                format!("`bars.{shown}[{index}]`{t}: {e}")
+            })?;
+            bars.push(parsed);
+        }
+        out.bars.push((symbol, bars));
+    }
+    Ok(out)
+}
+
+/// What a JSON value is, for a message about an answer of the wrong shape.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Fetch and read one bars page: a page of the wrong shape is [`AlpacaError::Decode`] naming
+/// the field, redacted and bounded like any text from the network.
+pub(crate) async fn fetch_bars_page(
+    client: &AlpacaClient,
+    request: &Request<'_>,
+    requested: &HashSet<&str>,
+    deadline: Option<std::time::Instant>,
+) -> Result<BarsPage, AlpacaError> {
+    let page: Value = client.json_async(request, deadline).await?;
+    read_bars_page(page, requested).map_err(|message| AlpacaError::Decode {
+        path: BARS_PATH.to_string(),
+        message: client.network_text(&message, super::client::MAX_BODY_EXCERPT),
+    })
+}
+
+/// Log the symbols of an answer that no request named (never stored), once per download.
+pub(crate) fn warn_unrequested(what: &str, symbols: &[String], bars: u64) {
+    if symbols.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = symbols
+        .iter()
+        .take(5)
+        .map(|s| super::client::printable_excerpt(s, MAX_SYMBOL_SHOWN))
+        .collect();
+    tracing::warn!(
+        unrequested_symbols = symbols.len(),
+        unrequested_bars = bars,
+        "Alpaca's {what} answer carried {} symbol(s) we did not request ({}{}; {bars} bars): ignored, not stored",
+        symbols.len(),
+        shown.join(", "),
+        if symbols.len() > shown.len() { ", …" } else { "" },
+    );
 }
 
 /// Characters a symbol takes in the query string once percent-encoded.
@@ -256,8 +389,10 @@ pub fn daily_bars_detailed(
     let end_text = end_param(end);
     let limit = opts.page_limit.clamp(1, MAX_PAGE_LIMIT).to_string();
     let mut collected: BTreeMap<String, BTreeMap<NaiveDate, DailyBar>> = BTreeMap::new();
+    let mut unrequested: BTreeMap<String, u64> = BTreeMap::new();
     for batch in symbol_batches(symbols, opts.max_symbols_chars) {
         out.batches += 1;
+        let requested: HashSet<&str> = batch.split(',').collect();
         let mut token: Option<String> = None;
         loop {
             let mut request = Request::get(Api::Data, BARS_PATH)
@@ -272,9 +407,12 @@ pub fn daily_bars_detailed(
             if let Some(t) = &token {
                 request = request.query("page_token", t.clone());
             }
-            let page: BarsPage = client.json(&request)?;
+            let page = client.block_on(fetch_bars_page(client, &request, &requested, None))?;
             out.pages += 1;
-            for (symbol, bars) in page.bars.unwrap_or_default() {
+            for (symbol, n) in page.unrequested {
+                *unrequested.entry(symbol).or_default() += n;
+            }
+            for (symbol, bars) in page.bars {
                 let entry = collected.entry(symbol).or_default();
                 for bar in bars {
                     let date = calendar::ny_date(bar.t);
@@ -286,17 +424,21 @@ pub fn daily_bars_detailed(
                         out.dropped_non_session += 1;
                         continue;
                     }
-                    entry.insert(
-                        date,
-                        DailyBar {
-                            date,
-                            open: bar.o,
-                            high: bar.h,
-                            low: bar.l,
-                            close: bar.c,
-                            volume: bar.v,
-                        },
-                    );
+                    match entry.entry(date) {
+                        std::collections::btree_map::Entry::Occupied(_) => {
+                            out.duplicate_dates += 1;
+                        }
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            slot.insert(DailyBar {
+                                date,
+                                open: bar.o,
+                                high: bar.h,
+                                low: bar.l,
+                                close: bar.c,
+                                volume: bar.v,
+                            });
+                        }
+                    }
                 }
             }
             if !advance_page(&mut token, page.next_page_token)? {
@@ -311,6 +453,16 @@ pub fn daily_bars_detailed(
             "dropped daily bars not dated on a requested NYSE session"
         );
     }
+    if out.duplicate_dates > 0 {
+        tracing::warn!(
+            duplicate_dates = out.duplicate_dates,
+            "Alpaca's daily bars repeated {} (symbol, session) pair(s): the first copy of each was kept",
+            out.duplicate_dates
+        );
+    }
+    out.unrequested_bars = unrequested.values().sum();
+    out.unrequested_symbols = unrequested.into_keys().collect();
+    warn_unrequested("daily bars", &out.unrequested_symbols, out.unrequested_bars);
     out.bars = collected
         .into_iter()
         .filter(|(_, bars)| !bars.is_empty())
@@ -345,6 +497,12 @@ pub struct TopUpReport {
     /// Requested symbols Alpaca returned no bar for, sorted.
     pub symbols_without_data: Vec<String>,
     pub dropped_non_session: u64,
+    /// Later copies of a (symbol, session date) in the answers, dropped (the first is kept).
+    pub duplicate_dates: u64,
+    /// Symbols in the answers that no request named (sorted, distinct): ignored, not stored.
+    pub unrequested_symbols: Vec<String>,
+    /// Bars of those symbols.
+    pub unrequested_bars: u64,
 }
 
 /// Bring `store` up to `data_date` (the last closed session) for `symbols`: a symbol with
@@ -394,6 +552,11 @@ pub fn top_up(
         let result = daily_bars_detailed(client, group, *start, data_date, opts)?;
         report.pages += result.pages;
         report.dropped_non_session += result.dropped_non_session;
+        report.duplicate_dates += result.duplicate_dates;
+        report.unrequested_bars += result.unrequested_bars;
+        report
+            .unrequested_symbols
+            .extend(result.unrequested_symbols);
         for symbol in group {
             if !result.bars.contains_key(symbol) {
                 without.push(symbol.clone());
@@ -401,9 +564,13 @@ pub fn top_up(
         }
         downloaded.extend(result.bars);
     }
-    report.bars_written = store.upsert_many(downloaded.iter())?;
+    let written = store.write_bars(downloaded.iter())?;
+    report.bars_written = written.rows;
+    report.duplicate_dates += written.duplicates as u64;
     without.sort();
     report.symbols_without_data = without;
+    report.unrequested_symbols.sort();
+    report.unrequested_symbols.dedup();
     report.requests = client.requests_sent() - requests_before;
     tracing::info!(
         requests = report.requests,
@@ -411,6 +578,8 @@ pub fn top_up(
         bars_written = report.bars_written,
         up_to_date = report.up_to_date,
         without_data = report.symbols_without_data.len(),
+        duplicate_dates = report.duplicate_dates,
+        unrequested_symbols = report.unrequested_symbols.len(),
         %data_date,
         "Alpaca daily-bar top-up done"
     );

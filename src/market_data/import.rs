@@ -12,7 +12,8 @@
 //! (an open outside [low, high], a volume of 0) are stored exactly as written; the scanner
 //! clamps or counts them when it reads them. A defective row still claims its (symbol, date):
 //! a later row for the same date is rejected as a duplicate, because nothing tells which of two
-//! conflicting bars is right (the scanner's rule for duplicates). The in-memory reader
+//! conflicting bars is right (the scanner's rule for duplicates, the one rule of every path:
+//! see `store`). The in-memory reader
 //! ([`read_long_csv`], for `--provider csv` and the demo) only parses: its bars go straight to
 //! [`super::validate_series`], which drops and counts the same defects in `scan.json`.
 //!

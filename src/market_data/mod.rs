@@ -14,5 +14,7 @@ pub use import::{
     IgnoredColumns, ImportError, ImportReport, RejectedRow, MAX_REJECTED_LISTED,
 };
 pub use series::{BarSeries, DailyBar};
-pub use store::{bar_store_path, BarStore, BarWriter, StoreError, BAR_STORE_FILE, SCHEMA_VERSION};
+pub use store::{
+    bar_store_path, BarStore, BarWriter, StoreError, Written, BAR_STORE_FILE, SCHEMA_VERSION,
+};
 pub use validate::{validate_series, BarDefect, DefectCounts};

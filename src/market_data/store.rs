@@ -5,11 +5,19 @@
 //! The store keeps bars exactly as they were written; it does not validate them (see
 //! `validate`), so a policy change never requires rewriting the cache.
 //!
+//! Duplicates, the one rule of every path (CSV import, Alpaca top-up, this store, the scan's
+//! validation): within one write — one import call, one Alpaca answer over all its pages and
+//! symbol batches, one [`BarStore::upsert_many`] call — the FIRST copy of a (symbol, date) is
+//! kept and later copies are dropped and counted, because nothing tells which of two
+//! conflicting copies is right. A later write replaces the stored bar of that date: that is
+//! how a corrected file is re-imported. (A top-up never sends a stored date again: it asks only
+//! for the sessions after a symbol's last stored bar.)
+//!
 //! Schema evolution is additive only: `MIGRATIONS` is an ordered list applied in one
 //! transaction, `PRAGMA user_version` records how many have run, and a file written by a newer
 //! avwap is refused rather than guessed at. Nothing here ever drops a table.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -220,27 +228,53 @@ impl BarStore {
         sql_error(&self.path, action, source)
     }
 
-    /// Inserts or replaces `bars` of `symbol` (per (symbol, date)) in one transaction.
-    /// Returns the number of rows written.
+    /// Inserts or replaces `bars` of `symbol` (per (symbol, date)) in one transaction; of
+    /// two bars with one date the first is written. Returns the number of rows written.
     pub fn upsert(&mut self, symbol: &str, bars: &[DailyBar]) -> Result<usize, StoreError> {
         self.upsert_many([(symbol, bars)])
     }
 
-    /// Inserts or replaces the bars of many symbols in one transaction, for imports and
-    /// top-ups: either all of them land or none.
+    /// Inserts or replaces the bars of many symbols in one transaction, for top-ups and the
+    /// simulation: either all of them land or none. Of several copies of a (symbol, date) in
+    /// `batches` the first is written (the module's duplicate rule). Returns the rows written.
     pub fn upsert_many<I, S, B>(&mut self, batches: I) -> Result<usize, StoreError>
     where
         I: IntoIterator<Item = (S, B)>,
         S: AsRef<str>,
         B: AsRef<[DailyBar]>,
     {
+        self.write_bars(batches).map(|written| written.rows)
+    }
+
+    /// [`BarStore::upsert_many`], also counting the later copies it dropped.
+    pub fn write_bars<I, S, B>(&mut self, batches: I) -> Result<Written, StoreError>
+    where
+        I: IntoIterator<Item = (S, B)>,
+        S: AsRef<str>,
+        B: AsRef<[DailyBar]>,
+    {
         let mut writer = self.writer()?;
+        // The dates written per symbol in this call; a symbol may come in several batches.
+        let mut seen: HashMap<String, HashSet<NaiveDate>> = HashMap::new();
+        let mut duplicates = 0;
         for (symbol, bars) in batches {
+            let symbol = symbol.as_ref();
+            let dates = match seen.get_mut(symbol) {
+                Some(dates) => dates,
+                None => seen.entry(symbol.to_string()).or_default(),
+            };
             for bar in bars.as_ref() {
-                writer.insert(symbol.as_ref(), bar)?;
+                if dates.insert(bar.date) {
+                    writer.insert(symbol, bar)?;
+                } else {
+                    duplicates += 1;
+                }
             }
         }
-        writer.commit()
+        Ok(Written {
+            rows: writer.commit()?,
+            duplicates,
+        })
     }
 
     /// Starts a write transaction that takes bars one at a time (for streaming imports).
@@ -421,7 +455,17 @@ impl BarStore {
     }
 }
 
-/// An open write transaction on a [`BarStore`]; see [`BarStore::writer`].
+/// What [`BarStore::write_bars`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    pub rows: usize,
+    /// Later copies of a (symbol, date) of the same call, not written.
+    pub duplicates: usize,
+}
+
+/// An open write transaction on a [`BarStore`]; see [`BarStore::writer`]. It writes what it is
+/// given: its streaming caller (the CSV import) rejects a second copy of a (symbol, date)
+/// before it gets here, which [`BarStore::write_bars`] does for in-memory batches.
 pub struct BarWriter<'a> {
     tx: rusqlite::Transaction<'a>,
     path: &'a Path,
@@ -609,6 +653,26 @@ mod tests {
         assert_eq!(bars.len(), 4);
         assert_eq!(bars[1], revised);
         assert_eq!(store.row_count().unwrap(), 4);
+    }
+
+    #[test]
+    fn a_second_copy_in_one_write_is_dropped_and_a_later_write_replaces() {
+        let mut store = BarStore::open_in_memory().unwrap();
+        let first = bar(date(2010, 1, 5), 31.0);
+        let second = bar(date(2010, 1, 5), 99.0);
+        let written = store
+            .write_bars([("MSFT", vec![first, second]), ("MSFT", vec![second])])
+            .unwrap();
+        assert_eq!(
+            written,
+            Written {
+                rows: 1,
+                duplicates: 2
+            }
+        );
+        assert_eq!(store.bars("MSFT", None, None).unwrap(), vec![first]);
+        store.upsert("MSFT", &[second]).unwrap();
+        assert_eq!(store.bars("MSFT", None, None).unwrap(), vec![second]);
     }
 
     #[test]

@@ -30,7 +30,9 @@
 //! serves gap detection, where the clamped value is the conservative reading. Why duplicates keep
 //! the *first* occurrence even when it is the broken one: nothing tells us which of two
 //! conflicting bars is right, and preferring whichever passes the checks would let a corrupt bar
-//! pick its replacement; dropping the date is the honest outcome and it is counted.
+//! pick its replacement; dropping the date is the honest outcome and it is counted. The CSV
+//! import, the Alpaca download and the bar store apply the same rule within one file, answer or
+//! write (the module documentation of `store` states it for all of them).
 
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;

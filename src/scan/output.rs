@@ -139,11 +139,15 @@ pub struct ScanReport<'a> {
 pub struct UniverseReport<'a> {
     pub source: &'a str,
     pub size: usize,
+    /// Members the source had no bar at all for (counted in `size`, never covered).
+    pub without_bars: &'a [String],
 }
 
 #[derive(Debug, Serialize)]
 pub struct Counts<'a> {
     pub universe: usize,
+    /// Members of the universe with no bar at all ("no bars returned").
+    pub without_bars: usize,
     pub with_current_data: usize,
     /// Symbols with current data evaluated without an internal error (`scan.min_coverage`
     /// applies to this over `universe`).
@@ -203,10 +207,12 @@ pub fn report<'a>(
         universe: UniverseReport {
             source: universe_source,
             size: outcome.universe,
+            without_bars: &outcome.without_bars,
         },
         regime: &outcome.regime,
         counts: Counts {
             universe: outcome.universe,
+            without_bars: outcome.without_bars.len(),
             with_current_data: outcome.with_current_data,
             covered: outcome.covered,
             bars_read: outcome.bars_read,

@@ -9,8 +9,9 @@ use chrono::NaiveDate;
 /// The SQLite bar store as a scan source.
 pub struct StoreSource {
     pub store: BarStore,
-    /// When set, only these symbols are scanned (the current universe); the store may hold
-    /// symbols that have since left it.
+    /// When set, only these symbols are scanned (the current universe; the store may hold
+    /// symbols that have since left it), and each one counts in the coverage, also when the
+    /// store has no bar for it.
     pub only: Option<std::collections::HashSet<String>>,
 }
 
@@ -40,5 +41,9 @@ impl BarSource for StoreSource {
             })
             .map(|_| ())
             .map_err(|e| SourceError(e.to_string()))
+    }
+
+    fn universe(&self) -> Option<Vec<String>> {
+        self.only.as_ref().map(|set| set.iter().cloned().collect())
     }
 }

@@ -6,6 +6,10 @@
 //! an internal error: a symbol whose evaluation panicked is a failure (reported), not a
 //! symbol that merely found no setup. Below `scan.min_coverage` the scan fails, so a scan where
 //! every symbol fails never produces an empty watchlist that looks like "no candidates today".
+//!
+//! The universe is what the scan was asked to cover, not what the source happened to return:
+//! a source restricted to a universe ([`BarSource::universe`]) counts every member, and a
+//! member with no bars at all (a provider answer may omit symbols) is uncovered and reported.
 
 use crate::calendar::{self, CalendarError};
 use crate::fsutil::excerpt;
@@ -15,7 +19,7 @@ use crate::scan::indicators::sma;
 use crate::scan::select::{evaluate, rank_and_cap, Candidate, Rejection};
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 /// Where bars come from: the SQLite store, CSV files held in memory, later Alpaca.
@@ -30,6 +34,13 @@ pub trait BarSource {
         end: NaiveDate,
         visit: &mut dyn FnMut(&str, Vec<DailyBar>),
     ) -> Result<(), SourceError>;
+    /// The symbols the scan was asked to cover, when the source is restricted to a universe
+    /// (the benchmark may be among them; it is not counted). Each one counts in the coverage's
+    /// denominator even when `for_each_symbol` never visits it. `None`: the universe is
+    /// whatever the source enumerates.
+    fn universe(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +99,8 @@ pub enum PipelineError {
     Coverage {
         covered: usize,
         universe: usize,
+        /// Members of the universe the source had no bar at all for.
+        without_bars: usize,
         pct: f64,
         floor_pct: f64,
         data_as_of: NaiveDate,
@@ -156,7 +169,10 @@ pub struct SymbolFailure {
 pub struct ScanOutcome {
     pub plan: ScanPlan,
     pub source: String,
+    /// The symbols the scan was asked to cover (the benchmark aside), with or without bars.
     pub universe: usize,
+    /// Members of the universe the source had no bar at all for in the window, sorted.
+    pub without_bars: Vec<String>,
     /// Symbols whose last bar is the data date.
     pub with_current_data: usize,
     /// Of those, the symbols evaluated without an internal error: what `min_coverage` judges.
@@ -205,6 +221,7 @@ fn run_scan_with(
     let mut state = PassState::default();
 
     let source_name = source.describe();
+    let mut visited: HashSet<String> = HashSet::new();
     source
         .for_each_symbol(plan.history_start, plan.data_as_of, &mut |symbol, bars| {
             state.bars_read += bars.len();
@@ -218,6 +235,7 @@ fn run_scan_with(
                 return;
             }
             state.universe += 1;
+            visited.insert(symbol.to_string());
             if equal_weight {
                 state.index.add(&series);
             }
@@ -254,6 +272,16 @@ fn run_scan_with(
             source_name: source_name.clone(),
             error,
         })?;
+    if let Some(members) = source.universe() {
+        let mut missing: Vec<String> = members
+            .into_iter()
+            .filter(|m| *m != benchmark && !visited.contains(m))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        state.universe += missing.len();
+        state.without_bars = missing;
+    }
 
     if state.universe == 0 {
         return Err(PipelineError::EmptySource {
@@ -267,6 +295,7 @@ fn run_scan_with(
         return Err(PipelineError::Coverage {
             covered: state.covered,
             universe: state.universe,
+            without_bars: state.without_bars.len(),
             pct: coverage * 100.0,
             floor_pct: config.min_coverage * 100.0,
             data_as_of: plan.data_as_of,
@@ -334,6 +363,7 @@ fn run_scan_with(
         plan: *plan,
         source: source_name,
         universe: state.universe,
+        without_bars: state.without_bars,
         with_current_data: state.with_current_data,
         covered: state.covered,
         regime,
@@ -364,7 +394,16 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Why symbols are not covered, with what to do: stale data, failed evaluations or both.
 fn coverage_shortfall(state: &PassState, data_as_of: NaiveDate) -> String {
     let mut parts = Vec::new();
-    let stale = state.universe - state.with_current_data;
+    if !state.without_bars.is_empty() {
+        let shown = &state.without_bars[..state.without_bars.len().min(4)];
+        parts.push(format!(
+            "{} have no bars at all (no bars returned for them up to {data_as_of}: {}{}): the data source does not know them, or its answer left part of the universe out",
+            state.without_bars.len(),
+            shown.join(", "),
+            if state.without_bars.len() > shown.len() { ", …" } else { "" }
+        ));
+    }
+    let stale = state.universe - state.without_bars.len() - state.with_current_data;
     if stale > 0 {
         parts.push(format!(
             "{stale} have no bar for {data_as_of} (the data is stale or incomplete: refresh it and re-run the scan)"
@@ -388,6 +427,7 @@ fn coverage_shortfall(state: &PassState, data_as_of: NaiveDate) -> String {
 #[derive(Default)]
 struct PassState {
     universe: usize,
+    without_bars: Vec<String>,
     with_current_data: usize,
     /// Symbols with a bar for the data date that were evaluated without an internal error.
     covered: usize,
@@ -510,6 +550,81 @@ mod tests {
             }
             evaluate(series, as_of, config)
         }
+    }
+
+    /// A source restricted to a universe, like the bar store under `--provider alpaca`: members
+    /// without bars are never visited.
+    struct Restricted {
+        inner: MemorySource,
+        members: Vec<String>,
+    }
+
+    impl BarSource for Restricted {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+
+        fn for_each_symbol(
+            &mut self,
+            start: NaiveDate,
+            end: NaiveDate,
+            visit: &mut dyn FnMut(&str, Vec<DailyBar>),
+        ) -> Result<(), SourceError> {
+            self.inner.for_each_symbol(start, end, visit)
+        }
+
+        fn universe(&self) -> Option<Vec<String>> {
+            Some(self.members.clone())
+        }
+    }
+
+    #[test]
+    fn members_without_any_bar_count_against_coverage() {
+        let (source, plan, config) = source_and_plan();
+        let with_bars: Vec<String> = source.bars.keys().cloned().collect();
+        let restricted = |missing: usize| {
+            let mut members = with_bars.clone();
+            members.extend((0..missing).map(|i| format!("NOBAR{i:03}")));
+            // The benchmark is not a member, whether or not it has bars.
+            members.push(config.regime.benchmark.clone());
+            Restricted {
+                inner: source.clone(),
+                members,
+            }
+        };
+
+        // 40 with bars of 400 members: 10%, and the message names the missing ones.
+        let err = run_scan(&mut restricted(360), &plan, &config).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PipelineError::Coverage {
+                    covered: 40,
+                    universe: 400,
+                    without_bars: 360,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("only 40 of 400 symbols"), "{message}");
+        assert!(
+            message.contains(
+                "360 have no bars at all (no bars returned for them up to 2026-11-27: NOBAR000, NOBAR001, NOBAR002, NOBAR003, …)"
+            ),
+            "{message}"
+        );
+        assert!(!message.contains("stale"), "{message}");
+
+        // 4 missing of 44 (90.9%) meet the 90% floor; they are reported, never covered.
+        let outcome = run_scan(&mut restricted(4), &plan, &config).unwrap();
+        assert_eq!(outcome.universe, 44);
+        assert_eq!(
+            outcome.without_bars,
+            ["NOBAR000", "NOBAR001", "NOBAR002", "NOBAR003"]
+        );
+        assert_eq!((outcome.with_current_data, outcome.covered), (40, 40));
     }
 
     #[test]

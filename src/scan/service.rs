@@ -587,6 +587,16 @@ pub fn prepare_alpaca(
         symbols = symbols.len(),
         "bar store topped up from Alpaca"
     );
+    if let Some(first) = report.symbols_without_data.first() {
+        // The scan counts each of them against scan.min_coverage (no bars, or stale ones).
+        tracing::warn!(
+            without_data = report.symbols_without_data.len(),
+            requested = symbols.len(),
+            "Alpaca returned no bars for {} of the {} symbols requested (first {first}); they count against scan.min_coverage",
+            report.symbols_without_data.len(),
+            symbols.len(),
+        );
+    }
     let sectors = universe
         .members
         .iter()

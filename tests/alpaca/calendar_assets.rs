@@ -14,7 +14,7 @@ use avwap::calendar::{ny_datetime, sessions_between};
 use avwap::credentials::CredentialStore;
 use avwap::universe::{load_universe, LoadOptions, UniverseError, UniverseSource};
 use chrono::{DateTime, NaiveDate, Utc};
-use fake_alpaca::{FakeAlpaca, FakeAsset, FakeCalendarDay, Fault, KEY_ID, SECRET};
+use fake_alpaca::{FakeAlpaca, FakeAsset, FakeCalendarDay, Fault, Quirks, KEY_ID, SECRET};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -327,6 +327,79 @@ fn check_and_log_warns_once_per_mismatch_over_the_execution_window() {
     assert_eq!(logged.matches("calendar mismatch").count(), 1, "{logged}");
     fake_alpaca::contract::assert_all_conform(&fake.requests());
     fake_alpaca::contract::assert_all_conform(&empty.requests());
+}
+
+/// Issue 15 finding 8: an answer of `GET /v2/calendar` that is not the spec's shape is named as
+/// Alpaca's malformed answer, with the day and the field; nothing points at the network or the
+/// keys. Unknown extra fields are not a malformed answer.
+#[test]
+fn an_unreadable_calendar_answer_names_the_field_not_the_network() {
+    let fake = FakeAlpaca::start();
+    let state = tempfile::tempdir().unwrap();
+    let alpaca = client(&fake);
+    let day = |date: &str, open: serde_json::Value, close: Option<&str>| {
+        let mut day = serde_json::json!({"date": date, "open": open, "session_open": "0400",
+            "session_close": "2000", "settlement_date": "2026-12-02"});
+        if let Some(close) = close {
+            day["close"] = close.into();
+        }
+        day
+    };
+    let cases = [
+        (
+            serde_json::json!([
+                day("2026-11-30", "09:30".into(), Some("16:00")),
+                day("2026-12-01", "09:30".into(), None)
+            ]),
+            "calendar day 1 (2026-12-01): missing field `close`",
+        ),
+        (
+            serde_json::json!([day("2026-12-01", 930.into(), Some("16:00"))]),
+            "calendar day 0 (2026-12-01): invalid type: integer `930`, expected a string",
+        ),
+        (
+            serde_json::json!([day("2026-12-01", "9.30am".into(), Some("16:00"))]),
+            "calendar day 2026-12-01: open \"9.30am\" is not an HH:MM time",
+        ),
+        (
+            serde_json::json!({"calendar": []}),
+            "the answer is an object, not a list of calendar days",
+        ),
+    ];
+    for (body, expected) in cases {
+        fake.set_quirks(Quirks {
+            calendar_body: Some(body),
+            ..Quirks::default()
+        });
+        let err =
+            sync_calendar(&alpaca, state.path(), d("2026-11-25"), d("2027-01-29")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("Alpaca's answer to /v2/calendar is malformed: "),
+            "{text}"
+        );
+        assert!(text.contains(expected), "{expected:?} not in {text}");
+        for elsewhere in ["network", "credential", "keys"] {
+            assert!(!text.contains(elsewhere), "{elsewhere:?} in {text}");
+        }
+        // Execution start logs the same words, and goes on.
+        let (check, logged) =
+            capture_warnings(|| check_calendar_and_log(&alpaca, state.path(), d("2026-11-30")));
+        assert!(check.is_none());
+        assert!(logged.contains(expected), "{logged}");
+        assert!(!logged.contains("network"), "{logged}");
+    }
+
+    // Extra fields the spec does not list yet are ignored.
+    fake.set_quirks(Quirks {
+        extra_fields: true,
+        ..Quirks::default()
+    });
+    fake.set_calendar(avwap_days("2026-11-01", "2027-02-28"));
+    let check = sync_calendar(&alpaca, state.path(), d("2026-11-25"), d("2027-01-29")).unwrap();
+    assert_eq!(check.source, CalendarSource::Fetched);
+    assert_eq!(check.mismatches, vec![]);
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
 }
 
 fn universe_options(state: &std::path::Path, min_members: usize) -> LoadOptions {

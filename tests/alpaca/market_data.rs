@@ -30,7 +30,7 @@ use avwap::market_data::intraday::IntradayFeed;
 use avwap::market_data::{BarStore, DailyBar};
 use chrono::{DateTime, NaiveDate, Utc};
 use fake_alpaca::contract::{self, Api, Kind};
-use fake_alpaca::{FakeAlpaca, FakeBar, Fault, Recorded, KEY_ID, SECRET};
+use fake_alpaca::{FakeAlpaca, FakeBar, Fault, Quirks, Recorded, KEY_ID, SECRET};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -797,4 +797,295 @@ fn bars_contract_agrees_with_the_official_spec() {
     bad.query.pop();
     bad.query.retain(|(k, _)| k != "timeframe");
     assert!(contract::check_against_spec(&spec, &bad).is_err());
+}
+
+/// Everything logged at WARN or above while `f` runs, as text.
+fn capture_warnings<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    (result, text)
+}
+
+/// A valid daily bar of `date` closing at `close`, stamped as Alpaca stamps daily bars.
+fn daily(date: NaiveDate, close: f64) -> FakeBar {
+    FakeBar {
+        t: calendar::ny_instant(date, chrono::NaiveTime::MIN),
+        o: close,
+        h: close + 1.0,
+        l: close - 1.0,
+        c: close,
+        v: 50_000,
+    }
+}
+
+/// Issue 15 finding 7: `bars` is a free map, and a symbol nobody asked for is ignored, counted
+/// and logged, never written to the bar store (nor handed to the 10-minute feed).
+#[test]
+fn unrequested_symbols_are_not_stored_and_are_counted() {
+    let fake = FakeAlpaca::start();
+    let days = sessions("2024-06-03", "2024-06-14");
+    let requested: Vec<String> = ["A", "B", "NODATA"].map(String::from).to_vec();
+    fake.add_daily_bars(
+        &["A".into(), "B".into(), "EXTRA".into(), "ZZZ".into()],
+        &days,
+    );
+    fake.set_quirks(Quirks {
+        unrequested_bars: vec!["EXTRA".into(), "ZZZ".into()],
+        ..Quirks::default()
+    });
+    let client = client(&fake);
+    // Small pages: the unrequested symbols' bars come on pages of their own and mixed with ours.
+    let opts = BarsOptions {
+        page_limit: 7,
+        ..BarsOptions::default()
+    };
+
+    let detailed = daily_bars_detailed(&client, &requested, days[0], days[9], &opts).unwrap();
+    assert_eq!(detailed.bars.keys().collect::<Vec<_>>(), ["A", "B"]);
+    assert_eq!(detailed.unrequested_symbols, ["EXTRA", "ZZZ"]);
+    assert_eq!(detailed.unrequested_bars, 2 * days.len() as u64);
+
+    let mut store = BarStore::open_in_memory().unwrap();
+    let (report, logged) =
+        capture_warnings(|| top_up(&client, &mut store, &requested, days[9], 30, &opts).unwrap());
+    assert_eq!(store.symbols().unwrap(), ["A", "B"]);
+    assert_eq!(report.bars_written, 2 * days.len());
+    assert_eq!(report.unrequested_symbols, ["EXTRA", "ZZZ"]);
+    assert_eq!(report.unrequested_bars, 2 * days.len() as u64);
+    assert_eq!(report.symbols_without_data, ["NODATA"]);
+    assert!(
+        logged
+            .contains("2 symbol(s) we did not request (EXTRA, ZZZ; 20 bars): ignored, not stored"),
+        "{logged}"
+    );
+
+    // The 10-minute feed reads the same answers the same way.
+    let start = t("2024-06-14T13:30:00Z");
+    fake.set_intraday_bars(
+        "EXTRA",
+        (0..3)
+            .map(|i| FakeBar {
+                t: start + chrono::Duration::minutes(10 * i),
+                ..daily(days[9], 20.0)
+            })
+            .collect(),
+    );
+    fake.set_intraday_bars(
+        "A",
+        vec![FakeBar {
+            t: start,
+            ..daily(days[9], 30.0)
+        }],
+    );
+    let feed = avwap::alpaca::intraday::AlpacaIntradayFeed::new(
+        self::client(&fake),
+        avwap::alpaca::intraday::IntradayOptions::default(),
+    );
+    let (snapshot, logged) =
+        capture_warnings(|| feed.snapshot(&["A".to_string()], t("2024-06-14T14:05:00Z"), 3));
+    assert_eq!(snapshot.bars.keys().collect::<Vec<_>>(), ["A"]);
+    assert!(logged.contains("we did not request (EXTRA"), "{logged}");
+    contract::assert_all_conform(&fake.requests());
+}
+
+/// The spec's objects are open: unknown fields in a bars page and in each bar change nothing.
+#[test]
+fn unknown_fields_in_a_bars_answer_are_ignored() {
+    let fake = FakeAlpaca::start();
+    let days = sessions("2024-06-03", "2024-06-07");
+    fake.add_daily_bars(&names("U", 2), &days);
+    let client = client(&fake);
+    let plain = daily_bars(
+        &client,
+        &names("U", 2),
+        days[0],
+        days[4],
+        &BarsOptions::default(),
+    )
+    .unwrap();
+    fake.set_quirks(Quirks {
+        extra_fields: true,
+        ..Quirks::default()
+    });
+    let extra = daily_bars(
+        &client,
+        &names("U", 2),
+        days[0],
+        days[4],
+        &BarsOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(extra, plain);
+    assert_eq!(extra["U0000"].len(), 5);
+    contract::assert_all_conform(&fake.requests());
+}
+
+/// Issue 15 finding 7: one duplicate rule for every path. The FIRST copy of a (symbol, date) is
+/// kept: across the pages of one Alpaca answer, in the bar store, in a CSV import, in the CSV
+/// provider and in the scan's validation.
+#[test]
+fn duplicate_bar_dates_keep_the_first_copy_on_every_path() {
+    let days = sessions("2024-06-03", "2024-06-06");
+    let (first, second) = (21.0, 99.0);
+
+    // Alpaca: two bars of days[1], the page boundary between them (2 bars a page).
+    let fake = FakeAlpaca::start();
+    fake.set_bars(
+        "DUP",
+        vec![
+            daily(days[0], 20.0),
+            daily(days[1], first),
+            daily(days[1], second),
+            daily(days[2], 22.0),
+        ],
+    );
+    let client = client(&fake);
+    let opts = BarsOptions {
+        page_limit: 2,
+        ..BarsOptions::default()
+    };
+    let mut store = BarStore::open_in_memory().unwrap();
+    let (report, logged) = capture_warnings(|| {
+        top_up(
+            &client,
+            &mut store,
+            &["DUP".to_string()],
+            days[2],
+            10,
+            &opts,
+        )
+        .unwrap()
+    });
+    assert_eq!(report.pages, 2);
+    assert_eq!(report.duplicate_dates, 1);
+    assert_eq!(report.bars_written, 3);
+    let stored = store.bars("DUP", Some(days[1]), Some(days[1])).unwrap();
+    assert_eq!(stored[0].close, first);
+    assert!(
+        logged.contains("the first copy of each was kept"),
+        "{logged}"
+    );
+
+    // The bar store, within one write.
+    let bar = |close: f64| DailyBar {
+        date: days[1],
+        open: close,
+        high: close + 1.0,
+        low: close - 1.0,
+        close,
+        volume: 1000.0,
+    };
+    let mut store = BarStore::open_in_memory().unwrap();
+    let written = store
+        .write_bars([("DUP", vec![bar(first), bar(second)])])
+        .unwrap();
+    assert_eq!((written.rows, written.duplicates), (1, 1));
+    assert_eq!(store.bars("DUP", None, None).unwrap(), vec![bar(first)]);
+
+    // A CSV import and the CSV provider.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("dup.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "Date,Symbol,Open,High,Low,Close,Volume\n\
+             {d},DUP,{first},{},{},{first},1000\n\
+             {d},DUP,{second},{},{},{second},1000\n",
+            first + 1.0,
+            first - 1.0,
+            second + 1.0,
+            second - 1.0,
+            d = days[1]
+        ),
+    )
+    .unwrap();
+    let mut store = BarStore::open_in_memory().unwrap();
+    let imported = avwap::market_data::import_files(&mut store, &[&csv]).unwrap();
+    assert_eq!((imported.rows_imported, imported.rows_rejected), (1, 1));
+    assert!(imported.rejected[0].reason.contains("duplicate of line 2"));
+    assert_eq!(store.bars("DUP", None, None).unwrap()[0].close, first);
+    let (read, _) = avwap::market_data::read_long_csv(&csv).unwrap();
+    assert_eq!(read["DUP"].len(), 1);
+    assert_eq!(read["DUP"][0].close, first);
+
+    // The scan's validation of whatever a source hands it.
+    let (series, defects) =
+        avwap::market_data::validate_series("DUP", vec![bar(first), bar(second)]);
+    assert_eq!(series.close, vec![first]);
+    assert_eq!(defects.duplicate_date, 1);
+    contract::assert_all_conform(&fake.requests());
+}
+
+/// Issue 15 finding 8, bars: a malformed bars answer is named as Alpaca's answer, with the
+/// symbol, the bar and the field, never as a network or key problem.
+#[test]
+fn an_unreadable_bars_answer_names_the_symbol_bar_and_field() {
+    let fake = FakeAlpaca::start();
+    let client = client(&fake);
+    let days = sessions("2024-06-03", "2024-06-04");
+    let symbols = vec!["AAA".to_string()];
+    let cases = [
+        (
+            serde_json::json!({"bars": {"AAA": [
+                {"t": "2024-06-03T04:00:00Z", "o": 1.0, "h": 2.0, "l": 0.5, "c": 1.5, "v": 10, "n": 1, "vw": 1.2},
+                {"t": "2024-06-04T04:00:00Z", "o": 1.0, "h": 2.0, "l": 0.5, "v": 10, "n": 1, "vw": 1.2}
+            ]}, "next_page_token": null}),
+            "`bars.AAA[1]` (t 2024-06-04T04:00:00Z): missing field `c`",
+        ),
+        (
+            serde_json::json!({"bars": {"AAA": [
+                {"t": "2024-06-03T04:00:00Z", "o": "1.0", "h": 2.0, "l": 0.5, "c": 1.5, "v": 10}
+            ]}, "next_page_token": null}),
+            "`bars.AAA[0]` (t 2024-06-03T04:00:00Z): invalid type: string \"1.0\", expected f64",
+        ),
+        (
+            serde_json::json!({"bars": {"AAA": {"t": "x"}}, "next_page_token": null}),
+            "`bars.AAA` is an object, not a list of bars",
+        ),
+        (
+            serde_json::json!({"bars": [], "next_page_token": null}),
+            "`bars` is a list, not an object of symbol to bars",
+        ),
+        (
+            serde_json::json!({"bars": {}, "next_page_token": 7}),
+            "`next_page_token` is a number, not a string or null",
+        ),
+        (serde_json::json!([]), "the answer is a list, not an object"),
+    ];
+    for (body, expected) in cases {
+        fake.set_quirks(Quirks {
+            bars_body: Some(body),
+            ..Quirks::default()
+        });
+        let error =
+            daily_bars(&client, &symbols, days[0], days[1], &BarsOptions::default()).unwrap_err();
+        assert!(matches!(error, AlpacaError::Decode { .. }), "{error:?}");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("Alpaca's answer to /v2/stocks/bars is malformed: "),
+            "{text}"
+        );
+        assert!(text.contains(expected), "{expected:?} not in {text}");
+        for elsewhere in ["network", "credential", "key"] {
+            assert!(!text.contains(elsewhere), "{elsewhere:?} in {text}");
+        }
+    }
+    // A malformed bar of a symbol nobody asked for does not fail the answer.
+    fake.set_quirks(Quirks {
+        bars_body: Some(serde_json::json!({"bars": {
+            "AAA": [{"t": "2024-06-03T04:00:00Z", "o": 1.0, "h": 2.0, "l": 0.5, "c": 1.5, "v": 10}],
+            "OTHER": [{"garbage": true}]
+        }, "next_page_token": null})),
+        ..Quirks::default()
+    });
+    let bars = daily_bars(&client, &symbols, days[0], days[1], &BarsOptions::default()).unwrap();
+    assert_eq!(bars.keys().collect::<Vec<_>>(), ["AAA"]);
+    contract::assert_all_conform(&fake.requests());
 }

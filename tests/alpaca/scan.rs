@@ -268,3 +268,86 @@ fn without_holdings_or_cache_the_universe_falls_back_to_alpaca_assets() {
     );
     fake_alpaca::contract::assert_all_conform(&fake.requests());
 }
+
+/// `n` symbols of letters only (a holdings ticker with digits is dropped), none of them
+/// `serve_market`'s: members Alpaca has no bars for.
+fn unknown_members(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|mut i| {
+            let mut s = String::from("NB");
+            for _ in 0..3 {
+                s.push((b'A' + (i % 26) as u8) as char);
+                i /= 26;
+            }
+            s
+        })
+        .collect()
+}
+
+fn write_holdings(dir: &Path, symbols: &[String]) {
+    let mut holdings = String::from("Ticker,Name,Sector,Weight\n");
+    for (i, s) in symbols.iter().enumerate() {
+        holdings.push_str(&format!("{s},Member {i},Industrials,0.01\n"));
+    }
+    std::fs::write(dir.join("holdings.csv"), holdings).unwrap();
+}
+
+/// Issue 15 finding 6: `bars` may omit symbols. The coverage floor counts every member of the
+/// universe the scan was asked to cover, whatever Alpaca returned: a 3,001-member universe with
+/// bars for 60 fails with exit 13 and the counts, and the previous watchlist stays.
+#[test]
+fn scan_fails_below_coverage_when_alpaca_omits_symbols() {
+    let fake = FakeAlpaca::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(&fake, dir.path());
+    let out = scan(dir.path(), &config, true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let watchlist = std::fs::read(dir.path().join("daily_candidates.csv")).unwrap();
+    let report = std::fs::read(dir.path().join("scan.json")).unwrap();
+    let served = serve_market(&fake, "2026-11-27".parse().unwrap());
+
+    // 2,941 more members Alpaca answers nothing for: 60 of 3,001 (2.0%) have bars.
+    let mut members = served.clone();
+    members.extend(unknown_members(2941));
+    write_holdings(dir.path(), &members);
+    let out = scan(dir.path(), &config, true);
+    assert_eq!(out.status.code(), Some(13), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("only 60 of 3001 symbols (2.0%) have a bar for 2026-11-27"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "2941 have no bars at all (no bars returned for them up to 2026-11-27: NBAAA, NBAAB"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("scan.min_coverage"), "{text}");
+    assert!(
+        text.contains("Alpaca returned no bars for 2941 of the 3001 symbols requested"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("daily_candidates.csv")).unwrap(),
+        watchlist,
+        "the previous watchlist stays"
+    );
+    assert_eq!(std::fs::read(dir.path().join("scan.json")).unwrap(), report);
+
+    // 5 omitted of 65 (92.3% covered) pass the 90% floor; scan.json counts and lists them.
+    let mut members = served.clone();
+    let missing = unknown_members(5);
+    members.extend(missing.clone());
+    write_holdings(dir.path(), &members);
+    let out = scan(dir.path(), &config, true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("scan.json")).unwrap()).unwrap();
+    assert_eq!(json["counts"]["universe"], 65);
+    assert_eq!(json["universe"]["size"], 65);
+    assert_eq!(json["counts"]["without_bars"], 5);
+    assert_eq!(json["counts"]["covered"], 60);
+    assert_eq!(json["universe"]["without_bars"], serde_json::json!(missing));
+    fake_alpaca::contract::assert_all_conform(&fake.requests());
+}

@@ -10,7 +10,12 @@
 //!
 //! Bars follow `market-data-api.json`: parameters are validated against the spec's names and
 //! enums, the page holds at most `limit` bars over all symbols (ordered by symbol, then time),
-//! and `next_page_token` is opaque and `null` on the last page.
+//! and `next_page_token` is opaque and `null` on the last page. Bars are served as stored:
+//! two bars of one `t` (`set_bars`) are both served, across a page boundary when it falls
+//! between them.
+//!
+//! [`Quirks`] make the fake answer in ways the spec allows but the happy path never shows:
+//! symbols nobody asked for in `bars`, unknown extra fields, a calendar body of any shape.
 //!
 //! Fault injection per method and path prefix: timeout after accepting, 5xx before or after
 //! processing, 429 with `Retry-After`, an exhausted `X-RateLimit-Remaining`; for every request,
@@ -124,9 +129,26 @@ impl Rewrites {
     }
 }
 
+/// Answers the spec allows (or a broken server gives) that the fake does not give by itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Quirks {
+    /// Symbols whose stored bars every bars answer carries, whether requested or not (`bars`
+    /// is a free map in the spec).
+    pub unrequested_bars: Vec<String>,
+    /// Unknown fields in every bars page and bar and every calendar day (the spec's objects
+    /// are open: a client must ignore what it does not know).
+    pub extra_fields: bool,
+    /// Served as the `200` body of `GET /v2/calendar` instead of the stored days.
+    pub calendar_body: Option<Value>,
+    /// Served as the `200` body of every `GET /v2/stocks/bars` (after its parameters are
+    /// checked) instead of the stored bars.
+    pub bars_body: Option<Value>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     rewrites: Rewrites,
+    quirks: Quirks,
     /// symbol → bars sorted by `t`.
     bars: BTreeMap<String, Vec<FakeBar>>,
     /// symbol → 10-minute bars sorted by `t` (bar START), served for `timeframe=10Min`.
@@ -306,7 +328,13 @@ impl FakeAlpaca {
         self.lock().positions.get(symbol).copied()
     }
 
-    /// Store bars of `symbol` as given (any `t`), replacing what it had.
+    /// Answer with `quirks` from now on (replacing the previous ones).
+    pub fn set_quirks(&self, quirks: Quirks) {
+        self.lock().quirks = quirks;
+    }
+
+    /// Store bars of `symbol` as given (any `t`; two bars of one `t` are both served, in the
+    /// order given), replacing what it had.
     pub fn set_bars(&self, symbol: &str, mut bars: Vec<FakeBar>) {
         bars.sort_by_key(|b| b.t);
         self.lock().bars.insert(symbol.to_string(), bars);
@@ -839,24 +867,23 @@ fn bad_request(message: &str) -> Reply {
     error(400, 40010000, message)
 }
 
-fn encode_token(symbol: &str, t: DateTime<Utc>) -> String {
-    format!("{symbol}|{}", t.timestamp())
+/// The page token: the last symbol served and the index of its last bar served (an index, not
+/// a time, so that two bars of one `t` are both served).
+fn encode_token(symbol: &str, index: usize) -> String {
+    format!("{symbol}|{index}")
         .bytes()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-fn decode_token(token: &str) -> Option<(String, DateTime<Utc>)> {
+fn decode_token(token: &str) -> Option<(String, usize)> {
     let bytes: Option<Vec<u8>> = (0..token.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
         .collect();
     let text = String::from_utf8(bytes?).ok()?;
-    let (symbol, ts) = text.split_once('|')?;
-    Some((
-        symbol.to_string(),
-        DateTime::from_timestamp(ts.parse().ok()?, 0)?,
-    ))
+    let (symbol, index) = text.split_once('|')?;
+    Some((symbol.to_string(), index.parse().ok()?))
 }
 
 /// `GET /v2/stocks/bars` (daily timeframe only), per `market-data-api.json`.
@@ -891,6 +918,7 @@ fn stock_bars(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
     if symbols.is_empty() {
         return Err(bad_request("symbols is required"));
     }
+    symbols.extend(st.quirks.unrequested_bars.iter().map(String::as_str));
     symbols.sort_unstable();
     symbols.dedup();
     let store = match q("timeframe") {
@@ -940,13 +968,16 @@ fn stock_bars(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
         Some("desc") => return Err(bad_request("fake serves sort=asc only")),
         Some(_) => return Err(bad_request("invalid sort")),
     }
+    if let Some(body) = &st.quirks.bars_body {
+        return Ok(reply(200, body.clone()));
+    }
     let after = match q("page_token") {
         None => None,
         Some(t) => Some(decode_token(t).ok_or_else(|| bad_request("invalid page_token"))?),
     };
     let mut page: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     let mut taken = 0usize;
-    let mut last: Option<(&str, DateTime<Utc>)> = None;
+    let mut last: Option<(&str, usize)> = None;
     let mut more = false;
     'symbols: for symbol in symbols {
         if let Some((s, _)) = &after {
@@ -958,12 +989,12 @@ fn stock_bars(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
             continue;
         };
         let mut from = list.partition_point(|b| b.t < start);
-        if let Some((s, t)) = &after {
+        if let Some((s, index)) = &after {
             if symbol == s.as_str() {
-                from = from.max(list.partition_point(|b| b.t <= *t));
+                from = from.max(index + 1);
             }
         }
-        for bar in &list[from..] {
+        for (index, bar) in list.iter().enumerate().skip(from) {
             if bar.t > end {
                 break;
             }
@@ -971,20 +1002,29 @@ fn stock_bars(st: &State, query: &[(String, String)]) -> Result<Reply, Reply> {
                 more = true;
                 break 'symbols;
             }
-            page.entry(symbol).or_default().push(json!({
+            let mut wire = json!({
                 "t": bar.t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 "o": bar.o, "h": bar.h, "l": bar.l, "c": bar.c, "v": bar.v,
                 "n": 1000, "vw": (bar.h + bar.l) / 2.0,
-            }));
+            });
+            if st.quirks.extra_fields {
+                wire["x_unknown"] = json!({"added": "later"});
+            }
+            page.entry(symbol).or_default().push(wire);
             taken += 1;
-            last = Some((symbol, bar.t));
+            last = Some((symbol, index));
         }
     }
     let token = match (more, last) {
-        (true, Some((s, t))) => Value::String(encode_token(s, t)),
+        (true, Some((s, index))) => Value::String(encode_token(s, index)),
         _ => Value::Null,
     };
-    Ok(reply(200, json!({"bars": page, "next_page_token": token})))
+    let mut body = json!({"bars": page, "next_page_token": token});
+    if st.quirks.extra_fields {
+        body["currency"] = json!("USD");
+        body["x_unknown"] = json!([1, 2, 3]);
+    }
+    Ok(reply(200, body))
 }
 
 /// `GET /v2/stocks/trades/latest`, per `market-data-api.json` (`symbols` required, `feed` from
@@ -1155,11 +1195,20 @@ fn market_calendar(st: &State, query: &[(String, String)]) -> Result<Reply, Repl
     }
     let start = q("start").map(|v| calendar_bound("start", v)).transpose()?;
     let end = q("end").map(|v| calendar_bound("end", v)).transpose()?;
+    if let Some(body) = &st.quirks.calendar_body {
+        return Ok(reply(200, body.clone()));
+    }
     let days: Vec<Value> = st
         .calendar
         .iter()
         .filter(|d| start.is_none_or(|s| d.date >= s) && end.is_none_or(|e| d.date <= e))
-        .map(FakeCalendarDay::json)
+        .map(|d| {
+            let mut day = d.json();
+            if st.quirks.extra_fields {
+                day["x_unknown"] = json!("ignored");
+            }
+            day
+        })
         .collect();
     Ok(reply(200, Value::Array(days)))
 }
