@@ -122,6 +122,11 @@ const RULES: &[Rule] = &[
         ],
     ),
     rule(
+        "ops::notify",
+        Application,
+        &["config", "execution", "exit", "ops::alerts", "ops::systemd"],
+    ),
+    rule(
         "scan::service",
         Application,
         &[

@@ -55,6 +55,12 @@ pub enum AlertKind {
     KillSwitch,
     /// An error in execution (key: where / symbol).
     Error,
+    /// A systemd unit failed or hit its start limit (key: the unit).
+    UnitFailed,
+    /// The end-of-day summary (key: the session date).
+    DaySummary,
+    /// A test alert the operator asked for.
+    Test,
 }
 
 /// Severity in the message prefix (the predecessor's levels).
@@ -88,22 +94,30 @@ impl AlertKind {
             AlertKind::StopMoved => "stop-moved",
             AlertKind::KillSwitch => "kill-switch",
             AlertKind::Error => "error",
+            AlertKind::UnitFailed => "unit-failed",
+            AlertKind::DaySummary => "day-summary",
+            AlertKind::Test => "test",
         }
     }
 
     pub fn component(self) -> &'static str {
         match self {
             AlertKind::ScanDone | AlertKind::ScanEmpty | AlertKind::ScanFailed => "scan",
+            AlertKind::UnitFailed => "systemd",
+            AlertKind::Test => "ops",
             _ => "execution",
         }
     }
 
     pub fn level(self) -> AlertLevel {
         match self {
-            AlertKind::ScanDone | AlertKind::ExecutionStarted => AlertLevel::Info,
+            AlertKind::ScanDone
+            | AlertKind::ExecutionStarted
+            | AlertKind::DaySummary
+            | AlertKind::Test => AlertLevel::Info,
             AlertKind::OrderFilled | AlertKind::StopMoved => AlertLevel::Trade,
             AlertKind::ScanEmpty | AlertKind::KillSwitch => AlertLevel::Warning,
-            AlertKind::ScanFailed | AlertKind::Error => AlertLevel::Error,
+            AlertKind::ScanFailed | AlertKind::Error | AlertKind::UnitFailed => AlertLevel::Error,
         }
     }
 }

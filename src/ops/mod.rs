@@ -12,9 +12,12 @@
 //! - [`systemd`]: the [`systemd::SystemdQuery`] trait over `systemctl show` and the parsing of
 //!   its output (real `systemctl` or recorded fixtures).
 //! - [`procs`]: finding processes by their executable in `/proc` (or a fake proc tree).
+//! - [`notify`]: alerts outside the trading loop, sent and waited for: a unit that failed
+//!   (`OnFailure=`), the end-of-day summary, a test alert (`avwap-execution alert …`).
 
 pub mod alerts;
 pub mod check;
 pub mod logging;
+pub mod notify;
 pub mod procs;
 pub mod systemd;
