@@ -33,7 +33,7 @@ pub enum NotifyError {
     #[error("the alert was not delivered within {} s ({detail}); check the webhook URL and that this host can reach it (the journal of this command has the sender's error)", DELIVERY_TIMEOUT.as_secs())]
     NotDelivered { detail: String },
     #[error("the state database {} cannot be read for the summary: {source}", path.display())]
-    Journal { path: PathBuf, source: DbError },
+    Journal { path: PathBuf, source: Box<DbError> },
     #[error("there is no state database at {} yet (the execution service creates it); no summary to send", path.display())]
     NoJournal { path: PathBuf },
 }
