@@ -251,9 +251,12 @@ pub fn day_summary(config: &Config, date: NaiveDate) -> Result<String, NotifyErr
     }
     let db = StateDb::open_read_only_current(&path).map_err(|source| NotifyError::Journal {
         path: path.clone(),
-        source,
+        source: Box::new(source),
     })?;
-    let report = day_report(&db, date).map_err(|source| NotifyError::Journal { path, source })?;
+    let report = day_report(&db, date).map_err(|source| NotifyError::Journal {
+        path,
+        source: Box::new(source),
+    })?;
     let text = day_summary_text(config.mode.as_str(), &report);
     deliver(
         &Alerts::from_config(&config.alerts),
