@@ -7,6 +7,8 @@ use avwap::cli;
 use avwap::config::Mode;
 use avwap::execution::service::{self, Command, AFTER_HELP};
 use avwap::ops::logging::{self, LogFormat};
+use avwap::ops::notify;
+use avwap::ops::systemd::Systemctl;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -58,6 +60,12 @@ enum Sub {
         #[arg(long)]
         json: bool,
     },
+    /// Send an operator alert through the webhook and wait for it: a test, a failed unit
+    /// (systemd OnFailure=), or the end-of-day summary
+    Alert {
+        #[command(subcommand)]
+        what: AlertSub,
+    },
     /// Simulate whole sessions of the demo data on the simulated broker and a simulated clock
     Simulate {
         /// First session (YYYY-MM-DD), within the demo data (2009-08-21..2010-08-20)
@@ -66,6 +74,25 @@ enum Sub {
         /// Number of sessions, carrying positions over
         #[arg(long, default_value_t = 1)]
         days: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertSub {
+    /// A test alert, to see that alerts reach you
+    Test,
+    /// UNIT failed (run by avwap-alert@UNIT.service from the unit's OnFailure=): its Result
+    /// and whether it hit its start limit
+    UnitFailed {
+        /// The failed unit, e.g. avwap-execution.service
+        unit: String,
+    },
+    /// The end-of-day summary: entries, exits, realized P&L, open positions with their stops,
+    /// skipped candidates by reason
+    Summary {
+        /// Session date (YYYY-MM-DD) [default: today in New York]
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
     },
 }
 
@@ -108,6 +135,25 @@ fn main() -> std::process::ExitCode {
         Some(Sub::Flatten) => service::run(&config, Command::Flatten, clock.as_ref()),
         Some(Sub::Report { date, json }) => service::print_report(&config, date, json, clock.now()),
         Some(Sub::SuspendTrading { resume }) => service::suspend_trading(&config, !resume),
+        Some(Sub::Alert { what }) => {
+            let sent = match what {
+                AlertSub::Test => notify::test_alert(&config, &notify::host_name()),
+                AlertSub::UnitFailed { unit } => notify::unit_failed(
+                    &config,
+                    &unit,
+                    &avwap::credentials::process_env,
+                    &Systemctl::from_env(&avwap::credentials::process_env),
+                ),
+                AlertSub::Summary { date } => notify::day_summary(
+                    &config,
+                    date.unwrap_or_else(|| avwap::calendar::ny_date(clock.now())),
+                ),
+            };
+            if let Ok(text) = &sent {
+                println!("alert sent: {text}");
+            }
+            return cli::finish(BINARY, sent.map(|_| ()));
+        }
         Some(Sub::Simulate { date, days }) => {
             return cli::finish(BINARY, avwap::simulation::run(&config, date, days))
         }

@@ -267,6 +267,15 @@ pub fn day_summary(config: &Config, date: NaiveDate) -> Result<String, NotifyErr
     Ok(text)
 }
 
+/// This host's name for alert texts (`/proc/sys/kernel/hostname`).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().chars().take(64).collect::<String>())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "this host".to_string())
+}
+
 /// A test alert, to see the webhook work.
 pub fn test_alert(config: &Config, host: &str) -> Result<String, NotifyError> {
     let text = format!(

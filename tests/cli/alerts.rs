@@ -409,3 +409,123 @@ fn the_url_comes_from_the_credential_or_the_env() {
     assert!(!alerts.enabled());
     assert!(logs.contains("alert-webhook-url"), "{logs}");
 }
+
+fn alert_command(
+    state: &std::path::Path,
+    url: Option<&str>,
+    args: &[&str],
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_avwap-execution"));
+    cmd.arg("alert")
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .env_remove("AVWAP_CONFIG")
+        .env_remove("AVWAP_STATE_DIR")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("MONITOR_UNIT")
+        .env_remove("MONITOR_SERVICE_RESULT")
+        .env_remove("MONITOR_EXIT_CODE")
+        .env_remove("MONITOR_EXIT_STATUS")
+        .env_remove(ENV_ALERT_WEBHOOK_URL)
+        .env("AVWAP_SYSTEMCTL", "/nonexistent/systemctl")
+        .env("RUST_LOG", "warn");
+    if let Some(url) = url {
+        cmd.env(ENV_ALERT_WEBHOOK_URL, url);
+    }
+    cmd
+}
+
+/// `avwap-execution alert test|unit-failed|summary`: delivered and waited for, or a clear
+/// failure (no webhook: exit 10; refused: exit 12; no journal: exit 13).
+#[test]
+fn the_operator_alert_commands_deliver_or_fail_loudly() {
+    let state = tempfile::tempdir().unwrap();
+    let (url, received) = receiver(200);
+    let out = alert_command(state.path(), Some(&url), &["test"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = received.recv_timeout(Duration::from_secs(5)).unwrap().body;
+    assert!(body.contains("test alert"), "{body}");
+
+    let out = alert_command(
+        state.path(),
+        Some(&url),
+        &["unit-failed", "avwap-execution.service"],
+    )
+    .env("MONITOR_UNIT", "avwap-execution.service")
+    .env("MONITOR_SERVICE_RESULT", "start-limit-hit")
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = received.recv_timeout(Duration::from_secs(5)).unwrap().body;
+    assert!(
+        body.contains("avwap-execution.service failed (Result=start-limit-hit)"),
+        "{body}"
+    );
+    assert!(body.contains("start limit"), "{body}");
+
+    // The summary needs the journal: none yet is exit 13, an empty one is a quiet day.
+    let out = alert_command(
+        state.path(),
+        Some(&url),
+        &["summary", "--date", "2010-08-09"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(13),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(avwap::execution::db::StateDb::open(&state.path().join("execution.sqlite")).unwrap());
+    let out = alert_command(
+        state.path(),
+        Some(&url),
+        &["summary", "--date", "2010-08-09"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = received.recv_timeout(Duration::from_secs(5)).unwrap().body;
+    assert!(body.contains("day summary 2010-08-09"), "{body}");
+    assert!(body.contains("no open positions"), "{body}");
+
+    // No webhook: exit 10 and why; a refusing webhook: exit 12; the URL is never printed.
+    let out = alert_command(state.path(), None, &["test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("alert-webhook-url"));
+    let (refusing, _rx) = receiver(500);
+    let out = alert_command(state.path(), Some(&refusing), &["test"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(12),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("not delivered"), "{all}");
+    assert_no_token(&all);
+}
