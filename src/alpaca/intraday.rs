@@ -102,6 +102,26 @@ struct TradesResponse {
     trades: Option<HashMap<String, WireTrade>>,
 }
 
+/// The usable latest trades of an answer: symbol → (time, price), positive finite prices only.
+fn latest_trades(response: TradesResponse) -> HashMap<String, (DateTime<Utc>, f64)> {
+    response
+        .trades
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, trade)| trade.p.is_finite() && trade.p > 0.0)
+        .map(|(symbol, trade)| (symbol, (trade.t, trade.p)))
+        .collect()
+}
+
+/// A `GET /v2/stocks/trades/latest` answer body as a snapshot reads it (unredacted), for tests.
+pub fn parse_latest_trades_answer(
+    body: &str,
+) -> Result<HashMap<String, (DateTime<Utc>, f64)>, String> {
+    serde_json::from_str(body)
+        .map(latest_trades)
+        .map_err(|e| format!("the answer is not a latest-trades answer: {e}"))
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -249,13 +269,7 @@ impl AlpacaIntradayFeed {
             .query("symbols", batch)
             .query("feed", self.options.feed.as_str());
         let response: TradesResponse = self.client.json_async(&request, deadline).await?;
-        Ok(response
-            .trades
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(_, trade)| trade.p.is_finite() && trade.p > 0.0)
-            .map(|(symbol, trade)| (symbol, (trade.t, trade.p)))
-            .collect())
+        Ok(latest_trades(response))
     }
 
     /// Bars of `symbols` with `start` in `[from, now)` closed at `now`, one request (plus
