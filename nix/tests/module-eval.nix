@@ -80,7 +80,8 @@ let
     };
   };
 
-  failedAssertions = name: map (a: a.message) (lib.filter (a: !a.assertion) configs.${name}.assertions);
+  failedAssertions =
+    name: map (a: a.message) (lib.filter (a: !a.assertion) configs.${name}.assertions);
 
   expectOk =
     name:
@@ -142,14 +143,20 @@ let
       ]
     ) "${name}: unexpected unit set ${toString (lib.attrNames defs)}";
 
-  hasLine = name: unit: line: lib.hasInfix "\n${line}\n" ("\n" + configs.${name}.systemd.units.${unit}.text);
-  expectLine = name: unit: line: lib.optional (!hasLine name unit line) "${name}: ${unit} lacks '${line}'";
+  hasLine =
+    name: unit: line:
+    lib.hasInfix "\n${line}\n" ("\n" + configs.${name}.systemd.units.${unit}.text);
+  expectLine =
+    name: unit: line:
+    lib.optional (!hasLine name unit line) "${name}: ${unit} lacks '${line}'";
   expectNoLine =
     name: unit: line:
     lib.optional (hasLine name unit line) "${name}: ${unit} must not have '${line}'";
   expectEqual =
     name: what: got: want:
-    lib.optional (got != want) "${name}: ${what} is ${builtins.toJSON got}, want ${builtins.toJSON want}";
+    lib.optional (
+      got != want
+    ) "${name}: ${what} is ${builtins.toJSON got}, want ${builtins.toJSON want}";
 
   scanExec =
     name: provider:
@@ -199,7 +206,9 @@ let
     ++ lib.optional (
       !(lib.elem "d /var/lib/avwap 0750 avwap avwap - -" configs.default.systemd.tmpfiles.rules)
     ) "default: no tmpfiles rule creating /var/lib/avwap"
-    ++ lib.optional (!configs.default.users.users.avwap.isSystemUser) "default: no avwap system user";
+    ++ lib.optional (
+      !configs.default.users.users.avwap.isSystemUser
+    ) "default: no avwap system user";
 in
 pkgs.runCommand "avwap-module-eval"
   {
