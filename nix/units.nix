@@ -56,6 +56,12 @@
 #     while a scan is still running waits for the scan to finish, so the gate sees the new list.
 #     scan.service has TimeoutStartSec=20min so a hung scan cannot hold execution back for long.
 #
+# Scan provider: follows the mode unless given (nix/scan-provider.nix, shared with the module):
+# store for sim, alpaca for dry-run / alpaca-paper / alpaca-live. A broker mode with the store
+# provider (nothing fills the store: no trading) or the synthetic one is refused, the store
+# only with scanStoreFilledExternally = true. With alpaca the scan gets the network, the keys
+# and the alert webhook; every other provider runs with PrivateNetwork=yes.
+#
 # Identity: a static system user/group (default avwap), not DynamicUser=. The state directory
 # (watchlist, bar store, execution database, kill switch, lock) is shared by scan and execution,
 # must keep stable ownership across runs, and avwap-check / operators in the group read it.
@@ -85,8 +91,16 @@
   configFile ? null,
   # sim | dry-run | alpaca-paper | alpaca-live, passed as AVWAP_MODE.
   mode ? "sim",
-  # store | csv | synthetic | alpaca (network: Alpaca bars, the iShares universe).
-  scanProvider ? "store",
+  # store | csv | synthetic | alpaca (network: Alpaca bars, the iShares universe);
+  # null: follows mode (nix/scan-provider.nix: store for sim, alpaca for the broker modes).
+  scanProvider ? null,
+  # true: a broker mode may scan the local bar store, because something outside avwap's units
+  # fills it (the operator's own `avwap-scan import` job). Without it that pair is refused.
+  scanStoreFilledExternally ? false,
+  # false only for nix/module.nix, whose assertion reports a refused provider with the option
+  # names (NixOS forces the units while checking its own assertions, so a throw here would
+  # hide the assertion's message).
+  refuseScanWithoutData ? true,
   # CSV file for scanProvider = "csv" (avwap-scan --csv).
   scanCsvFile ? null,
   scanSchedule ? "Mon..Fri 08:30 America/New_York",
@@ -125,6 +139,18 @@ let
     "alert-webhook-url"
   ];
 
+  scanRule = import ./scan-provider.nix;
+  provider = if scanProvider == null then scanRule.defaultFor mode else scanProvider;
+  scanProblem = scanRule.problem {
+    inherit mode scanStoreFilledExternally;
+    scanProvider = provider;
+    names = {
+      mode = "mode";
+      scanProvider = "scanProvider";
+      scanStoreFilledExternally = "scanStoreFilledExternally";
+    };
+  };
+
   hasPrefix = p: s: substring 0 (stringLength p) s == p;
   isAbsolute = p: isString p && hasPrefix "/" p;
   varLib = "/var/lib/";
@@ -142,10 +168,10 @@ let
     v:
     check (isAbsolute binDir) "binDir must be an absolute path, got ${toString binDir}" (
       check (elem mode modes) "mode must be one of ${concatStringsSep ", " modes}, got ${mode}" (
-        check (elem scanProvider providers)
-          "scanProvider must be one of ${concatStringsSep ", " providers}, got ${scanProvider}"
+        check (elem provider providers)
+          "scanProvider must be one of ${concatStringsSep ", " providers}, got ${provider}"
           (
-            check (scanProvider != "csv" || isAbsolute scanCsvFile)
+            check (provider != "csv" || isAbsolute scanCsvFile)
               "scanProvider = \"csv\" needs scanCsvFile (an absolute path)"
               (
                 check (hasPrefix varLib stateDir && stringLength stateDir > stringLength varLib)
@@ -160,7 +186,7 @@ let
                             (
                               check (storeCredentials == [ ])
                                 "credential(s) ${concatStringsSep ", " storeCredentials} point into the Nix store (world-readable); keep secrets outside /nix/store"
-                                v
+                                (check (!refuseScanWithoutData || scanProblem == null) "${toString scanProblem}" v)
                             )
                         )
                     )
@@ -171,7 +197,7 @@ let
     );
 
   gate = "${binDir}/avwap-gate";
-  scanNeedsNetwork = scanProvider == "alpaca";
+  scanNeedsNetwork = provider == "alpaca";
 
   loadCredentials = names: map (n: "${n}:${credentials.${n}}") (filter (n: elem n names) givenCredentials);
 
@@ -277,7 +303,7 @@ let
 
     "scan.service" = {
       Unit = {
-        Description = "avwap scan: writes today's watchlist (provider ${scanProvider})";
+        Description = "avwap scan: writes today's watchlist (provider ${provider})";
         OnSuccess = "execution-restart.service";
       }
       // (
@@ -297,17 +323,20 @@ let
           Type = "oneshot";
           ExecStart = [
             (
-              "${binDir}/avwap-scan --provider ${scanProvider}"
-              + (if scanProvider == "csv" then " --csv ${scanCsvFile}" else "")
+              "${binDir}/avwap-scan --provider ${provider}"
+              + (if provider == "csv" then " --csv ${scanCsvFile}" else "")
             )
           ];
           TimeoutStartSec = "20min";
           SyslogIdentifier = "avwap-scan";
+          # The networked scan needs the keys for Alpaca's data API and may send its
+          # "scan complete/failed" alert; without network the webhook is unreachable anyway.
           LoadCredential = loadCredentials (
             if scanNeedsNetwork then
               [
                 "alpaca-key-id"
                 "alpaca-secret-key"
+                "alert-webhook-url"
               ]
             else
               [ ]
