@@ -115,6 +115,7 @@ let
     configFile = "${configFile}";
     scanSchedule = cfg.schedules.scan;
     restartSchedule = cfg.schedules.restart;
+    summarySchedule = cfg.schedules.summary;
     # Secrets inside the store are reported by the assertions below, never passed on.
     credentials = filterAttrs (_: p: p != null && !inStore p) credentialPaths;
   };
@@ -296,6 +297,14 @@ in
         type = types.str;
         default = "Mon..Fri 08:40 America/New_York";
         description = "`OnCalendar=` of execution-restart.timer.";
+      };
+      summary = mkOption {
+        type = types.str;
+        default = "Mon..Fri 16:15 America/New_York";
+        description = ''
+          `OnCalendar=` of day-summary.timer, the end-of-day summary alert. It exists only with
+          `alertWebhookUrlFile` (as do the `OnFailure=` alerts of scan and execution).
+        '';
       };
     };
 

@@ -1,4 +1,6 @@
-# The ONE definition of avwap's five systemd units.
+# The ONE definition of avwap's systemd units: five, and four more for operator alerts when the
+# alert-webhook-url credential is given (OnFailure= alerts of scan and execution, the
+# end-of-day summary and its timer).
 #
 # Plain Nix, no nixpkgs: it evaluates with
 #   nix-instantiate --eval --strict --json nix/units.nix --argstr binDir /usr/local/bin
@@ -105,6 +107,9 @@
   scanCsvFile ? null,
   scanSchedule ? "Mon..Fri 08:30 America/New_York",
   restartSchedule ? "Mon..Fri 08:40 America/New_York",
+  # The end-of-day summary alert (only with the alert-webhook-url credential): after the close
+  # (16:00, 13:00 on early closes), late enough for the last cycle's fills.
+  summarySchedule ? "Mon..Fri 16:15 America/New_York",
   # { alpaca-key-id = "/run/keys/alpaca-key-id"; ... }; null values are ignored.
   credentials ? { },
 }:
@@ -198,6 +203,64 @@ let
 
   gate = "${binDir}/avwap-gate";
   scanNeedsNetwork = provider == "alpaca";
+  # Operator alerts outside the trading loop exist only where a webhook is configured (a unit
+  # that could only fail for want of one would raise nothing but noise).
+  alertsConfigured = elem "alert-webhook-url" givenCredentials;
+  # [Unit] OnFailure= of a service: its alert unit, when alerts are configured.
+  onFailure = alertUnit: if alertsConfigured then { OnFailure = alertUnit; } else { };
+
+  # `avwap-execution alert …` as the avwap user: the configuration ([alerts]) and, for the
+  # summary, the state directory's journal (read-only); the network for the webhook.
+  alertService = description: command: {
+    Unit = {
+      Description = description;
+      Wants = "network-online.target";
+      After = "network-online.target";
+    };
+    Service =
+      hardening
+      // asAvwap
+      // network
+      // {
+        Type = "oneshot";
+        ExecStart = [ "${binDir}/avwap-execution alert ${command}" ];
+        # Delivery waits at most 10 s; the rest is margin for a slow start.
+        TimeoutStartSec = "2min";
+        SyslogIdentifier = "avwap-alert";
+        LoadCredential = loadCredentials [ "alert-webhook-url" ];
+      };
+  };
+  # systemd >= 251 starts an OnFailure= unit with MONITOR_UNIT, MONITOR_SERVICE_RESULT,
+  # MONITOR_EXIT_CODE and MONITOR_EXIT_STATUS of the failed unit (what the alert reports); the
+  # unit is named on the command line as well, so one alert unit per service needs no
+  # specifier, and a scan failing while execution fails raises both alerts.
+  alertUnits =
+    if alertsConfigured then
+      {
+        "execution-failed-alert.service" =
+          alertService "avwap: alert that execution.service failed (or hit its start limit)"
+            "unit-failed execution.service";
+        "scan-failed-alert.service" =
+          alertService "avwap: alert that scan.service failed" "unit-failed scan.service";
+        "day-summary.service" =
+          alertService "avwap: end-of-day summary alert (entries, exits, P&L, open positions)"
+            "summary";
+        "day-summary.timer" = {
+          Unit = {
+            Description = "avwap end-of-day summary schedule (${summarySchedule})";
+          };
+          Timer = {
+            OnCalendar = summarySchedule;
+            AccuracySec = "1s";
+            Unit = "day-summary.service";
+          };
+          Install = {
+            WantedBy = "timers.target";
+          };
+        };
+      }
+    else
+      { };
 
   loadCredentials = names: map (n: "${n}:${credentials.${n}}") (filter (n: elem n names) givenCredentials);
 
@@ -271,7 +334,8 @@ let
         After = "network-online.target scan.service";
         StartLimitIntervalSec = "10min";
         StartLimitBurst = 5;
-      };
+      }
+      // onFailure "execution-failed-alert.service";
       Service =
         hardening
         // asAvwap
@@ -306,6 +370,7 @@ let
         Description = "avwap scan: writes today's watchlist (provider ${provider})";
         OnSuccess = "execution-restart.service";
       }
+      // onFailure "scan-failed-alert.service"
       // (
         if scanNeedsNetwork then
           {
@@ -400,4 +465,4 @@ let
     };
   };
 in
-checks units
+checks (units // alertUnits)
