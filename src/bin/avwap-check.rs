@@ -58,7 +58,7 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Where log lines go (the report itself is always on stdout)
-    #[arg(long, value_enum, value_name = "FORMAT", env = logging::ENV_LOG_FORMAT, default_value_t = LogFormat::Auto)]
+    #[arg(long, value_enum, value_name = "FORMAT", env = logging::ENV_LOG_FORMAT, hide_env_values = true, default_value_t = LogFormat::Auto)]
     log_format: LogFormat,
 }
 
