@@ -11,7 +11,7 @@
 //! | `execution-restart.timer` | next elapse = next weekday 08:40 New York | FAIL otherwise |
 //! | `watchlist` | the gate passes (its own message) | WARN stale before 08:30 or on a non-session day; FAIL otherwise |
 //! | `execution-process` | exactly one `avwap-execution`, the unit's main PID | FAIL none / several / not the unit's; WARN none without systemd |
-//! | `tmux` | no tmux server or session | FAIL sessions or tmux processes exist |
+//! | `tmux` | no process inside a tmux session runs avwap (`avwap-scan`, `avwap-execution`, `avwap-gate`) or the predecessor's entry point; other tmux sessions are fine | FAIL such a process (any user's); WARN other users' processes hidden (`hidepid`) |
 //! | `state-db` | `PRAGMA quick_check` says ok | WARN no database yet; FAIL problems or unreadable |
 //! | `kill-switch` | off | WARN engaged |
 //! | `heartbeat` | fresh (≤ 3 × poll interval) | FAIL stale or missing while the market is open; WARN when closed |
@@ -34,7 +34,7 @@ use crate::execution::db::{StateDb, DB_FILE, SCHEMA_VERSION};
 use crate::execution::process::KillSwitch;
 use crate::execution::verdict::{RowStatus, Verdict};
 use crate::gate::{check_watchlist, GateVerdict};
-use crate::ops::procs::{ProcTree, ProcessInfo};
+use crate::ops::procs::{ProcTree, ProcessInfo, Snapshot};
 use crate::ops::systemd::{
     Availability, Systemctl, SystemdError, SystemdQuery, UnitProperties, SERVICE_PROPERTIES,
     TIMER_PROPERTIES,
@@ -56,8 +56,21 @@ pub const RESTART_TIME: (u32, u32) = (8, 40);
 pub const TIMER_TOLERANCE_SECONDS: i64 = 60;
 /// The heartbeat is stale after this many poll intervals.
 pub const HEARTBEAT_INTERVALS: u64 = 3;
-/// Env var naming the tmux executable (default: `tmux` on `PATH`).
-pub const ENV_TMUX: &str = "AVWAP_TMUX";
+/// The binaries that run under systemd only: one of them inside a tmux session fails the
+/// `tmux` check (`avwap-check` itself may run anywhere).
+pub const SYSTEMD_ONLY_BINARIES: [&str; 3] = ["avwap-scan", "avwap-execution", "avwap-gate"];
+/// The predecessor's entry points (reference upstream-execution.md): its execution loop as a
+/// module, `python -m execution_v2.execution_main` ...
+pub const PREDECESSOR_MODULES: [&str; 1] = ["execution_v2.execution_main"];
+/// ... and the scripts Python ran by path: that loop (`execution_v2/execution_main.py`), the
+/// scan (`run_scan.py`) and the deprecated V1 loop and orchestrator (`execution.py`,
+/// `sentinel.py`).
+pub const PREDECESSOR_SCRIPTS: [&str; 4] = [
+    "execution_main.py",
+    "run_scan.py",
+    "execution.py",
+    "sentinel.py",
+];
 
 /// One check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -177,92 +190,6 @@ impl Report {
     }
 }
 
-/// What tmux said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TmuxAnswer {
-    NotInstalled,
-    NoServer,
-    Sessions(Vec<String>),
-    Error(String),
-}
-
-/// `tmux ls` for the user running the check (`AVWAP_TMUX` names the executable).
-#[derive(Debug, Clone)]
-pub struct Tmux {
-    program: PathBuf,
-    path_var: Option<String>,
-}
-
-impl Tmux {
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Tmux {
-        Tmux {
-            program: PathBuf::from(
-                env(ENV_TMUX)
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or_else(|| "tmux".into()),
-            ),
-            path_var: env("PATH"),
-        }
-    }
-
-    fn resolve(&self) -> Option<PathBuf> {
-        if self.program.components().count() > 1 || self.program.is_absolute() {
-            return self.program.is_file().then(|| self.program.clone());
-        }
-        std::env::split_paths(self.path_var.as_deref()?)
-            .map(|d| d.join(&self.program))
-            .find(|p| p.is_file())
-    }
-
-    pub fn sessions(&self) -> TmuxAnswer {
-        let Some(program) = self.resolve() else {
-            return TmuxAnswer::NotInstalled;
-        };
-        let child = std::process::Command::new(&program)
-            .arg("ls")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => return TmuxAnswer::Error(format!("cannot run {}: {e}", program.display())),
-        };
-        let out = match crate::ops::systemd::wait_with_timeout(
-            &mut child,
-            std::time::Duration::from_secs(5),
-        ) {
-            Ok(o) => o,
-            Err(e) => return TmuxAnswer::Error(format!("tmux ls: {e}")),
-        };
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.success {
-            let names: Vec<String> = stdout
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| l.split(':').next().unwrap_or(l).to_string())
-                .collect();
-            if names.is_empty() {
-                TmuxAnswer::NoServer
-            } else {
-                TmuxAnswer::Sessions(names)
-            }
-        } else if stderr.contains("no server running")
-            || stderr.contains("error connecting to")
-            || stderr.contains("no sessions")
-        {
-            TmuxAnswer::NoServer
-        } else {
-            TmuxAnswer::Error(format!(
-                "tmux ls failed ({}): {}",
-                out.status,
-                stderr.trim()
-            ))
-        }
-    }
-}
-
 /// How `avwap-check` reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CheckOptions {
@@ -272,9 +199,9 @@ pub struct CheckOptions {
     pub strict: bool,
 }
 
-/// `avwap-check`: run every check against this host at `now` (systemctl, `/proc` and tmux as
-/// `env` names them: `AVWAP_SYSTEMCTL`, `AVWAP_PROC_ROOT`, `AVWAP_TMUX`), print the report on
-/// stdout and return the process exit code (0 OK, 1 FAIL, 2 WARN).
+/// `avwap-check`: run every check against this host at `now` (systemctl and `/proc` as `env`
+/// names them: `AVWAP_SYSTEMCTL`, `AVWAP_PROC_ROOT`), print the report on stdout and return
+/// the process exit code (0 OK, 1 FAIL, 2 WARN).
 pub fn run(
     config: &Config,
     options: CheckOptions,
@@ -283,13 +210,11 @@ pub fn run(
 ) -> u8 {
     let systemd = Systemctl::from_env(env);
     let procs = ProcTree::from_env(env);
-    let tmux = Tmux::from_env(env);
     let ctx = CheckContext {
         config,
         now,
         systemd: &systemd,
         procs: &procs,
-        tmux: &tmux,
     };
     let mut report = run_checks(&ctx);
     if options.strict {
@@ -318,7 +243,6 @@ pub struct CheckContext<'a> {
     pub now: DateTime<Utc>,
     pub systemd: &'a dyn SystemdQuery,
     pub procs: &'a ProcTree,
-    pub tmux: &'a Tmux,
 }
 
 /// Run every check.
@@ -366,7 +290,7 @@ pub fn run_checks(ctx: &CheckContext<'_>) -> Report {
         systemd_ok.then_some(execution_unit.as_ref()).flatten(),
         systemd_ok,
     ));
-    checks.push(check_tmux(ctx.tmux, ctx.procs));
+    checks.push(check_tmux(ctx.procs));
 
     let db_path = ctx.config.state_dir.join(DB_FILE);
     let (db_check, db) = check_state_db(&db_path);
@@ -772,60 +696,168 @@ pub fn check_process(
     }
 }
 
-/// No tmux sessions: `tmux ls` for this user, plus tmux processes of any user in `/proc`.
-pub fn check_tmux(tmux: &Tmux, procs: &ProcTree) -> CheckResult {
-    const NAME: &str = "tmux";
-    // The server renames itself "tmux: server"; exe is /usr/bin/tmux when readable.
-    let processes: Vec<ProcessInfo> = procs
-        .processes()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| {
-            p.runs("tmux")
-                || (p.exe.is_none() && p.comm.as_deref().is_some_and(|c| c.starts_with("tmux: ")))
-        })
-        .collect();
-    let pids = processes
+/// A tmux process: the server (`tmux: server` once started) or a client. The executable's
+/// name decides when readable, else `comm` (another user's process).
+pub fn is_tmux(p: &ProcessInfo) -> bool {
+    p.runs("tmux") || p.comm.as_deref().is_some_and(|c| c.starts_with("tmux: "))
+}
+
+/// What avwap program `p` runs, if any: one of [`SYSTEMD_ONLY_BINARIES`] (by executable, see
+/// [`ProcessInfo::runs`]) or the predecessor's entry point (see [`predecessor_entry`]).
+pub fn avwap_program(p: &ProcessInfo) -> Option<String> {
+    SYSTEMD_ONLY_BINARIES
         .iter()
-        .map(|p| p.pid.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let answer = tmux.sessions();
-    let fix = "avwap runs under systemd only: end them (tmux kill-server, as each user) \
-               after moving anything still running there into the units";
-    match (&answer, processes.is_empty()) {
-        (TmuxAnswer::Sessions(names), _) => CheckResult::new(
+        .find(|b| p.runs(b))
+        .map(|b| b.to_string())
+        .or_else(|| predecessor_entry(&p.cmdline))
+}
+
+/// The predecessor's entry point when `argv` is Python running it: `python … -m
+/// execution_v2.execution_main …` or `python … <dir>/run_scan.py …` (any `python*`
+/// interpreter, options before the module or script skipped). A script that merely has the
+/// name as an argument (`vim run_scan.py`, `python3 -c …`) is not one.
+pub fn predecessor_entry(argv: &[String]) -> Option<String> {
+    let (program, args) = argv.split_first()?;
+    let file_name = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    if !file_name(program).starts_with("python") {
+        return None;
+    }
+    let module = |m: &str| {
+        PREDECESSOR_MODULES
+            .contains(&m)
+            .then(|| format!("python -m {m}"))
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let Some(flags) = arg.strip_prefix('-') else {
+            let name = file_name(arg);
+            return PREDECESSOR_SCRIPTS
+                .contains(&name.as_str())
+                .then(|| format!("python {arg}"));
+        };
+        if let Some(long) = flags.strip_prefix('-') {
+            if long == "check-hash-based-pycs" {
+                args.next();
+            }
+            continue;
+        }
+        // `-` alone: the program comes from stdin.
+        if flags.is_empty() {
+            return None;
+        }
+        // A cluster of short options (`-uB`); `-c` ends it with code, `-m` with a module,
+        // `-W`/`-X` with a value (attached, or the next argument).
+        for (i, flag) in flags.char_indices() {
+            let rest = &flags[i + flag.len_utf8()..];
+            match flag {
+                'c' => return None,
+                'm' if rest.is_empty() => return args.next().and_then(|m| module(m)),
+                'm' => return module(rest),
+                'W' | 'X' => {
+                    if rest.is_empty() {
+                        args.next();
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// No avwap program inside tmux: the processes below a tmux server (the panes' shells and what
+/// they started), of any user, read from the process table (see [`judge_tmux`]).
+pub fn check_tmux(procs: &ProcTree) -> CheckResult {
+    match procs.snapshot() {
+        Ok(snapshot) => judge_tmux(&snapshot),
+        Err(e) => CheckResult::new(
+            "tmux",
+            Status::Warn,
+            format!("cannot list processes in {}: {e}", procs.root().display()),
+        ),
+    }
+}
+
+/// FAIL when a process below a tmux process runs avwap ([`avwap_program`]); a tmux session
+/// running anything else is fine (an informational OK). WARN when the table is incomplete
+/// (another user's processes hidden) and nothing was found.
+pub fn judge_tmux(snapshot: &Snapshot) -> CheckResult {
+    const NAME: &str = "tmux";
+    let uid = |p: &ProcessInfo| {
+        p.uid
+            .map_or_else(|| "uid ?".to_string(), |u| format!("uid {u}"))
+    };
+    let servers: Vec<&ProcessInfo> = snapshot
+        .iter()
+        .filter(|p| is_tmux(p) && p.comm.as_deref() != Some("tmux: client"))
+        .collect();
+    let mut inside = 0usize;
+    let mut offenders: Vec<(&ProcessInfo, &ProcessInfo, String)> = Vec::new();
+    for p in snapshot.iter().filter(|p| !is_tmux(p)) {
+        let Some(server) = snapshot.nearest_ancestor(p, is_tmux) else {
+            continue;
+        };
+        inside += 1;
+        if let Some(program) = avwap_program(p) {
+            offenders.push((p, server, program));
+        }
+    }
+    if !offenders.is_empty() {
+        let listed = offenders
+            .iter()
+            .map(|(p, server, program)| {
+                format!(
+                    "pid {} {program} ({}, in the tmux of pid {} {})",
+                    p.pid,
+                    uid(p),
+                    server.pid,
+                    uid(server)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let pids = offenders
+            .iter()
+            .map(|(p, _, _)| p.pid.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        return CheckResult::new(
             NAME,
             Status::Fail,
             format!(
-                "{} tmux session(s): {}{}; {fix}",
-                names.len(),
-                names.join(", "),
-                if pids.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (tmux processes: pid {pids})")
-                }
+                "{} avwap process(es) run inside tmux: {listed}; avwap runs under systemd only: \
+                 stop them (kill {pids}, as root or their user) and let the units run them \
+                 (systemctl start scan.service, systemctl start {EXECUTION_UNIT})",
+                offenders.len()
             ),
-        ),
-        (_, false) => CheckResult::new(
-            NAME,
-            Status::Fail,
-            format!("tmux is running (pid {pids}), possibly as another user; {fix}"),
-        ),
-        (TmuxAnswer::NotInstalled, true) => {
-            CheckResult::new(NAME, Status::Ok, "no tmux sessions (tmux is not installed)")
-        }
-        (TmuxAnswer::NoServer, true) => CheckResult::new(
-            NAME,
-            Status::Ok,
-            "no tmux sessions (no tmux server running)",
-        ),
-        (TmuxAnswer::Error(e), true) => CheckResult::new(
-            NAME,
-            Status::Warn,
-            format!("no tmux processes, but tmux ls failed: {e}"),
-        ),
+        );
+    }
+    let hidden = if snapshot.sees_everything() {
+        None
+    } else {
+        Some(
+            "other users' processes are hidden from this user (pid 1 or its parent is not \
+             readable: /proc mounted with hidepid=?): run avwap-check as root to see every \
+             tmux session",
+        )
+    };
+    let seen = if servers.is_empty() {
+        "no tmux server running".to_string()
+    } else {
+        format!(
+            "tmux server(s) {}: none of the {inside} process(es) in their sessions runs avwap \
+             (sessions running other programs are fine)",
+            servers
+                .iter()
+                .map(|s| format!("pid {} ({})", s.pid, uid(s)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    match hidden {
+        None => CheckResult::new(NAME, Status::Ok, seen),
+        Some(why) => CheckResult::new(NAME, Status::Warn, format!("{seen}; but {why}")),
     }
 }
 
@@ -2054,16 +2086,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = config_in(dir.path());
         let procs = ProcTree::new(dir.path().join("proc"));
-        std::fs::create_dir_all(procs.root()).unwrap();
-        let tmux =
-            Tmux::from_env(&|k: &str| (k == ENV_TMUX).then(|| "/nonexistent/tmux".to_string()));
+        // PID 1 with its status: the whole table is visible.
+        std::fs::create_dir_all(procs.root().join("1")).unwrap();
+        std::fs::write(
+            procs.root().join("1/status"),
+            "PPid:\t0\nUid:\t0\t0\t0\t0\n",
+        )
+        .unwrap();
         let systemd = FixtureSystemd::unavailable("laptop");
         let report = run_checks(&CheckContext {
             config: &config,
             now: utc("2026-11-29T15:00:00Z"),
             systemd: &systemd,
             procs: &procs,
-            tmux: &tmux,
         });
         let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
@@ -2086,11 +2121,248 @@ mod tests {
             .starts_with("systemd not available: unit checks skipped"));
         let tmux_check = report.check("tmux").unwrap();
         assert_eq!(tmux_check.status, Status::Ok);
-        assert!(tmux_check.message.contains("not installed"));
+        assert_eq!(tmux_check.message, "no tmux server running");
         // No process without systemd: a warning (nothing is expected to start it).
         assert_eq!(
             report.check("execution-process").unwrap().status,
             Status::Warn
+        );
+    }
+
+    /// A process of the table: `exe` empty when unreadable (another user's), `argv` split on
+    /// spaces.
+    fn proc_(pid: u32, ppid: u32, uid: u32, exe: &str, comm: &str, argv: &str) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            exe: (!exe.is_empty()).then(|| PathBuf::from(exe)),
+            exe_deleted: false,
+            comm: Some(comm.to_string()),
+            cgroup: Some("/user.slice/user-1000.slice/session-2.scope".into()),
+            ppid: Some(ppid),
+            uid: Some(uid),
+            cmdline: argv.split(' ').map(str::to_string).collect(),
+        }
+    }
+
+    /// PID 1, sshd and an operator's login shell: no tmux anywhere.
+    fn base_table() -> Vec<ProcessInfo> {
+        vec![
+            proc_(1, 0, 0, "/usr/lib/systemd/systemd", "systemd", "/sbin/init"),
+            proc_(
+                288,
+                1,
+                990,
+                "/usr/bin/avwap-execution",
+                "avwap-execution",
+                "avwap-execution",
+            ),
+            proc_(
+                500,
+                1,
+                0,
+                "/usr/sbin/sshd",
+                "sshd",
+                "sshd: /usr/sbin/sshd -D",
+            ),
+            proc_(501, 500, 1000, "/usr/bin/bash", "bash", "-bash"),
+        ]
+    }
+
+    /// A tmux server of uid 1000 (started from the login shell, daemonized: its parent is 1)
+    /// with a pane shell, plus `extra` processes.
+    fn with_tmux(extra: &[ProcessInfo]) -> Snapshot {
+        let mut table = base_table();
+        table.push(proc_(
+            31153,
+            1,
+            1000,
+            "/usr/bin/tmux",
+            "tmux: server",
+            "tmux new -s work",
+        ));
+        table.push(proc_(31154, 31153, 1000, "/usr/bin/bash", "bash", "-bash"));
+        // The client attached from the login shell is not a parent of the panes.
+        table.push(proc_(
+            31150,
+            501,
+            1000,
+            "/usr/bin/tmux",
+            "tmux: client",
+            "tmux attach",
+        ));
+        table.extend(extra.iter().cloned());
+        Snapshot::new(table)
+    }
+
+    #[test]
+    fn tmux_without_avwap_is_fine() {
+        let c = judge_tmux(&Snapshot::new(base_table()));
+        assert_eq!(
+            (c.status, c.message.as_str()),
+            (Status::Ok, "no tmux server running")
+        );
+        // Unrelated sessions: an editor, a log follower, avwap-check itself, the report.
+        let c = judge_tmux(&with_tmux(&[
+            proc_(31160, 31154, 1000, "/usr/bin/vim", "vim", "vim run_scan.py"),
+            proc_(
+                31161,
+                31154,
+                1000,
+                "/usr/bin/journalctl",
+                "journalctl",
+                "journalctl -u execution.service -f",
+            ),
+            proc_(
+                31162,
+                31154,
+                1000,
+                "/usr/bin/avwap-check",
+                "avwap-check",
+                "avwap-check --json",
+            ),
+            proc_(
+                31163,
+                31154,
+                1000,
+                "/usr/bin/python3.11",
+                "python3",
+                "python3 -c import run_scan",
+            ),
+            proc_(
+                31164,
+                31154,
+                1000,
+                "/usr/bin/tail",
+                "tail",
+                "tail -f avwap-execution.log",
+            ),
+        ]));
+        assert_eq!(c.status, Status::Ok, "{}", c.message);
+        assert_eq!(
+            c.message,
+            "tmux server(s) pid 31153 (uid 1000): none of the 6 process(es) in their sessions \
+             runs avwap (sessions running other programs are fine)"
+        );
+    }
+
+    #[test]
+    fn avwap_inside_tmux_fails_whoever_runs_it() {
+        // Started by hand in a pane (through sudo), the binary unreadable (another user's).
+        let c = judge_tmux(&with_tmux(&[
+            proc_(
+                31170,
+                31154,
+                0,
+                "/usr/bin/sudo",
+                "sudo",
+                "sudo -u avwap avwap-execution --mode alpaca-paper",
+            ),
+            proc_(
+                31171,
+                31170,
+                990,
+                "",
+                "avwap-execution",
+                "avwap-execution --mode alpaca-paper",
+            ),
+        ]));
+        assert_eq!(c.status, Status::Fail, "{}", c.message);
+        assert_eq!(
+            c.message,
+            "1 avwap process(es) run inside tmux: pid 31171 avwap-execution (uid 990, in the \
+             tmux of pid 31153 uid 1000); avwap runs under systemd only: stop them (kill 31171, \
+             as root or their user) and let the units run them (systemctl start scan.service, \
+             systemctl start execution.service)"
+        );
+        // The service's own process (parent 1) is not inside tmux.
+        assert!(!c.message.contains("pid 288"), "{}", c.message);
+        // Every avwap binary, and the predecessor's entry points.
+        for (exe, comm, argv, what) in [
+            ("/nix/store/x-avwap/bin/avwap-scan", "avwap-scan", "avwap-scan --provider alpaca", "avwap-scan"),
+            ("/usr/local/bin/avwap-gate", "avwap-gate", "avwap-gate", "avwap-gate"),
+            ("/root/avwap_r3k_scanner/venv/bin/python", "python", "/root/avwap_r3k_scanner/venv/bin/python -u -m execution_v2.execution_main --poll-seconds 60", "python -m execution_v2.execution_main"),
+            ("", "python3", "python3 execution_v2/execution_main.py --poll-seconds 300", "python execution_v2/execution_main.py"),
+            ("/usr/bin/python3", "python3", "python3 -W ignore run_scan.py", "python run_scan.py"),
+            ("/usr/bin/python3", "python3", "python3 -uB sentinel.py", "python sentinel.py"),
+        ] {
+            let c = judge_tmux(&with_tmux(&[proc_(40000, 31154, 0, exe, comm, argv)]));
+            assert_eq!(c.status, Status::Fail, "{argv}: {}", c.message);
+            assert!(
+                c.message.contains(&format!("pid 40000 {what} (uid 0, in the tmux of pid 31153")),
+                "{argv}: {}",
+                c.message
+            );
+        }
+    }
+
+    #[test]
+    fn predecessor_entry_points_only_as_pythons_program() {
+        let argv = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        let is = |s: &str| predecessor_entry(&argv(s));
+        assert_eq!(
+            is("python3.11 -m execution_v2.execution_main").as_deref(),
+            Some("python -m execution_v2.execution_main")
+        );
+        assert_eq!(
+            is("python -mexecution_v2.execution_main").as_deref(),
+            Some("python -m execution_v2.execution_main")
+        );
+        assert_eq!(
+            is("python -X dev --check-hash-based-pycs never /srv/run_scan.py").as_deref(),
+            Some("python /srv/run_scan.py")
+        );
+        assert!(is("python -m http.server").is_none());
+        assert!(is("python3 -c run_scan.py").is_none());
+        assert!(is("python3 - run_scan.py").is_none());
+        assert!(is("python3 my_tool.py run_scan.py").is_none());
+        assert!(is("vim run_scan.py").is_none());
+        assert!(is("bash -lc python -m execution_v2.execution_main").is_none());
+        assert!(predecessor_entry(&[]).is_none());
+    }
+
+    #[test]
+    fn hidden_processes_of_other_users_warn() {
+        // hidepid: PID 1 and the other users' processes are not in the table.
+        let table: Vec<ProcessInfo> = base_table()
+            .into_iter()
+            .filter(|p| p.uid == Some(1000))
+            .collect();
+        let c = judge_tmux(&Snapshot::new(table));
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message
+                .starts_with("no tmux server running; but other users' processes are hidden"),
+            "{}",
+            c.message
+        );
+        assert!(
+            c.message.contains("run avwap-check as root"),
+            "{}",
+            c.message
+        );
+        // What is visible still fails.
+        let mut table: Vec<ProcessInfo> = with_tmux(&[proc_(
+            40001,
+            31154,
+            1000,
+            "/usr/bin/avwap-scan",
+            "avwap-scan",
+            "avwap-scan",
+        )])
+        .iter()
+        .filter(|p| p.pid != 1)
+        .cloned()
+        .collect();
+        table.retain(|p| p.pid != 1);
+        assert_eq!(judge_tmux(&Snapshot::new(table)).status, Status::Fail);
+        // The table cannot be read at all.
+        let dir = tempfile::tempdir().unwrap();
+        let c = check_tmux(&ProcTree::new(dir.path().join("absent")));
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.message.starts_with("cannot list processes in "),
+            "{}",
+            c.message
         );
     }
 }

@@ -138,7 +138,6 @@ struct Host {
     host_dir: PathBuf,
     proc_root: PathBuf,
     state: PathBuf,
-    tmux: PathBuf,
 }
 
 fn copy_host(name: &str, to: &Path, now: DateTime<Utc>) {
@@ -153,13 +152,16 @@ fn copy_host(name: &str, to: &Path, now: DateTime<Utc>) {
             .replace("@NEXT_0930@", &next_weekday(now, 9, 30));
         let dest = to.join(entry.file_name());
         std::fs::write(&dest, text).unwrap();
-        if matches!(entry.file_name().to_str(), Some("systemctl" | "tmux")) {
+        if entry.file_name().to_str() == Some("systemctl") {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
     }
 }
 
+/// A fake `/proc` from `procs.txt`: `pid|exe|comm|cgroup[|ppid|uid|argv]` (exe empty:
+/// unreadable; argv space-separated). Without the last three the parent is PID 1 (0 for PID 1
+/// itself), the user root and argv the exe (or comm).
 fn build_proc(procs_txt: &Path, root: &Path) {
     std::fs::create_dir_all(root).unwrap();
     for line in std::fs::read_to_string(procs_txt).unwrap().lines() {
@@ -167,8 +169,14 @@ fn build_proc(procs_txt: &Path, root: &Path) {
             continue;
         }
         let parts: Vec<&str> = line.split('|').collect();
-        let [pid, exe, comm, cgroup] = parts[..] else {
-            panic!("bad procs.txt line {line:?}")
+        let (pid, exe, comm, cgroup, ppid, uid, argv) = match parts[..] {
+            [pid, exe, comm, cgroup] => {
+                let ppid = if pid == "1" { "0" } else { "1" };
+                let argv = if exe.is_empty() { comm } else { exe };
+                (pid, exe, comm, cgroup, ppid, "0", argv)
+            }
+            [pid, exe, comm, cgroup, ppid, uid, argv] => (pid, exe, comm, cgroup, ppid, uid, argv),
+            _ => panic!("bad procs.txt line {line:?}"),
         };
         let dir = root.join(pid);
         std::fs::create_dir_all(&dir).unwrap();
@@ -177,6 +185,21 @@ fn build_proc(procs_txt: &Path, root: &Path) {
         }
         std::fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
         std::fs::write(dir.join("cgroup"), format!("0::{cgroup}\n")).unwrap();
+        std::fs::write(
+            dir.join("status"),
+            format!(
+                "Name:\t{comm}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"
+            ),
+        )
+        .unwrap();
+        let mut cmdline: Vec<u8> = argv
+            .split(' ')
+            .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+            .collect();
+        if argv.is_empty() {
+            cmdline.clear();
+        }
+        std::fs::write(dir.join("cmdline"), cmdline).unwrap();
     }
     // Non-process entries a real /proc has.
     std::fs::create_dir_all(root.join("sys")).unwrap();
@@ -201,21 +224,11 @@ fn host(name: &str) -> Host {
     // What a healthy service records every cycle: the broker read, nothing held anywhere.
     db.record_verdict(&verdict(now, Ok(vec![]), &[])).unwrap();
     drop(db);
-    let tmux = if host_dir.join("tmux").exists() {
-        host_dir.join("tmux")
-    } else {
-        let t = dir.path().join("tmux-no-server");
-        std::fs::copy(fixtures().join("tmux-no-server"), &t).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o755)).unwrap();
-        t
-    };
     Host {
         _dir: dir,
         host_dir,
         proc_root,
         state,
-        tmux,
     }
 }
 
@@ -231,8 +244,7 @@ fn command(h: &Host, args: &[&str]) -> Command {
         .env_remove("JOURNAL_STREAM")
         .env("RUST_LOG", "warn")
         .env("AVWAP_SYSTEMCTL", h.host_dir.join("systemctl"))
-        .env("AVWAP_PROC_ROOT", &h.proc_root)
-        .env("AVWAP_TMUX", &h.tmux);
+        .env("AVWAP_PROC_ROOT", &h.proc_root);
     cmd
 }
 
@@ -550,17 +562,40 @@ fn no_systemctl_at_all_is_also_no_systemd() {
 }
 
 #[test]
-fn tmux_sessions_fail() {
+fn avwap_inside_tmux_fails() {
+    // avwap-execution started by hand in a tmux pane, and the predecessor's loop in another
+    // user's tmux: both named, with how to stop them (the first also fails execution-process).
     expect(
         "tmux",
         &[],
         "fail",
         1,
-        &[("tmux", "FAIL", "1 tmux session(s): avwap")],
+        &[
+            (
+                "tmux",
+                "FAIL",
+                "2 avwap process(es) run inside tmux: pid 31160 avwap-execution (uid 0, in the \
+                 tmux of pid 31153 uid 0), pid 32010 python -m execution_v2.execution_main \
+                 (uid 1000, in the tmux of pid 32000 uid 1000)",
+            ),
+            ("execution-process", "FAIL", "kill 31160"),
+        ],
     );
     let h = host("tmux");
     let (_, checks) = human(&run(&h, &[]));
-    assert!(status_of(&checks, "tmux").2.contains("31153"));
+    assert!(status_of(&checks, "tmux").2.contains("kill 31160 32010"));
+}
+
+#[test]
+fn an_unrelated_tmux_session_is_not_a_failure() {
+    expect("tmux-unrelated", &[], "ok", 0, &[]);
+    let h = host("tmux-unrelated");
+    let (_, checks) = human(&run(&h, &[]));
+    assert_eq!(
+        status_of(&checks, "tmux").2,
+        "tmux server(s) pid 31153 (uid 1000): none of the 4 process(es) in their sessions runs \
+         avwap (sessions running other programs are fine)"
+    );
 }
 
 #[test]
