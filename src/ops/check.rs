@@ -7,9 +7,9 @@
 //! |---|---|---|
 //! | `systemd` | (only reported when systemd is absent) | WARN "systemd not available: unit checks skipped" |
 //! | `execution.service` | active (running), no automatic restarts | WARN restarted/starting; FAIL inactive, failed, restarting, not installed |
-//! | `scan.timer` | next elapse = next weekday 08:30 New York | FAIL otherwise (inactive, nothing scheduled, other time) |
-//! | `execution-restart.timer` | next elapse = next weekday 08:40 New York | FAIL otherwise |
-//! | `watchlist` | the gate passes (its own message) | WARN stale before 08:30 or on a non-session day; FAIL otherwise |
+//! | `scan.timer` | next elapse = what the unit's `OnCalendar=` gives after now (any schedule: `services.avwap.schedules.scan`) | FAIL not installed, inactive, nothing scheduled, no `OnCalendar=`, next elapse off its own schedule; WARN no time zone in it, next run > 4 days away, at or after the market open, not enabled |
+//! | `execution-restart.timer` | the same, for its own `OnCalendar=` | the same |
+//! | `watchlist` | the gate passes (its own message) | WARN stale before today's scan (scan.timer's next run; 08:30 without systemd) or on a non-session day; FAIL otherwise |
 //! | `execution-process` | exactly one `avwap-execution`, the unit's main PID | FAIL none / several / not the unit's; WARN none without systemd |
 //! | `tmux` | no process inside a tmux session runs avwap (`avwap-scan`, `avwap-execution`, `avwap-gate`) or the predecessor's entry point; other tmux sessions are fine | FAIL such a process (any user's); WARN other users' processes hidden (`hidepid`) |
 //! | `state-db` | `PRAGMA quick_check` says ok | WARN no database yet; FAIL problems or unreadable |
@@ -28,32 +28,37 @@
 //! reported against the journal ([`Verdict`]), and `protective-stops` says "each with a
 //! working protective stop" only when a fresh verdict confirms it.
 
-use crate::calendar::{current_or_next_session, is_session, ny_date, ny_instant, NEW_YORK};
+use crate::calendar::{
+    current_or_next_session, is_session, ny_date, ny_instant, session, NEW_YORK,
+};
 use crate::config::Config;
 use crate::execution::db::{StateDb, DB_FILE, SCHEMA_VERSION};
 use crate::execution::process::KillSwitch;
 use crate::execution::verdict::{RowStatus, Verdict};
 use crate::gate::{check_watchlist, GateVerdict};
 use crate::ops::procs::{ProcTree, ProcessInfo, Snapshot};
+use crate::ops::systemd::calendar::{CalendarError, CalendarSpec};
 use crate::ops::systemd::{
     Availability, Systemctl, SystemdError, SystemdQuery, UnitProperties, SERVICE_PROPERTIES,
     TIMER_PROPERTIES,
 };
-use chrono::{DateTime, Datelike, Duration, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, NaiveTime, Utc};
 use serde::Serialize;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const EXECUTION_UNIT: &str = "execution.service";
 pub const SCAN_TIMER: &str = "scan.timer";
 pub const RESTART_TIMER: &str = "execution-restart.timer";
 pub const EXECUTION_BINARY: &str = "avwap-execution";
-/// `scan.timer` fires Mon–Fri at this New York time ...
+/// The scan's default New York time (`services.avwap.schedules.scan`), assumed for the
+/// watchlist check only when `scan.timer` cannot be read.
 pub const SCAN_TIME: (u32, u32) = (8, 30);
-/// ... and `execution-restart.timer` at this one.
-pub const RESTART_TIME: (u32, u32) = (8, 40);
-/// A timer's next elapse may differ from the expected instant by this much (AccuracySec).
+/// A timer's next elapse may differ from the one its `OnCalendar=` gives by this much
+/// (AccuracySec).
 pub const TIMER_TOLERANCE_SECONDS: i64 = 60;
+/// A timer whose next run is further away than this does not run every weekday.
+pub const TIMER_MAX_GAP_DAYS: i64 = 4;
 /// The heartbeat is stale after this many poll intervals.
 pub const HEARTBEAT_INTERVALS: u64 = 3;
 /// The binaries that run under systemd only: one of them inside a tmux session fails the
@@ -251,6 +256,8 @@ pub fn run_checks(ctx: &CheckContext<'_>) -> Report {
 
     // systemd: the unit and the two timers, or one WARN saying they were skipped.
     let mut execution_unit: Option<UnitProperties> = None;
+    // When the installed scan.timer runs next (for the watchlist: is today's scan still due?).
+    let mut scan_next: Option<DateTime<Utc>> = None;
     let mut systemd_ok = true;
     match ctx.systemd.availability() {
         Availability::Unavailable(reason) => {
@@ -273,9 +280,14 @@ pub fn run_checks(ctx: &CheckContext<'_>) -> Report {
                 }
             }
             if systemd_ok {
-                for (timer, at) in [(SCAN_TIMER, SCAN_TIME), (RESTART_TIMER, RESTART_TIME)] {
+                for timer in [SCAN_TIMER, RESTART_TIMER] {
                     let (status, message) = match ctx.systemd.show(timer, TIMER_PROPERTIES) {
-                        Ok(props) => judge_timer(&props, ctx.now, at),
+                        Ok(props) => {
+                            if timer == SCAN_TIMER && props.active_state() == "active" {
+                                scan_next = props.next_elapse().ok().flatten();
+                            }
+                            judge_timer(&props, ctx.now)
+                        }
                         Err(e) => (Status::Fail, e.to_string()),
                     };
                     checks.push(CheckResult::new(timer, status, message));
@@ -284,7 +296,7 @@ pub fn run_checks(ctx: &CheckContext<'_>) -> Report {
         }
     }
 
-    checks.push(check_watchlist_gate(ctx.config, ctx.now));
+    checks.push(check_watchlist_gate(ctx.config, ctx.now, scan_next));
     checks.push(check_process(
         ctx.procs,
         systemd_ok.then_some(execution_unit.as_ref()).flatten(),
@@ -460,19 +472,6 @@ pub fn judge_service(p: &UnitProperties) -> (Status, String) {
     }
 }
 
-/// The next weekday (Mon–Fri) `hh:mm` New York strictly after `now`, as systemd computes
-/// `OnCalendar=Mon..Fri hh:mm America/New_York` (timers do not know holidays).
-pub fn next_weekday_at(now: DateTime<Utc>, (hour, minute): (u32, u32)) -> DateTime<Utc> {
-    let time = NaiveTime::from_hms_opt(hour, minute, 0).unwrap_or(NaiveTime::MIN);
-    let today = ny_date(now);
-    (0..=7)
-        .map(|d| today + Duration::days(d))
-        .filter(|date| !matches!(date.weekday(), Weekday::Sat | Weekday::Sun))
-        .map(|date| ny_instant(date, time))
-        .find(|t| *t > now)
-        .unwrap_or_else(|| ny_instant(today + Duration::days(7), time))
-}
-
 /// A New York wall-clock rendering with the UTC instant: `Mon 2026-11-30 08:30 EST (13:30 UTC)`.
 pub fn ny_and_utc(t: DateTime<Utc>) -> String {
     format!(
@@ -482,15 +481,18 @@ pub fn ny_and_utc(t: DateTime<Utc>) -> String {
     )
 }
 
-/// A timer: active, and its next elapse is the next weekday's `at` New York.
-pub fn judge_timer(p: &UnitProperties, now: DateTime<Utc>, at: (u32, u32)) -> (Status, String) {
+/// A timer: installed, active, and its next elapse is the one the `OnCalendar=` its unit
+/// declares gives after `now` (evaluated here, [`CalendarSpec`]; an expression that is not
+/// evaluated here is reported and trusted). WARN when the schedule has no time zone, does not
+/// run within [`TIMER_MAX_GAP_DAYS`], or runs at or after the market open of its session.
+pub fn judge_timer(p: &UnitProperties, now: DateTime<Utc>) -> (Status, String) {
     let unit = &p.unit;
-    let want = format!("Mon..Fri {:02}:{:02} America/New_York", at.0, at.1);
     if p.load_state() != "loaded" {
         return (
             Status::Fail,
             format!(
-                "not installed (LoadState={}): install the avwap units; it should run {want}",
+                "not installed (LoadState={}): install the avwap units (NixOS: \
+                 services.avwap.enable = true)",
                 if p.load_state().is_empty() {
                     "unknown"
                 } else {
@@ -509,55 +511,131 @@ pub fn judge_timer(p: &UnitProperties, now: DateTime<Utc>, at: (u32, u32)) -> (S
         );
     }
     let calendar = p.on_calendar();
-    let calendar_text = if calendar.is_empty() {
-        String::new()
-    } else {
-        format!(" (OnCalendar={})", calendar.join("; "))
-    };
-    let expected = next_weekday_at(now, at);
-    match p.next_elapse() {
-        Err(e) => (Status::Fail, format!("cannot read the next elapse: {e}")),
-        Ok(None) => (
+    if calendar.is_empty() {
+        return (
             Status::Fail,
             format!(
-                "active but nothing is scheduled (NextElapseUSecRealtime=n/a){calendar_text}; \
-                 expected {} ({want})",
-                ny_and_utc(expected)
+                "active but it declares no OnCalendar= schedule (TimersCalendar is empty): the \
+                 avwap units set one (NixOS: services.avwap.schedules); systemctl cat {unit}"
             ),
-        ),
-        Ok(Some(next)) if (next - expected).num_seconds().abs() <= TIMER_TOLERANCE_SECONDS => {
-            let enabled = not_enabled(p);
-            let status = if enabled.is_empty() {
-                Status::Ok
-            } else {
-                Status::Warn
-            };
-            (status, format!("next run {}{enabled}", ny_and_utc(next)))
-        }
-        Ok(Some(next)) => (
-            Status::Fail,
-            format!(
-                "next run {}, expected {}{calendar_text}: the timer should be {want}",
-                ny_and_utc(next),
-                ny_and_utc(expected)
-            ),
-        ),
+        );
     }
+    let declared = format!("OnCalendar={}", calendar.join("; OnCalendar="));
+    let next = match p.next_elapse() {
+        Err(e) => return (Status::Fail, format!("cannot read the next elapse: {e}")),
+        Ok(None) => {
+            return (
+                Status::Fail,
+                format!(
+                    "active but nothing is scheduled (NextElapseUSecRealtime=n/a; {declared}): \
+                     systemctl restart {unit}"
+                ),
+            )
+        }
+        Ok(Some(next)) => next,
+    };
+    let specs: Result<Vec<CalendarSpec>, CalendarError> =
+        calendar.iter().map(|c| CalendarSpec::parse(c)).collect();
+    let mut notes: Vec<(Status, String)> = Vec::new();
+    match specs {
+        Ok(specs) => {
+            let expected = specs.iter().filter_map(|s| s.next_after(now)).min();
+            match expected {
+                Some(e) if (next - e).num_seconds().abs() <= TIMER_TOLERANCE_SECONDS => {}
+                Some(e) => {
+                    return (
+                        Status::Fail,
+                        format!(
+                            "next run {}, but its {declared} gives {} after now: systemd's \
+                             schedule is out of date (clock or time zone changed?); systemctl \
+                             restart {unit}",
+                            ny_and_utc(next),
+                            ny_and_utc(e)
+                        ),
+                    )
+                }
+                None => {
+                    return (
+                        Status::Fail,
+                        format!(
+                            "next run {}, but its {declared} gives no run in the next nine years",
+                            ny_and_utc(next)
+                        ),
+                    )
+                }
+            }
+        }
+        Err(e) if e.reason.starts_with("no time zone") => notes.push((
+            Status::Warn,
+            format!(
+                "{e}: it runs at that time of the host's zone, not New York's; write the zone, \
+                 e.g. Mon..Fri 08:30 America/New_York"
+            ),
+        )),
+        Err(e) => notes.push((
+            Status::Ok,
+            format!("{e}; the next run is systemd's computation"),
+        )),
+    }
+    let gap = (next - now).num_days();
+    if gap > TIMER_MAX_GAP_DAYS {
+        notes.push((
+            Status::Warn,
+            format!(
+                "the next run is {gap} days away: the scan and the restart must run every \
+                 weekday"
+            ),
+        ));
+    }
+    if let Ok(Some(session)) = session(ny_date(next)) {
+        if next >= session.open {
+            notes.push((
+                Status::Warn,
+                format!(
+                    "it runs at or after the market open ({}) of that session: {}",
+                    ny_and_utc(session.open),
+                    if unit == SCAN_TIMER {
+                        "the watchlist is written after trading starts"
+                    } else {
+                        "execution is restarted while the market is open"
+                    }
+                ),
+            ));
+        }
+    }
+    let enabled = not_enabled(p);
+    if !enabled.is_empty() {
+        notes.push((Status::Warn, enabled.trim_start_matches("; ").to_string()));
+    }
+    let status = notes.iter().map(|n| n.0).max().unwrap_or(Status::Ok);
+    let mut message = format!("next run {}, as its {declared} gives", ny_and_utc(next));
+    for (_, note) in notes {
+        message.push_str("; ");
+        message.push_str(&note);
+    }
+    (status, message)
 }
 
-/// The gate's own verdict and message. A stale watchlist is only a WARN before the morning
-/// scan or on a day without a session.
-pub fn check_watchlist_gate(config: &Config, now: DateTime<Utc>) -> CheckResult {
+/// The gate's own verdict and message. A stale watchlist is only a WARN before today's scan
+/// (`scan_next`, the installed scan.timer's next run, when it is today; without it the default
+/// [`SCAN_TIME`]) or on a day without a session.
+pub fn check_watchlist_gate(
+    config: &Config,
+    now: DateTime<Utc>,
+    scan_next: Option<DateTime<Utc>>,
+) -> CheckResult {
     let verdict = check_watchlist(&config.watchlist_path(), now);
     let message = verdict.message();
     let status = match &verdict {
         GateVerdict::Fresh { .. } => Status::Ok,
         GateVerdict::Stale { .. } | GateVerdict::WrongSession { .. } => {
             let today = ny_date(now);
-            let scan_at = ny_instant(
-                today,
-                NaiveTime::from_hms_opt(SCAN_TIME.0, SCAN_TIME.1, 0).unwrap_or(NaiveTime::MIN),
-            );
+            let scan_at = scan_next.unwrap_or_else(|| {
+                ny_instant(
+                    today,
+                    NaiveTime::from_hms_opt(SCAN_TIME.0, SCAN_TIME.1, 0).unwrap_or(NaiveTime::MIN),
+                )
+            });
             match is_session(today) {
                 Ok(false) => {
                     return CheckResult::new(
@@ -568,11 +646,14 @@ pub fn check_watchlist_gate(config: &Config, now: DateTime<Utc>) -> CheckResult 
                         ),
                     )
                 }
-                Ok(true) if now < scan_at => {
+                Ok(true) if now < scan_at && ny_date(scan_at) == today => {
                     return CheckResult::new(
                         "watchlist",
                         Status::Warn,
-                        format!("{message} (today's scan runs at 08:30 New York)"),
+                        format!(
+                            "{message} (today's scan runs at {} New York)",
+                            scan_at.with_timezone(&NEW_YORK).format("%H:%M")
+                        ),
                     )
                 }
                 _ => Status::Fail,
@@ -1436,6 +1517,8 @@ pub fn check_reconciliation(
 mod tests {
     use super::*;
     use crate::ops::systemd::FixtureSystemd;
+    use chrono::Duration;
+    use std::path::PathBuf;
 
     const REC: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -1449,27 +1532,6 @@ mod tests {
     fn recorded(unit: &str, path: &str) -> UnitProperties {
         let text = std::fs::read_to_string(format!("{REC}/{path}")).unwrap();
         UnitProperties::parse(unit, &text)
-    }
-
-    #[test]
-    fn next_weekday_matches_systemd_analyze() {
-        // `systemd-analyze calendar --base-time=B 'Mon..Fri 08:30 America/New_York'` (252),
-        // across a weekend, both DST changes and New Year.
-        let cases = [
-            ("2026-11-27T13:35:00Z", SCAN_TIME, "2026-11-30T13:30:00Z"),
-            ("2026-11-27T13:35:00Z", RESTART_TIME, "2026-11-27T13:40:00Z"),
-            ("2026-11-27T13:25:00Z", SCAN_TIME, "2026-11-27T13:30:00Z"),
-            ("2026-03-06T14:00:00Z", SCAN_TIME, "2026-03-09T12:30:00Z"),
-            ("2026-03-06T14:00:00Z", RESTART_TIME, "2026-03-09T12:40:00Z"),
-            ("2026-10-30T13:00:00Z", SCAN_TIME, "2026-11-02T13:30:00Z"),
-            ("2026-12-31T23:00:00Z", SCAN_TIME, "2027-01-01T13:30:00Z"),
-            ("2026-11-29T02:52:56Z", SCAN_TIME, "2026-11-30T13:30:00Z"),
-            // Exactly at the elapse: the next one.
-            ("2026-11-30T13:30:00Z", SCAN_TIME, "2026-12-01T13:30:00Z"),
-        ];
-        for (now, at, want) in cases {
-            assert_eq!(next_weekday_at(utc(now), at), utc(want), "{now} {at:?}");
-        }
     }
 
     #[test]
@@ -1553,62 +1615,173 @@ mod tests {
         let (s, m) = judge_timer(
             &recorded(SCAN_TIMER, "run2/healthy/show-scan.timer.txt"),
             now,
-            SCAN_TIME,
         );
         assert_eq!(s, Status::Ok, "{m}");
-        assert_eq!(m, "next run Mon 2026-11-30 08:30 EST (13:30 UTC)");
-        let (s, _) = judge_timer(
+        assert_eq!(
+            m,
+            "next run Mon 2026-11-30 08:30 EST (13:30 UTC), as its OnCalendar=Mon..Fri *-*-* \
+             08:30:00 America/New_York gives"
+        );
+        let (s, m) = judge_timer(
             &recorded(
                 RESTART_TIMER,
                 "run2/healthy/show-execution-restart.timer.txt",
             ),
             now,
-            RESTART_TIME,
         );
-        assert_eq!(s, Status::Ok);
-        // The two timers swapped: each is wrong for the other's time.
-        let (s, _) = judge_timer(
-            &recorded(SCAN_TIMER, "run2/healthy/show-execution-restart.timer.txt"),
-            now,
-            SCAN_TIME,
-        );
-        assert_eq!(s, Status::Fail);
+        assert_eq!(s, Status::Ok, "{m}");
+        // A drop-in moved the scan to 09:30: its own schedule, but at the open of the session.
         let (s, m) = judge_timer(
             &recorded(SCAN_TIMER, "run2/wrong-schedule/show-scan.timer.txt"),
             now,
-            SCAN_TIME,
         );
-        assert_eq!(s, Status::Fail);
-        assert!(m.contains("09:30:00 America/New_York"), "{m}");
+        assert_eq!(s, Status::Warn, "{m}");
+        assert!(
+            m.starts_with(
+                "next run Mon 2026-11-30 09:30 EST (14:30 UTC), as its OnCalendar=Mon..Fri \
+                 *-*-* 09:30:00 America/New_York gives; it runs at or after the market open \
+                 (Mon 2026-11-30 09:30 EST (14:30 UTC)) of that session: the watchlist is \
+                 written after trading starts"
+            ),
+            "{m}"
+        );
         // A day later the same recording is stale: computed against now, not matched as text.
-        let (s, _) = judge_timer(
+        let (s, m) = judge_timer(
             &recorded(SCAN_TIMER, "run2/healthy/show-scan.timer.txt"),
             utc("2026-11-30T14:00:00Z"),
-            SCAN_TIME,
         );
-        assert_eq!(s, Status::Fail);
-        let (s, m) = judge_timer(
-            &recorded(RESTART_TIMER, "run1/show-timer-stopped.txt"),
-            now,
-            RESTART_TIME,
+        assert_eq!(s, Status::Fail, "{m}");
+        assert!(
+            m.contains("gives Tue 2026-12-01 08:30 EST (13:30 UTC) after now"),
+            "{m}"
         );
+        let (s, m) = judge_timer(&recorded(RESTART_TIMER, "run1/show-timer-stopped.txt"), now);
         assert_eq!(s, Status::Fail);
         assert!(m.contains("not active"), "{m}");
         let (s, m) = judge_timer(
             &recorded("avwap-nonexistent.timer", "run1/show-not-found.timer.txt"),
             now,
-            SCAN_TIME,
         );
         assert_eq!(s, Status::Fail);
         assert!(m.contains("not installed"), "{m}");
         // systemctl run without TZ=UTC on a New York host: refused, not misread.
-        let (s, m) = judge_timer(
-            &recorded(SCAN_TIMER, "run1/show-scan.timer-TZ-NY.txt"),
-            now,
-            SCAN_TIME,
-        );
+        let (s, m) = judge_timer(&recorded(SCAN_TIMER, "run1/show-scan.timer-TZ-NY.txt"), now);
         assert_eq!(s, Status::Fail);
         assert!(m.contains("expected UTC"), "{m}");
+    }
+
+    /// `systemctl show scan.timer` of an active timer with these `OnCalendar=` expressions
+    /// and this next elapse (systemd's format).
+    fn timer(unit: &str, calendars: &[&str], next: &str) -> UnitProperties {
+        let mut text = String::from(
+            "LoadState=loaded\nActiveState=active\nSubState=waiting\nUnitFileState=enabled\n",
+        );
+        for c in calendars {
+            text.push_str(&format!(
+                "TimersCalendar={{ OnCalendar={c} ; next_elapse={next} }}\n"
+            ));
+        }
+        text.push_str(&format!("NextElapseUSecRealtime={next}\n"));
+        UnitProperties::parse(unit, &text)
+    }
+
+    #[test]
+    fn timers_follow_the_installed_schedule() {
+        // schedules.scan = "Mon..Fri 09:00 America/New_York": OK (Friday after the run: Monday).
+        let now = utc("2026-11-27T14:05:00Z");
+        let (s, m) = judge_timer(
+            &timer(
+                SCAN_TIMER,
+                &["Mon..Fri *-*-* 09:00:00 America/New_York"],
+                "Mon 2026-11-30 14:00:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Ok, "{m}");
+        assert_eq!(
+            m,
+            "next run Mon 2026-11-30 09:00 EST (14:00 UTC), as its OnCalendar=Mon..Fri *-*-* \
+             09:00:00 America/New_York gives"
+        );
+        // A restart at 07:15 and two expressions: the earlier one is next.
+        let (s, m) = judge_timer(
+            &timer(
+                RESTART_TIMER,
+                &[
+                    "Mon..Fri *-*-* 07:15:00 America/New_York",
+                    "Sat *-*-* 12:00:00 UTC",
+                ],
+                "Sat 2026-11-28 12:00:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Ok, "{m}");
+        // systemd elapses off its own schedule.
+        let (s, m) = judge_timer(
+            &timer(
+                SCAN_TIMER,
+                &["Mon..Fri *-*-* 09:00:00 America/New_York"],
+                "Mon 2026-11-30 13:30:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Fail, "{m}");
+        assert!(
+            m.contains("gives Mon 2026-11-30 09:00 EST (14:00 UTC) after now"),
+            "{m}"
+        );
+        // No time zone: the host's; a warning, whatever the next run.
+        let (s, m) = judge_timer(
+            &timer(
+                SCAN_TIMER,
+                &["Mon..Fri *-*-* 08:30:00"],
+                "Mon 2026-11-30 08:30:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Warn, "{m}");
+        assert!(m.contains("no time zone"), "{m}");
+        // Not evaluated here (`~`): systemd's word is taken.
+        let (s, m) = judge_timer(
+            &timer(
+                SCAN_TIMER,
+                &["*-*~01 08:30:00 UTC"],
+                "Mon 2026-11-30 08:30:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Ok, "{m}");
+        assert!(
+            m.contains("is not evaluated here; the next run is systemd's"),
+            "{m}"
+        );
+        // Weekly is not daily; after the open; nothing declared.
+        let (s, m) = judge_timer(
+            &timer(
+                SCAN_TIMER,
+                &["Sat *-*-* 08:30:00 America/New_York"],
+                "Sat 2026-12-05 13:30:00 UTC",
+            ),
+            utc("2026-11-28T13:31:00Z"),
+        );
+        assert_eq!(s, Status::Warn, "{m}");
+        assert!(m.contains("the next run is 6 days away"), "{m}");
+        let (s, m) = judge_timer(
+            &timer(
+                RESTART_TIMER,
+                &["Mon..Fri *-*-* 10:00:00 America/New_York"],
+                "Fri 2026-11-27 15:00:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Warn, "{m}");
+        assert!(
+            m.contains("execution is restarted while the market is open"),
+            "{m}"
+        );
+        let (s, m) = judge_timer(&timer(SCAN_TIMER, &[], "Mon 2026-11-30 14:00:00 UTC"), now);
+        assert_eq!(s, Status::Fail, "{m}");
+        assert!(m.contains("declares no OnCalendar="), "{m}");
     }
 
     fn config_in(dir: &Path) -> Config {
@@ -1631,7 +1804,7 @@ mod tests {
             .unwrap()
             .set_modified(utc("2026-11-27T14:00:00Z").into())
             .unwrap();
-        let at = |now: &str| check_watchlist_gate(&config, utc(now));
+        let at = |now: &str| check_watchlist_gate(&config, utc(now), None);
         assert_eq!(at("2026-11-27T20:00:00Z").status, Status::Ok);
         // Saturday: no session.
         let c = at("2026-11-28T15:00:00Z");
@@ -1651,6 +1824,19 @@ mod tests {
             "{}",
             c.message
         );
+        // The installed scan runs at 09:00: at 08:45 today's scan is still due.
+        let nine = Some(utc("2026-11-30T14:00:00Z"));
+        let c = check_watchlist_gate(&config, utc("2026-11-30T13:45:00Z"), nine);
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message.ends_with("(today's scan runs at 09:00 New York)"),
+            "{}",
+            c.message
+        );
+        // Its next run is tomorrow (today's ran, or failed): stale is a failure.
+        let tomorrow = Some(utc("2026-12-01T14:00:00Z"));
+        let c = check_watchlist_gate(&config, utc("2026-11-30T13:45:00Z"), tomorrow);
+        assert_eq!(c.status, Status::Fail, "{}", c.message);
         // Missing is always a failure.
         std::fs::remove_file(&path).unwrap();
         let c = at("2026-11-28T15:00:00Z");

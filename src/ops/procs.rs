@@ -394,7 +394,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             root.join("4242/cmdline"),
-            "python3\0-u\0-m\0execution_v2.execution_main\0--poll-seconds\0\060\0",
+            "python3\0-u\0-m\0execution_v2.execution_main\0\0--poll-seconds\0",
         )
         .unwrap();
         let p = ProcTree::new(root).process(4242).unwrap();
@@ -407,9 +407,8 @@ mod tests {
                 "-u",
                 "-m",
                 "execution_v2.execution_main",
-                "--poll-seconds",
                 "",
-                "60"
+                "--poll-seconds"
             ]
         );
         // Without status and cmdline (vanished, or a fake tree): unknown, not an error.

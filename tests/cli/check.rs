@@ -30,7 +30,7 @@ fn next_weekday(now: DateTime<Utc>, hour: u32, minute: u32) -> String {
             let local = New_York
                 .with_ymd_and_hms(date.year(), date.month(), date.day(), hour, minute, 0)
                 .earliest()
-                .expect("08:30/08:40/09:30 exist every day in New York");
+                .expect("08:30/08:40/09:00/09:30 exist every day in New York");
             let t = local.with_timezone(&Utc);
             if t > now {
                 return t.format("%a %Y-%m-%d %H:%M:%S UTC").to_string();
@@ -47,7 +47,7 @@ fn avoid_boundaries() {
         let now = Utc::now();
         let ny = now.with_timezone(&New_York);
         let secs = i64::from(ny.num_seconds_from_midnight());
-        let near = [(8, 30), (8, 40), (9, 30), (0, 0), (24, 0)]
+        let near = [(8, 30), (8, 40), (9, 0), (9, 30), (0, 0), (24, 0)]
             .iter()
             .any(|(h, m)| {
                 let b = h * 3600 + m * 60;
@@ -149,6 +149,7 @@ fn copy_host(name: &str, to: &Path, now: DateTime<Utc>) {
         let text = text
             .replace("@NEXT_0830@", &next_weekday(now, 8, 30))
             .replace("@NEXT_0840@", &next_weekday(now, 8, 40))
+            .replace("@NEXT_0900@", &next_weekday(now, 9, 0))
             .replace("@NEXT_0930@", &next_weekday(now, 9, 30));
         let dest = to.join(entry.file_name());
         std::fs::write(&dest, text).unwrap();
@@ -476,19 +477,48 @@ fn restarting_host_fails() {
 }
 
 #[test]
-fn wrong_schedule_is_computed_not_string_matched() {
-    expect(
-        "wrong-schedule",
-        &[],
-        "fail",
-        1,
-        &[("scan.timer", "FAIL", "09:30")],
+fn another_installed_schedule_is_ok() {
+    // services.avwap.schedules.scan = "Mon..Fri 09:00 America/New_York" installed.
+    expect("schedule-0900", &[], "ok", 0, &[]);
+    let h = host("schedule-0900");
+    let (_, checks) = human(&run(&h, &[]));
+    let msg = &status_of(&checks, "scan.timer").2;
+    assert!(msg.contains(" 09:00 "), "{msg}");
+    assert!(
+        msg.ends_with("as its OnCalendar=Mon..Fri *-*-* 09:00:00 America/New_York gives"),
+        "{msg}"
     );
+}
+
+#[test]
+fn a_scan_at_the_open_warns() {
+    // The recorded drop-in OnCalendar=Mon..Fri 09:30 America/New_York: its own schedule (not a
+    // failure), but the watchlist would come after the open, when that day is a session.
+    avoid_boundaries();
+    let next: DateTime<Utc> = DateTime::parse_from_str(
+        &format!("{} +0000", next_weekday(Utc::now(), 9, 30)),
+        "%a %Y-%m-%d %H:%M:%S UTC %z",
+    )
+    .unwrap()
+    .with_timezone(&Utc);
+    if avwap::calendar::is_session(ny_date(next)).unwrap() {
+        expect(
+            "wrong-schedule",
+            &[],
+            "warn",
+            2,
+            &[("scan.timer", "WARN", "it runs at or after the market open")],
+        );
+    } else {
+        expect("wrong-schedule", &[], "ok", 0, &[]);
+    }
     let h = host("wrong-schedule");
     let (_, checks) = human(&run(&h, &[]));
     let msg = &status_of(&checks, "scan.timer").2;
-    assert!(msg.contains("expected"), "{msg}");
-    assert!(msg.contains("08:30"), "{msg}");
+    assert!(
+        msg.contains("OnCalendar=Mon..Fri *-*-* 09:30:00 America/New_York"),
+        "{msg}"
+    );
 }
 
 #[test]
