@@ -18,6 +18,8 @@ Checks, one line each (OK|WARN|FAIL  <name>  <reason>), then a verdict line:
                            WARN without a time zone, or at/after the market open)
   execution-restart.timer  the same, for its own OnCalendar=
   watchlist                the watchlist gate passes (its own message)
+  universe-cache           only when scan.service runs avwap-scan --provider alpaca: the
+                           cached holdings (members, age); WARN missing or > 7 days, FAIL > 30
   execution-process        exactly one avwap-execution process: the unit's main PID
   tmux                     no process in a tmux session (any user's) runs avwap-scan,
                            avwap-execution, avwap-gate or the predecessor's entry point

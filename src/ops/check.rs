@@ -10,6 +10,7 @@
 //! | `scan.timer` | next elapse = what the unit's `OnCalendar=` gives after now (any schedule: `services.avwap.schedules.scan`) | FAIL not installed, inactive, nothing scheduled, no `OnCalendar=`, next elapse off its own schedule; WARN no time zone in it, next run > 4 days away, at or after the market open, not enabled |
 //! | `execution-restart.timer` | the same, for its own `OnCalendar=` | the same |
 //! | `watchlist` | the gate passes (its own message) | WARN stale before today's scan (scan.timer's next run; 08:30 without systemd) or on a non-session day; FAIL otherwise |
+//! | `universe-cache` | (only when `scan.service` runs `avwap-scan --provider alpaca`) the cached holdings are valid and at most 7 days old: path, members, age, origin | WARN missing, unusable or older than 7 days; FAIL older than 30 days |
 //! | `execution-process` | exactly one `avwap-execution`, the unit's main PID | FAIL none / several / not the unit's; WARN none without systemd |
 //! | `tmux` | no process inside a tmux session runs avwap (`avwap-scan`, `avwap-execution`, `avwap-gate`) or the predecessor's entry point; other tmux sessions are fine | FAIL such a process (any user's); WARN other users' processes hidden (`hidepid`) |
 //! | `state-db` | `PRAGMA quick_check` says ok | WARN no database yet; FAIL problems or unreadable |
@@ -42,6 +43,7 @@ use crate::ops::systemd::{
     Availability, Systemctl, SystemdError, SystemdQuery, UnitProperties, SERVICE_PROPERTIES,
     TIMER_PROPERTIES,
 };
+use crate::universe::{read_cache, CacheError, LoadOptions, UniverseSource};
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -50,6 +52,13 @@ use std::path::Path;
 pub const EXECUTION_UNIT: &str = "execution.service";
 pub const SCAN_TIMER: &str = "scan.timer";
 pub const RESTART_TIMER: &str = "execution-restart.timer";
+pub const SCAN_UNIT: &str = "scan.service";
+/// What is asked of `scan.service`: whether it is installed and how it runs the scan.
+pub const SCAN_SERVICE_PROPERTIES: &[&str] = &["LoadState", "ExecStart"];
+/// The universe cache is stale (WARN) when older than this many days ...
+pub const UNIVERSE_CACHE_WARN_DAYS: i64 = 7;
+/// ... and fails when older than this many.
+pub const UNIVERSE_CACHE_FAIL_DAYS: i64 = 30;
 pub const EXECUTION_BINARY: &str = "avwap-execution";
 /// The scan's default New York time (`services.avwap.schedules.scan`), assumed for the
 /// watchlist check only when `scan.timer` cannot be read.
@@ -297,6 +306,9 @@ pub fn run_checks(ctx: &CheckContext<'_>) -> Report {
     }
 
     checks.push(check_watchlist_gate(ctx.config, ctx.now, scan_next));
+    if systemd_ok && scans_with_alpaca(ctx.systemd) {
+        checks.push(check_universe_cache(ctx.config, ctx.now));
+    }
     checks.push(check_process(
         ctx.procs,
         systemd_ok.then_some(execution_unit.as_ref()).flatten(),
@@ -662,6 +674,99 @@ pub fn check_watchlist_gate(
         _ => Status::Fail,
     };
     CheckResult::new("watchlist", status, message)
+}
+
+/// Whether the installed `scan.service` runs `avwap-scan --provider alpaca` (the only scan that
+/// loads the universe, and so the only one with a universe cache).
+pub fn scans_with_alpaca(systemd: &dyn SystemdQuery) -> bool {
+    let Ok(props) = systemd.show(SCAN_UNIT, SCAN_SERVICE_PROPERTIES) else {
+        return false;
+    };
+    props.load_state() == "loaded"
+        && props.exec_start_argv().iter().any(|argv| {
+            let scan = argv
+                .first()
+                .is_some_and(|p| p.rsplit('/').next() == Some("avwap-scan"));
+            let alpaca = argv
+                .windows(2)
+                .any(|w| w[0] == "--provider" && w[1] == "alpaca")
+                || argv.iter().any(|a| a == "--provider=alpaca");
+            scan && alpaca
+        })
+}
+
+/// The universe cache of `--provider alpaca` (`<state_dir>/universe_cache.csv`, read and
+/// validated as the scan would, nothing written): OK with its members and age; WARN when
+/// missing (no fetch of `scan.universe.source` has succeeded yet), unusable, or older than
+/// [`UNIVERSE_CACHE_WARN_DAYS`]; FAIL older than [`UNIVERSE_CACHE_FAIL_DAYS`] (the source has
+/// failed for a month and the scan runs on that copy). The predecessor's deploy script
+/// checked that its holdings cache existed.
+pub fn check_universe_cache(config: &Config, now: DateTime<Utc>) -> CheckResult {
+    const NAME: &str = "universe-cache";
+    let mut opts = LoadOptions::new(None, &config.state_dir);
+    opts.min_members = config.scan.universe.min_members;
+    let fallback = "if scan.universe.source fails, the scan falls back to Alpaca's asset list \
+                    (not the Russell 3000)";
+    let universe = match read_cache(&opts, now) {
+        Ok(u) => u,
+        Err(CacheError::Missing(path)) => {
+            return CheckResult::new(
+                NAME,
+                Status::Warn,
+                format!(
+                    "no universe cache at {} yet: the next scan fetches scan.universe.source and \
+                     caches it; until then {fallback}",
+                    path.display()
+                ),
+            )
+        }
+        Err(CacheError::Unusable(why)) => {
+            return CheckResult::new(
+                NAME,
+                Status::Warn,
+                format!(
+                    "{why}: the scan cannot fall back to it; the next successful fetch of \
+                     scan.universe.source replaces it, until then {fallback}"
+                ),
+            )
+        }
+    };
+    let (fetched_at, origin) = match &universe.source {
+        UniverseSource::Cache {
+            fetched_at, origin, ..
+        } => (*fetched_at, origin.as_str()),
+        _ => (now, "unknown origin"),
+    };
+    let age = (now - fetched_at).num_seconds();
+    let as_of = universe
+        .as_of
+        .map(|d| format!(", holdings as of {d}"))
+        .unwrap_or_default();
+    let text = format!(
+        "{}: {} members{as_of}, fetched {} ago ({}) from {origin}",
+        opts.cache_path().display(),
+        universe.len(),
+        human_age(age),
+        ny_and_utc(fetched_at)
+    );
+    if age > UNIVERSE_CACHE_WARN_DAYS * 86_400 {
+        let status = if age > UNIVERSE_CACHE_FAIL_DAYS * 86_400 {
+            Status::Fail
+        } else {
+            Status::Warn
+        };
+        return CheckResult::new(
+            NAME,
+            status,
+            format!(
+                "{text}: older than {UNIVERSE_CACHE_WARN_DAYS} days, so scan.universe.source has \
+                 not been fetched since and the scans use this copy; journalctl -u {SCAN_UNIT} \
+                 and scan.json's universe_source say why (FAIL after \
+                 {UNIVERSE_CACHE_FAIL_DAYS} days)"
+            ),
+        );
+    }
+    CheckResult::new(NAME, Status::Ok, text)
 }
 
 /// Exactly one `avwap-execution` process, and (with systemd) it is the unit's main process.
@@ -2550,5 +2655,123 @@ mod tests {
             "{}",
             c.message
         );
+    }
+
+    /// The universe fixture (14 equity rows, holdings as of 2026-07-24), for a config whose
+    /// minimum fits it.
+    const UNIVERSE_FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/universe/iwv_raw.csv"
+    );
+
+    fn alpaca_scan_unit(argv: &str) -> FixtureSystemd {
+        FixtureSystemd::with_units(&[(
+            SCAN_UNIT,
+            &format!(
+                "LoadState=loaded\nExecStart={{ path=/usr/bin/avwap-scan ; argv[]={argv} ; \
+                 ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; \
+                 code=(null) ; status=0/0 }}\n"
+            ),
+        )])
+    }
+
+    #[test]
+    fn the_universe_cache_is_checked_only_for_the_alpaca_scan() {
+        assert!(scans_with_alpaca(&alpaca_scan_unit(
+            "/nix/store/x-avwap/bin/avwap-scan --provider alpaca"
+        )));
+        assert!(scans_with_alpaca(&alpaca_scan_unit(
+            "/usr/local/bin/avwap-scan --provider=alpaca"
+        )));
+        assert!(!scans_with_alpaca(&alpaca_scan_unit(
+            "/usr/local/bin/avwap-scan --provider store"
+        )));
+        assert!(!scans_with_alpaca(&alpaca_scan_unit(
+            "/usr/bin/env --provider alpaca"
+        )));
+        // Not installed, or no systemd: not checked.
+        assert!(!scans_with_alpaca(&FixtureSystemd::with_units(&[])));
+        assert!(!scans_with_alpaca(&FixtureSystemd::unavailable("laptop")));
+    }
+
+    #[test]
+    fn universe_cache_age_and_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        config.scan.universe.min_members = 10;
+        let fetched = utc("2026-11-23T13:31:00Z");
+        let c = check_universe_cache(&config, fetched);
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message.starts_with(&format!(
+                "no universe cache at {} yet: the next scan fetches",
+                dir.path().join(crate::universe::CACHE_FILE).display()
+            )),
+            "{}",
+            c.message
+        );
+        // What a scan leaves: the cache written by the loader at `fetched`.
+        let mut opts = LoadOptions::new(Some(UNIVERSE_FIXTURE.to_string()), dir.path());
+        opts.min_members = 10;
+        crate::universe::load_universe(&opts, fetched, None).unwrap();
+        let c = check_universe_cache(&config, fetched + Duration::hours(20));
+        assert_eq!(c.status, Status::Ok, "{}", c.message);
+        assert_eq!(
+            c.message,
+            format!(
+                "{}: 14 members, holdings as of 2026-07-24, fetched 20 h 0 min ago (Mon \
+                 2026-11-23 08:31 EST (13:31 UTC)) from file {UNIVERSE_FIXTURE}",
+                dir.path().join(crate::universe::CACHE_FILE).display()
+            )
+        );
+        // Seven days is still fresh; a week and a second is not.
+        let week = fetched + Duration::days(7);
+        assert_eq!(check_universe_cache(&config, week).status, Status::Ok);
+        assert_eq!(
+            check_universe_cache(&config, week + Duration::seconds(1)).status,
+            Status::Warn
+        );
+        let c = check_universe_cache(&config, fetched + Duration::days(8));
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(c.message.contains("fetched 8 days ago"), "{}", c.message);
+        assert!(c.message.contains("older than 7 days"), "{}", c.message);
+        let c = check_universe_cache(&config, fetched + Duration::days(31));
+        assert_eq!(c.status, Status::Fail, "{}", c.message);
+        // The loader's own minimum: a copy it would refuse is reported, not counted.
+        config.scan.universe.min_members = 1000;
+        let c = check_universe_cache(&config, fetched);
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message.contains("the scan cannot fall back to it"),
+            "{}",
+            c.message
+        );
+    }
+
+    #[test]
+    fn the_report_has_a_universe_line_with_the_alpaca_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let procs = ProcTree::new(dir.path().join("proc"));
+        std::fs::create_dir_all(procs.root()).unwrap();
+        let now = utc("2026-11-29T15:00:00Z");
+        let names = |systemd: &FixtureSystemd| {
+            run_checks(&CheckContext {
+                config: &config,
+                now,
+                systemd,
+                procs: &procs,
+            })
+            .checks
+            .into_iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+        };
+        let with = names(&alpaca_scan_unit("/usr/bin/avwap-scan --provider alpaca"));
+        let at = with.iter().position(|n| n == "universe-cache").unwrap();
+        assert_eq!(with[at - 1], "watchlist");
+        let without = names(&alpaca_scan_unit("/usr/bin/avwap-scan --provider store"));
+        assert!(!without.iter().any(|n| n == "universe-cache"));
+        assert_eq!(with.len(), without.len() + 1);
     }
 }

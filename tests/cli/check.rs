@@ -629,6 +629,68 @@ fn an_unrelated_tmux_session_is_not_a_failure() {
 }
 
 #[test]
+fn the_alpaca_scan_reports_its_universe_cache() {
+    let h = host("alpaca-scan");
+    let cfg = h.state.join("avwap.toml");
+    // The small fixture holds 14 members; the real minimum is 1000.
+    std::fs::write(&cfg, "[scan.universe]\nmin_members = 10\n").unwrap();
+    let args = ["--config", cfg.to_str().unwrap()];
+    let cache = h.state.join(avwap::universe::CACHE_FILE);
+    expect_on(
+        &h,
+        "alpaca-scan",
+        &args,
+        "warn",
+        2,
+        &[(
+            "universe-cache",
+            "WARN",
+            &format!("no universe cache at {} yet", cache.display()),
+        )],
+    );
+    // What the scan leaves after fetching the holdings two days ago.
+    let holdings =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/universe/iwv_raw.csv");
+    let mut opts =
+        avwap::universe::LoadOptions::new(Some(holdings.display().to_string()), &h.state);
+    opts.min_members = 10;
+    avwap::universe::load_universe(&opts, Utc::now() - Duration::days(2), None).unwrap();
+    expect_on(&h, "alpaca-scan", &args, "ok", 0, &[]);
+    let (_, checks) = human(&run(&h, &args));
+    let names: Vec<&str> = checks.iter().map(|(_, n, _)| n.as_str()).collect();
+    assert_eq!(
+        names[..5],
+        ALL[..4]
+            .iter()
+            .copied()
+            .chain(["universe-cache"])
+            .collect::<Vec<_>>()[..]
+    );
+    let msg = &status_of(&checks, "universe-cache").2;
+    assert_eq!(
+        msg.split(" (").next().unwrap(),
+        format!(
+            "{}: 14 members, holdings as of 2026-07-24, fetched 2 days ago",
+            cache.display()
+        )
+    );
+    // Nine days without a successful fetch: stale.
+    avwap::universe::load_universe(&opts, Utc::now() - Duration::days(9), None).unwrap();
+    expect_on(
+        &h,
+        "alpaca-scan",
+        &args,
+        "warn",
+        2,
+        &[("universe-cache", "WARN", "older than 7 days")],
+    );
+    // Without --provider alpaca (the healthy host runs the store scan) there is no such line.
+    let h = host("healthy");
+    let (_, checks) = human(&run(&h, &[]));
+    assert!(!checks.iter().any(|(_, n, _)| n == "universe-cache"));
+}
+
+#[test]
 fn kill_switch_warns_and_strict_fails() {
     let h = host("healthy");
     std::fs::write(h.state.join("KILL_SWITCH"), "").unwrap();
