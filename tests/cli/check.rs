@@ -1,6 +1,7 @@
 //! The real `avwap-check` binary against fake hosts: a fake `systemctl` answering with outputs
-//! recorded from systemd 252 (tests/fixtures/systemd/README.md), a fake `/proc` tree, a fake
-//! `tmux`, and a real state directory (fresh watchlist, state database with a heartbeat).
+//! recorded from systemd 252 (tests/fixtures/systemd/README.md), a fake `/proc` tree (with
+//! parent links, users and command lines, so tmux sessions are seen as real ones are), and a
+//! real state directory (fresh watchlist, state database with a heartbeat).
 
 use avwap::broker::{
     BrokerError, BrokerOrder, OrderStatus, OrderType, Position, Side, TimeInForce,
