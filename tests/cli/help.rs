@@ -100,6 +100,11 @@ fn execution_options_show_only_where_they_apply() {
         &["--at", "--once"],
     );
     has(
+        &["alert", "summary", "--help"],
+        &["--date", "--state-dir"],
+        &["--mode", "--at", "--once"],
+    );
+    has(
         &["report", "--help"],
         &["--date", "--json", "--state-dir"],
         &["--mode", "--at", "--once"],
