@@ -118,6 +118,7 @@ const RULES: &[Rule] = &[
             "gate",
             "ops::procs",
             "ops::systemd",
+            "universe",
             "watchlist",
         ],
     ),

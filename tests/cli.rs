@@ -14,6 +14,7 @@ mod cli {
     mod config;
     mod execution;
     mod gate;
+    mod help;
     mod hostile_inputs;
     mod indicators_golden;
     mod logging;
