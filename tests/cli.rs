@@ -12,6 +12,7 @@ mod cli {
     mod calendar_golden;
     mod check;
     mod config;
+    mod docs;
     mod execution;
     mod gate;
     mod help;
