@@ -125,7 +125,15 @@ const RULES: &[Rule] = &[
     rule(
         "ops::notify",
         Application,
-        &["config", "execution", "exit", "ops::alerts", "ops::systemd"],
+        &[
+            "calendar",
+            "config",
+            "credentials",
+            "execution",
+            "exit",
+            "ops::alerts",
+            "ops::systemd",
+        ],
     ),
     rule(
         "scan::service",

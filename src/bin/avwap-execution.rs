@@ -6,8 +6,7 @@ use avwap::calendar::{Clock, SystemClock};
 use avwap::cli::{self, AtFlag, ModeFlag};
 use avwap::execution::service::{self, Command, AFTER_HELP};
 use avwap::ops::logging::{self, LogFormat};
-use avwap::ops::notify;
-use avwap::ops::systemd::Systemctl;
+use avwap::ops::notify::{self, AlertCommand};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -132,23 +131,12 @@ fn main() -> std::process::ExitCode {
         Some(Sub::Report { date, json }) => service::print_report(&config, date, json, clock.now()),
         Some(Sub::SuspendTrading { resume, .. }) => service::suspend_trading(&config, !resume),
         Some(Sub::Alert { what }) => {
-            let sent = match what {
-                AlertSub::Test => notify::test_alert(&config, &notify::host_name()),
-                AlertSub::UnitFailed { unit } => notify::unit_failed(
-                    &config,
-                    &unit,
-                    &avwap::credentials::process_env,
-                    &Systemctl::from_env(&avwap::credentials::process_env),
-                ),
-                AlertSub::Summary { date } => notify::day_summary(
-                    &config,
-                    date.unwrap_or_else(|| avwap::calendar::ny_date(clock.now())),
-                ),
+            let command = match what {
+                AlertSub::Test => AlertCommand::Test,
+                AlertSub::UnitFailed { unit } => AlertCommand::UnitFailed { unit },
+                AlertSub::Summary { date } => AlertCommand::Summary { date },
             };
-            if let Ok(text) = &sent {
-                println!("alert sent: {text}");
-            }
-            return cli::finish(BINARY, sent.map(|_| ()));
+            return cli::finish(BINARY, notify::run(&config, command, clock.now()));
         }
         Some(Sub::Simulate { date, days, .. }) => {
             return cli::finish(BINARY, avwap::simulation::run(&config, date, days))
