@@ -67,6 +67,7 @@ const RULES: &[Rule] = &[
     rule("market_data", Domain, &["calendar", "fsutil", "watchlist"]),
     rule("broker", Domain, &["calendar", "market_data"]),
     rule("universe", Domain, &["fsutil", "watchlist"]),
+    rule("performance", Domain, &[]),
     rule(
         "scan",
         Domain,

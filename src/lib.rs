@@ -35,6 +35,7 @@ pub mod fsutil;
 pub mod gate;
 pub mod market_data;
 pub mod ops;
+pub mod performance;
 pub mod scan;
 pub mod simulation;
 pub mod universe;
