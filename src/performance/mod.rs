@@ -6,6 +6,8 @@
 //! files other than its own two CSV formats; the backtest (application) builds the data and
 //! writes the files, the report renders them.
 
+pub mod csv;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
