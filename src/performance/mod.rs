@@ -7,6 +7,7 @@
 //! writes the files, the report renders them.
 
 pub mod csv;
+pub mod metrics;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
