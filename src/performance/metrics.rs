@@ -247,12 +247,17 @@ fn mean(values: &[f64]) -> Option<f64> {
     finite(values.iter().sum::<f64>() / values.len() as f64)
 }
 
-/// Sample standard deviation (n − 1); needs two values.
+/// Sample standard deviation (n − 1); needs two values; exactly 0 when they are all equal.
 fn sample_std(values: &[f64]) -> Option<f64> {
     if values.len() < 2 {
         return None;
     }
     let m = mean(values)?;
+    // Identical values have no spread; the float mean can differ from them in the last bit,
+    // and dividing by that residue (≈1e-18) would turn "undefined" into a huge ratio.
+    if values.iter().all(|v| *v == values[0]) {
+        return Some(0.0);
+    }
     let squares: f64 = values.iter().map(|v| (v - m) * (v - m)).sum();
     finite((squares / (values.len() - 1) as f64).sqrt())
 }

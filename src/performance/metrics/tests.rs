@@ -143,6 +143,15 @@ fn flat_equity_has_no_ratios_and_no_drawdown() {
 }
 
 #[test]
+fn constant_returns_have_no_spread_and_no_sharpe() {
+    // +100 % a day, three times: the returns are equal, their spread is exactly 0.
+    let equity = curve(&["200", "400", "800"], &["0"; 3], &[1.0; 3]);
+    let m = compute(d("100"), &equity, &[], "SPY");
+    assert_eq!(m.volatility, Some(0.0));
+    assert_eq!((m.sharpe, m.sortino), (None, None));
+}
+
+#[test]
 fn one_session_has_a_return_but_no_spread() {
     let equity = curve(&["101"], &["50"], &[3.0]);
     let m = compute(d("100"), &equity, &[], "SPY");
