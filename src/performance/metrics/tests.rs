@@ -492,3 +492,5 @@ proptest! {
         prop_assert!(serde_json::to_string(&m).is_ok());
     }
 }
+
+mod golden;
