@@ -190,7 +190,7 @@ pub struct DayReport {
     pub skipped_by_reason: BTreeMap<String, usize>,
     /// Candidates not entered, counted by their last skip reason of the session.
     pub skipped_symbols_by_reason: BTreeMap<String, usize>,
-    /// Every candidate's last skip reason of the day.
+    /// Every candidate's last skip reason of the day (as in `candidates`).
     pub last_skip_by_symbol: BTreeMap<String, String>,
     /// Every watchlist candidate of the session: entered or why not, and how many cycles.
     pub candidates: Vec<CandidateLine>,
@@ -219,6 +219,9 @@ pub struct CandidateLine {
     pub symbol: String,
     /// `entered` or `skipped`.
     pub outcome: &'static str,
+    pub entered_at: Option<String>,
+    /// The last skip reason (the last one other than `outside_entry_window` if there is one),
+    /// its detail and time, how many cycles gave it and how many skipped the candidate at all.
     pub last_reason: Option<String>,
     pub last_detail: Option<String>,
     pub last_at: Option<String>,
@@ -311,7 +314,6 @@ pub fn day_report_from(
 
     let mut entries_taken = Vec::new();
     let mut skipped_by_reason = BTreeMap::new();
-    let mut last_skip_by_symbol = BTreeMap::new();
     for e in events {
         match e.kind.as_str() {
             "entry_decision" => entries_taken.push(Decision {
@@ -319,22 +321,21 @@ pub fn day_report_from(
                 symbol: e.symbol.clone().unwrap_or_default(),
                 message: e.message.clone(),
             }),
-            "entry_skipped" => {
-                let reason = skip_reason(e);
-                *skipped_by_reason.entry(reason.clone()).or_insert(0) += 1;
-                if let Some(symbol) = &e.symbol {
-                    last_skip_by_symbol.insert(symbol.clone(), reason);
-                }
-            }
+            "entry_skipped" => *skipped_by_reason.entry(skip_reason(e)).or_insert(0) += 1,
             _ => {}
         }
     }
     let outcomes = candidate_outcomes(events);
     let skipped_symbols_by_reason = symbols_by_last_reason(&outcomes);
+    let last_skip_by_symbol = outcomes
+        .iter()
+        .filter_map(|o| Some((o.symbol.clone(), o.last_reason.clone()?)))
+        .collect();
     let candidates = outcomes
         .into_iter()
         .map(|o| CandidateLine {
             outcome: if o.entered { "entered" } else { "skipped" },
+            entered_at: o.entered_at.map(ny_rfc3339),
             symbol: o.symbol,
             last_reason: o.last_reason,
             last_detail: o.last_detail,
@@ -680,28 +681,40 @@ pub fn render_table(r: &DayReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "\nCandidates ({}): entered, or the last reason it was not (cycles with that reason / cycles skipped)\n",
+        "\nCandidates ({}): entered, or why not (the last reason; cycles that gave it of the cycles that skipped it)\n",
         r.candidates.len()
     ));
     for c in &r.candidates {
-        out.push_str(&format!(
-            "  {:<6} {:<7}  {:<28} {:>4}/{:<4} {}\n",
-            c.symbol,
-            c.outcome,
-            c.last_reason.as_deref().unwrap_or("-"),
-            c.cycles_with_last_reason,
-            c.cycles_skipped,
-            c.last_detail.as_deref().unwrap_or("")
-        ));
+        let (reason, cycles, detail) = match &c.entered_at {
+            Some(at) => (
+                "-".to_string(),
+                String::new(),
+                format!("entry decided {}", stamp(at)),
+            ),
+            None => (
+                c.last_reason.clone().unwrap_or_else(|| "-".into()),
+                format!("{}/{}", c.cycles_with_last_reason, c.cycles_skipped),
+                c.last_detail.clone().unwrap_or_default(),
+            ),
+        };
+        let line = format!(
+            "  {:<6} {:<7}  {:<28} {:>7}  {}",
+            c.symbol, c.outcome, reason, cycles, detail
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
-    out.push_str("Skips by reason (candidates not entered, by last reason; skip decisions over all cycles):\n");
+    out.push_str(&format!(
+        "\nSkips by reason:\n  {:<28} {:>10} {:>6}\n",
+        "reason", "candidates", "cycles"
+    ));
     for (reason, n) in &r.skipped_by_reason {
         let symbols = r
             .skipped_symbols_by_reason
             .get(reason)
             .copied()
             .unwrap_or(0);
-        out.push_str(&format!("  {reason:<28} {symbols:>4} {n:>6}\n"));
+        out.push_str(&format!("  {reason:<28} {symbols:>10} {n:>6}\n"));
     }
     out.push_str(&format!("\nOrders ({}):\n", r.orders.len()));
     out.push_str(&format!(
@@ -811,8 +824,8 @@ pub fn render_range_table(r: &RangeReport) -> String {
         } else {
             s.date.to_string()
         };
-        out.push_str(&format!(
-            "  {:<10} {:>7} {:>5} {:>5} {:>12} {:>4}  {}\n",
+        let line = format!(
+            "  {:<10} {:>7} {:>5} {:>5} {:>12} {:>4}  {}",
             date,
             s.entries,
             s.trims,
@@ -820,11 +833,13 @@ pub fn render_range_table(r: &RangeReport) -> String {
             format!("{:.2}", s.realized_pnl),
             s.open_at_close.len(),
             counts(&s.skipped_by_reason)
-        ));
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     let t = &r.totals;
-    out.push_str(&format!(
-        "  {:<10} {:>7} {:>5} {:>5} {:>12} {:>4}  {}\n",
+    let line = format!(
+        "  {:<10} {:>7} {:>5} {:>5} {:>12} {:>4}  {}",
         "total",
         t.entries,
         t.trims,
@@ -832,7 +847,9 @@ pub fn render_range_table(r: &RangeReport) -> String {
         format!("{:.2}", t.realized_pnl),
         t.open_at_end.len(),
         counts(&t.skipped_by_reason)
-    ));
+    );
+    out.push_str(line.trim_end());
+    out.push('\n');
     out.push_str(&format!(
         "\nOpen at the end ({}): {}\n",
         t.open_at_end.len(),

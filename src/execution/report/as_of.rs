@@ -197,13 +197,20 @@ pub fn working_stop<'a>(symbol: &str, orders: &'a [OrderAt]) -> Option<&'a Order
         .max_by_key(|o| o.order.submitted_at)
 }
 
+/// The skip every candidate gets before the entry window opens and after it closes: it says
+/// nothing about the candidate, so another reason, when there is one, is the one shown.
+pub const OUTSIDE_ENTRY_WINDOW: &str = "outside_entry_window";
+
 /// What became of one watchlist candidate in a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CandidateOutcome {
     pub symbol: String,
     /// An entry was decided for it that session.
     pub entered: bool,
-    /// The reason code of its last skip, and its detail (none if it was never skipped).
+    /// When the (first) entry was decided.
+    pub entered_at: Option<DateTime<Utc>>,
+    /// The reason code of its last skip (the last one other than [`OUTSIDE_ENTRY_WINDOW`] when
+    /// there is one), and its detail (none if it was never skipped).
     pub last_reason: Option<String>,
     pub last_detail: Option<String>,
     pub last_at: Option<DateTime<Utc>>,
@@ -254,6 +261,7 @@ pub fn candidate_outcomes(events: &[Event]) -> Vec<CandidateOutcome> {
             CandidateOutcome {
                 symbol: symbol.clone(),
                 entered: false,
+                entered_at: None,
                 last_reason: None,
                 last_detail: None,
                 last_at: None,
@@ -264,6 +272,7 @@ pub fn candidate_outcomes(events: &[Event]) -> Vec<CandidateOutcome> {
         });
         if !skipped {
             outcome.entered = true;
+            outcome.entered_at.get_or_insert(event.at);
             continue;
         }
         let reason = skip_reason(event);
@@ -275,6 +284,13 @@ pub fn candidate_outcomes(events: &[Event]) -> Vec<CandidateOutcome> {
             .to_string();
         *outcome.reasons.entry(reason.clone()).or_insert(0) += 1;
         outcome.cycles_skipped += 1;
+        let has_telling_reason = outcome
+            .last_reason
+            .as_deref()
+            .is_some_and(|r| r != OUTSIDE_ENTRY_WINDOW);
+        if reason == OUTSIDE_ENTRY_WINDOW && has_telling_reason {
+            continue;
+        }
         outcome.last_reason = Some(reason);
         outcome.last_detail = Some(detail);
         outcome.last_at = Some(event.at);
