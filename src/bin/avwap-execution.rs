@@ -4,7 +4,7 @@
 
 use avwap::calendar::{Clock, SystemClock};
 use avwap::cli::{self, AtFlag, ModeFlag};
-use avwap::execution::service::{self, Command, AFTER_HELP};
+use avwap::execution::service::{self, Command, ReportDates, AFTER_HELP};
 use avwap::ops::logging::{self, LogFormat};
 use avwap::ops::notify::{self, AlertCommand};
 use clap::{Parser, Subcommand};
@@ -56,11 +56,18 @@ enum Sub {
         #[command(flatten)]
         mode: ModeFlag,
     },
-    /// Print one session's decisions, orders, fills, stops and P&L
+    /// Print one session as at its close (decisions, candidates, orders, fills, stops,
+    /// positions, P&L; New York times), or summarise a range of sessions
     Report {
         /// Session date (YYYY-MM-DD) [default: the last session with a heartbeat, else today NY]
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["from", "to"])]
         date: Option<chrono::NaiveDate>,
+        /// First session of a range summary (with --to)
+        #[arg(long, requires = "to")]
+        from: Option<chrono::NaiveDate>,
+        /// Last session of a range summary (with --from)
+        #[arg(long, requires = "from")]
+        to: Option<chrono::NaiveDate>,
         /// One JSON object instead of tables
         #[arg(long)]
         json: bool,
@@ -128,7 +135,12 @@ fn main() -> std::process::ExitCode {
     let result = match args.command {
         None => service::run(&config, Command::Run { once: args.once }, clock.as_ref()),
         Some(Sub::Flatten { .. }) => service::run(&config, Command::Flatten, clock.as_ref()),
-        Some(Sub::Report { date, json }) => service::print_report(&config, date, json, clock.now()),
+        Some(Sub::Report {
+            date,
+            from,
+            to,
+            json,
+        }) => service::print_report(&config, ReportDates::of(date, from, to), json, clock.now()),
         Some(Sub::SuspendTrading { resume, .. }) => service::suspend_trading(&config, !resume),
         Some(Sub::Alert { what }) => {
             let command = match what {

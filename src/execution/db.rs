@@ -153,6 +153,24 @@ CREATE TABLE heartbeat (
         status TEXT NOT NULL,
         first_seen TEXT
     );",
+    // 5: every recorded change of an order (a copy of its row after the change, with when it
+    // was recorded), so a report can show an order as it stood at a past session's close.
+    // Orders recorded before this migration have no history: their past status is only
+    // known as it is now.
+    "CREATE TABLE order_updates (
+        id INTEGER PRIMARY KEY,
+        client_order_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        qty TEXT NOT NULL,
+        filled_qty TEXT NOT NULL,
+        filled_avg_price TEXT,
+        limit_price TEXT,
+        stop_price TEXT,
+        replaced_by TEXT,
+        broker_updated_at TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    );
+    CREATE INDEX order_updates_by_order ON order_updates(client_order_id, id);",
 ];
 
 /// The schema version this build writes and understands.
@@ -295,6 +313,23 @@ pub struct StopRow {
     pub client_order_id: String,
     pub stop_price: Decimal,
     pub qty: Decimal,
+}
+
+/// One recorded change of an order: its row as it stood after the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderUpdate {
+    pub client_order_id: String,
+    pub status: OrderStatus,
+    pub qty: Decimal,
+    pub filled_qty: Decimal,
+    pub filled_avg_price: Option<Decimal>,
+    pub limit_price: Option<Decimal>,
+    pub stop_price: Option<Decimal>,
+    pub replaced_by: Option<String>,
+    /// The broker's time of the change.
+    pub broker_updated_at: DateTime<Utc>,
+    /// When this database recorded it (the cycle that saw it).
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// A fill recorded from a change in an order's cumulative filled quantity.
@@ -774,6 +809,16 @@ impl StateDb {
         )
         .map_err(sql_err("recording an order"))?;
         tx.execute(
+            "INSERT INTO order_updates (client_order_id, status, qty, filled_qty,
+                filled_avg_price, limit_price, stop_price, replaced_by, broker_updated_at,
+                recorded_at)
+             SELECT client_order_id, status, qty, filled_qty, filled_avg_price, limit_price,
+                stop_price, replaced_by, updated_at, ?2
+             FROM orders WHERE client_order_id = ?1",
+            params![order.client_order_id, ts(at)],
+        )
+        .map_err(sql_err("recording an order's history"))?;
+        tx.execute(
             "UPDATE intents SET state = 'acknowledged', updated_at = ?2
              WHERE client_order_id = ?1 AND state <> 'acknowledged'",
             params![order.client_order_id, ts(at)],
@@ -969,6 +1014,64 @@ impl StateDb {
 
     pub fn all_orders(&self) -> Result<Vec<OrderRow>, DbError> {
         self.order_rows("1 = 1", &[])
+    }
+
+    /// Every recorded order change, oldest first (empty for orders recorded before schema 5).
+    pub fn order_updates(&self) -> Result<Vec<OrderUpdate>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT client_order_id, status, qty, filled_qty, filled_avg_price, limit_price,
+                    stop_price, replaced_by, broker_updated_at, recorded_at
+                 FROM order_updates ORDER BY id",
+            )
+            .map_err(self.sql("reading order history"))?;
+        let rows: Vec<_> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, String>(9)?,
+                ))
+            })
+            .map_err(self.sql("reading order history"))?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql("reading order history"))?;
+        rows.into_iter()
+            .map(
+                |(cid, status, qty, filled, avg, limit, stop, replaced_by, broker_at, at)| {
+                    Ok(OrderUpdate {
+                        client_order_id: cid,
+                        status: self.status(&status)?,
+                        qty: self.dec(&qty, "order_updates.qty")?,
+                        filled_qty: self.dec(&filled, "order_updates.filled_qty")?,
+                        filled_avg_price: self.dec_opt(avg, "order_updates.filled_avg_price")?,
+                        limit_price: self.dec_opt(limit, "order_updates.limit_price")?,
+                        stop_price: self.dec_opt(stop, "order_updates.stop_price")?,
+                        replaced_by,
+                        broker_updated_at: self
+                            .time(&broker_at, "order_updates.broker_updated_at")?,
+                        recorded_at: self.time(&at, "order_updates.recorded_at")?,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Every intent's entry plan, by client order id (entries only carry one).
+    pub fn entry_plans(&self) -> Result<Vec<(String, EntryPlan)>, DbError> {
+        Ok(self
+            .intents_where("plan IS NOT NULL", &[])?
+            .into_iter()
+            .filter_map(|i| i.plan.map(|p| (i.client_order_id, p)))
+            .collect())
     }
 
     pub fn fills(&self) -> Result<Vec<Fill>, DbError> {

@@ -659,7 +659,12 @@ fn plan_entries(
         }
         if !in_window {
             let detail = match window {
-                Some((start, end)) => format!("entries run {start}..{end}"),
+                // New York wall time: what the operator reads in the report.
+                Some((start, end)) => format!(
+                    "entries run {}..{} New York",
+                    crate::calendar::ny_datetime(start).format("%H:%M"),
+                    crate::calendar::ny_datetime(end).format("%H:%M")
+                ),
                 None => "the configured entry window does not fit this session".to_string(),
             };
             skip("outside_entry_window", detail);

@@ -135,12 +135,18 @@ pub enum ExecutionError {
     /// `report`: the database cannot be opened or read (exit 13).
     #[error(transparent)]
     Report(DbError),
+    /// `report`: dates that cannot be reported (exit 10) or a journal that does not read
+    /// (exit 13).
+    #[error(transparent)]
+    ReportRequest(crate::execution::report::ReportError),
 }
 
 impl Failure for ExecutionError {
     fn exit_code(&self) -> ExitCode {
         match self {
             ExecutionError::Venue(e) => e.exit_code(),
+            ExecutionError::ReportRequest(e) if e.is_bad_request() => ExitCode::ConfigError,
+            ExecutionError::ReportRequest(_) => ExitCode::InputError,
             ExecutionError::Lifecycle(LifecycleError::Auth(_)) => ExitCode::BrokerUnavailable,
             ExecutionError::Lifecycle(LifecycleError::Db(_)) => ExitCode::Internal,
             ExecutionError::Lock(e) => e.exit_code(),
@@ -815,15 +821,57 @@ pub fn suspend_trading(config: &Config, suspend: bool) -> Result<(), ExecutionEr
     Ok(())
 }
 
-/// `report`: print one session's decisions, orders, fills, stops and P&L (a table, or one
-/// JSON object). The session defaults to the last one with a heartbeat, else today in New
-/// York at `now`.
+/// Which sessions `report` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportDates {
+    /// The last session with a heartbeat (else today in New York).
+    Latest,
+    /// One date, as at its close (as it stands now while it is open).
+    Day(chrono::NaiveDate),
+    /// Every session of `from..=to`, summarised, with totals.
+    Range {
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    },
+}
+
+impl ReportDates {
+    /// From `--date`, `--from` and `--to` (the command line lets through `--date` alone or
+    /// `--from` with `--to`).
+    pub fn of(
+        date: Option<chrono::NaiveDate>,
+        from: Option<chrono::NaiveDate>,
+        to: Option<chrono::NaiveDate>,
+    ) -> Self {
+        match (date, from.zip(to)) {
+            (_, Some((from, to))) => ReportDates::Range { from, to },
+            (Some(date), None) => ReportDates::Day(date),
+            (None, None) => ReportDates::Latest,
+        }
+    }
+}
+
+/// `report`: print one session as at its close (decisions, candidates, orders, fills, stops,
+/// positions, P&L), or a range of sessions summarised; a table, or one JSON object. Times are
+/// New York's.
 pub fn print_report(
     config: &Config,
-    date: Option<chrono::NaiveDate>,
+    dates: ReportDates,
     json: bool,
     now: DateTime<Utc>,
 ) -> Result<(), ExecutionError> {
+    use crate::execution::report;
+    let today = calendar::ny_date(now);
+    // Dates are checked before the database is opened: a bad request is said as such.
+    match dates {
+        ReportDates::Day(date) => {
+            report::check_date(date, today).map_err(ExecutionError::ReportRequest)?;
+        }
+        ReportDates::Range { from, to } => {
+            report::range_sessions(from, to, today).map_err(ExecutionError::ReportRequest)?;
+        }
+        ReportDates::Latest => {}
+    }
     let path = db_path(&config.state_dir);
     // Only "not found" means no database: a directory this user may not enter is not empty.
     if std::fs::metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
@@ -832,23 +880,40 @@ pub fn print_report(
     // Read-only: an operator in the service's group may read the journal, never write it, and
     // a report never migrates a database under the running service.
     let db = StateDb::open_read_only_current(&path).map_err(ExecutionError::Report)?;
-    let date = date.unwrap_or_else(|| {
-        // A heartbeat that cannot be read only changes the default date, never the answer.
-        db.last_heartbeat()
-            .ok()
-            .flatten()
-            .map(calendar::ny_date)
-            .unwrap_or_else(|| calendar::ny_date(now))
-    });
-    let report = crate::execution::report::day_report(&db, date).map_err(ExecutionError::Report)?;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else {
-        print!("{}", crate::execution::report::render_table(&report));
-    }
+    let text = match dates {
+        ReportDates::Range { from, to } => {
+            let r =
+                report::range_report(&db, from, to, now).map_err(ExecutionError::ReportRequest)?;
+            if json {
+                serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"
+            } else {
+                report::render_range_table(&r)
+            }
+        }
+        ReportDates::Day(_) | ReportDates::Latest => {
+            let date = match dates {
+                ReportDates::Day(date) => date,
+                // A heartbeat that cannot be read only changes the default date, never the
+                // answer; the default is the last session on or before it.
+                _ => {
+                    let seen = db
+                        .last_heartbeat()
+                        .ok()
+                        .flatten()
+                        .map(calendar::ny_date)
+                        .unwrap_or(today);
+                    calendar::session_on_or_before(seen).unwrap_or(seen)
+                }
+            };
+            let r = report::day_report(&db, date, now).map_err(ExecutionError::ReportRequest)?;
+            if json {
+                serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"
+            } else {
+                report::render_table(&r)
+            }
+        }
+    };
+    print!("{text}");
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::execution::db::{DbError, StateDb};
-use crate::execution::report::{day_report, DayReport};
+use crate::execution::report::{day_report, DayReport, ReportError};
 use crate::exit::{ExitCode, Failure};
 use crate::ops::alerts::{AlertKind, Alerts};
 use crate::ops::systemd::{SystemdQuery, UnitProperties, SERVICE_PROPERTIES};
@@ -34,6 +34,10 @@ pub enum NotifyError {
     NotDelivered { detail: String },
     #[error("the state database {} cannot be read for the summary: {source}", path.display())]
     Journal { path: PathBuf, source: Box<DbError> },
+    /// The summary's date cannot be reported (outside the calendar: exit 10), or the journal
+    /// does not read (exit 13).
+    #[error("the summary cannot be built: {0}")]
+    Report(Box<ReportError>),
     #[error("there is no state database at {} yet (the execution service creates it); no summary to send", path.display())]
     NoJournal { path: PathBuf },
 }
@@ -44,6 +48,8 @@ impl Failure for NotifyError {
             NotifyError::NoWebhook => ExitCode::ConfigError,
             NotifyError::NotDelivered { .. } => ExitCode::BrokerUnavailable,
             NotifyError::Journal { .. } | NotifyError::NoJournal { .. } => ExitCode::InputError,
+            NotifyError::Report(e) if e.is_bad_request() => ExitCode::ConfigError,
+            NotifyError::Report(_) => ExitCode::InputError,
         }
     }
 }
@@ -265,7 +271,11 @@ pub fn unit_failed(
 }
 
 /// The end-of-day summary of `date`, sent.
-pub fn day_summary(config: &Config, date: NaiveDate) -> Result<String, NotifyError> {
+pub fn day_summary(
+    config: &Config,
+    date: NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, NotifyError> {
     let path = config.state_dir.join(crate::execution::db::DB_FILE);
     if std::fs::metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
         return Err(NotifyError::NoJournal { path });
@@ -274,9 +284,12 @@ pub fn day_summary(config: &Config, date: NaiveDate) -> Result<String, NotifyErr
         path: path.clone(),
         source: Box::new(source),
     })?;
-    let report = day_report(&db, date).map_err(|source| NotifyError::Journal {
-        path,
-        source: Box::new(source),
+    let report = day_report(&db, date, now).map_err(|e| match e {
+        ReportError::Journal(source) => NotifyError::Journal {
+            path,
+            source: Box::new(source),
+        },
+        other => NotifyError::Report(Box::new(other)),
     })?;
     let text = day_summary_text(config.mode.as_str(), &report);
     deliver(
@@ -319,6 +332,7 @@ pub fn run(
         AlertCommand::Summary { date } => day_summary(
             config,
             date.unwrap_or_else(|| crate::calendar::ny_date(now)),
+            now,
         )?,
     };
     println!("alert sent: {text}");
@@ -352,7 +366,7 @@ pub fn test_alert(config: &Config, host: &str) -> Result<String, NotifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execution::report::{FillLine, OrderLine, PositionLine};
+    use crate::execution::report::{Basis, FillLine, OrderLine, PositionLine};
     use std::collections::BTreeMap;
 
     fn d(s: &str) -> Decimal {
@@ -442,6 +456,14 @@ mod tests {
     fn report() -> DayReport {
         DayReport {
             date: "2026-12-04".parse().unwrap(),
+            time_zone: crate::execution::report::TIME_ZONE,
+            as_of: crate::execution::report::AsOf {
+                basis: Basis::AtClose,
+                cutoff: "2026-12-07T09:30:00-05:00".into(),
+                note: "as at the close".into(),
+            },
+            skipped_symbols_by_reason: BTreeMap::new(),
+            candidates: Vec::new(),
             entries_taken: Vec::new(),
             skipped_by_reason: BTreeMap::from([
                 ("outside_entry_window".to_string(), 40),
@@ -460,6 +482,7 @@ mod tests {
                 limit_price: Some(d("33.20")),
                 stop_price: None,
                 status: "filled".into(),
+                as_of: Basis::AtClose,
             }],
             fills: vec![
                 FillLine {
@@ -488,6 +511,7 @@ mod tests {
                 qty: d("100.000"),
                 avg_price: d("33.1"),
                 stop_price: d("31.55"),
+                stop_as_of: Basis::AtClose,
                 target_r1: None,
                 target_r2: None,
                 trimmed: false,

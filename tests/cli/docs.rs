@@ -43,6 +43,14 @@ const COMMANDS: &[(&str, Proof)] = &[
         Proof::Test("simulated_days_show_entries_stops_a_trim_and_exits"),
     ),
     (
+        "avwap-execution report --date 2010-08-09 --state-dir /tmp/avwap-sim",
+        Proof::Test("report_times_are_new_york_each_candidate_has_its_reason_and_the_replay_matches_the_journal"),
+    ),
+    (
+        "avwap-execution report --from 2010-08-09 --to 2010-08-10",
+        Proof::Test("report_of_a_range_summarises_each_session_and_totals_them"),
+    ),
+    (
         "cargo install --locked --path . --root /usr/local",
         Proof::Needs("a real systemd host", Some("tests/vm/guest.sh")),
     ),

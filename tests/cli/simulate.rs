@@ -1,7 +1,9 @@
 //! `avwap-execution simulate` and `report` as an operator runs them, from a fresh directory,
 //! offline: two simulated sessions of the demo data (2010-08-09 and 2010-08-10) with entries,
 //! stops, a trim and exits; a SIGKILL at the first trim send followed by a restart gives the
-//! same outcome; `report` on an empty state directory is an input error (13).
+//! same outcome; `report` on an empty state directory is an input error (13); `report` gives
+//! New York times, each candidate's reason, positions replayed from the fills that match the
+//! journal, a range summary with totals, and refuses bad dates with exit 10.
 
 use serde_json::Value;
 use std::os::unix::process::ExitStatusExt;
@@ -396,4 +398,165 @@ fn every_cycle_records_the_broker_against_the_journal_and_a_lost_journal_is_rebu
     );
     drop(db);
     let _ = std::fs::remove_dir_all(&lost);
+}
+
+#[test]
+fn report_times_are_new_york_each_candidate_has_its_reason_and_the_replay_matches_the_journal() {
+    use avwap::execution::db::{StateDb, DB_FILE};
+    use avwap::execution::report::{holdings_at, Journal};
+    let (cwd, reports) = run_a();
+    for (day, r) in DAYS.iter().zip(reports) {
+        assert_eq!(str_of(r, "time_zone"), "America/New_York");
+        assert_eq!(str_of(&r["as_of"], "basis"), "at_close", "{day}");
+        // August: EDT.
+        for f in items(r, "fills") {
+            assert!(str_of(f, "at").ends_with("-04:00"), "{day}: {f}");
+        }
+        // Every watchlist row was decided on (20 a day), each entered or with its reason.
+        let candidates = items(r, "candidates");
+        assert_eq!(candidates.len(), 20, "{day}");
+        for c in candidates {
+            match str_of(c, "outcome") {
+                "entered" => assert!(!str_of(c, "entered_at").is_empty(), "{c}"),
+                _ => {
+                    assert!(!str_of(c, "last_reason").is_empty(), "{c}");
+                    assert!(c["cycles_with_last_reason"].as_u64() >= Some(1), "{c}");
+                }
+            }
+        }
+        assert_eq!(
+            candidates
+                .iter()
+                .filter(|c| str_of(c, "outcome") == "entered")
+                .count(),
+            items(r, "entries_taken").len(),
+            "{day}"
+        );
+    }
+    // Replayed to now, the fills give exactly the positions the journal holds.
+    let db = StateDb::open_read_only_current(&cwd.join("A").join(DB_FILE)).unwrap();
+    let journal = Journal::read(&db).unwrap();
+    let far = "2030-01-01T00:00:00Z".parse().unwrap();
+    let replayed: Vec<_> = holdings_at(&journal.fills, far)
+        .into_iter()
+        .filter(|h| h.open())
+        .map(|h| {
+            (
+                h.symbol,
+                h.qty,
+                h.avg_price,
+                h.opened_session,
+                h.realized_pnl,
+            )
+        })
+        .collect();
+    let mut held: Vec<_> = db
+        .open_positions()
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            (
+                p.symbol,
+                p.qty,
+                p.avg_price,
+                p.opened_session,
+                p.realized_pnl,
+            )
+        })
+        .collect();
+    held.sort_by(|a, b| {
+        let key = |s: &str| replayed.iter().position(|r| r.0 == s);
+        key(&a.0).cmp(&key(&b.0))
+    });
+    assert!(!held.is_empty());
+    assert_eq!(replayed, held);
+    // Day two's open positions at its close are those same positions.
+    let open: Vec<&str> = items(&reports[1], "positions")
+        .iter()
+        .filter(|p| str_of(p, "status") == "open")
+        .map(|p| str_of(p, "symbol"))
+        .collect();
+    assert_eq!(open, held.iter().map(|h| h.0.as_str()).collect::<Vec<_>>());
+}
+
+fn report_args(cwd: &Path, args: &[&str]) -> Output {
+    exec(cwd)
+        .args(["report", "--state-dir", "A"])
+        .args(args)
+        .output()
+        .expect("run avwap-execution report")
+}
+
+#[test]
+fn report_of_a_range_summarises_each_session_and_totals_them() {
+    let (cwd, reports) = run_a();
+    let out = report_args(
+        cwd,
+        &["--from", "2010-08-07", "--to", "2010-08-10", "--json"],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sessions = items(&r, "sessions");
+    // Saturday and Sunday are not sessions.
+    let dates: Vec<&str> = sessions.iter().map(|s| str_of(s, "date")).collect();
+    assert_eq!(dates, DAYS);
+    for (s, day) in sessions.iter().zip(reports) {
+        assert_eq!(dec(s, "realized_pnl"), dec(day, "realized_pnl_today"));
+        let open = items(day, "positions")
+            .iter()
+            .filter(|p| str_of(p, "status") == "open")
+            .count();
+        assert_eq!(items(s, "open_at_close").len(), open);
+    }
+    let totals = &r["totals"];
+    let sum: f64 = sessions.iter().map(|s| dec(s, "realized_pnl")).sum();
+    assert!((dec(totals, "realized_pnl") - sum).abs() < 1e-9);
+    assert!(totals["entries"].as_u64() >= Some(2), "{totals}");
+
+    let out = report_args(cwd, &["--from", "2010-08-09", "--to", "2010-08-10"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("avwap execution report 2010-08-09..2010-08-10: 2 session(s)"),
+        "{text}"
+    );
+    assert!(text.contains("\n  total "), "{text}");
+}
+
+#[test]
+fn report_refuses_bad_dates_with_exit_10() {
+    let (cwd, _) = run_a();
+    for (args, says) in [
+        (
+            &["--from", "2010-08-10", "--to", "2010-08-09"][..],
+            "ends before it starts",
+        ),
+        (
+            &["--from", "2010-08-07", "--to", "2010-08-08"][..],
+            "no NYSE session",
+        ),
+        (
+            &["--from", "2010-08-09", "--to", "2099-01-04"][..],
+            "is after today",
+        ),
+        (&["--date", "1999-12-31"][..], "outside the NYSE calendar"),
+        (&["--from", "2010-08-09"][..], "--to"),
+        (
+            &[
+                "--date",
+                "2010-08-09",
+                "--from",
+                "2010-08-09",
+                "--to",
+                "2010-08-10",
+            ][..],
+            "cannot be used with",
+        ),
+    ] {
+        let out = report_args(cwd, args);
+        assert_eq!(out.status.code(), Some(10), "{args:?}: {}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
 }

@@ -986,6 +986,11 @@ fn price_drift_and_risk_checks_skip_with_reason_codes() {
     assert!(sim.db.intents_in_session(day).unwrap().is_empty());
 }
 
+/// An instant after the sessions these tests simulate: their reports are as at the close.
+fn later_now() -> DateTime<Utc> {
+    ny(date(DAY3), "18:00")
+}
+
 #[test]
 fn day_report_of_a_past_day_is_unchanged_when_the_symbol_is_traded_again() {
     // Day 1: ACME bought at 50.00, stopped out at 48.50: −298.50. Day 2: ACME bought again at
@@ -1011,13 +1016,13 @@ fn day_report_of_a_past_day_is_unchanged_when_the_symbol_is_traded_again() {
         5,
         &WatchlistInput::Fresh(vec![acme_row(day1)]),
     );
-    let before = avwap::execution::report::day_report(&sim.db, day1).unwrap();
+    let before = avwap::execution::report::day_report(&sim.db, day1, later_now()).unwrap();
     assert_eq!(before.realized_pnl_today, d("-298.50"));
     let wl = WatchlistInput::Fresh(vec![row(day2, "ACME", "51.90", "50.50", "53.50", "55.00")]);
     sim.run(day2, "09:35", "10:30", 5, &wl);
     assert_eq!(sim.entries("ACME").len(), 2);
 
-    let after = avwap::execution::report::day_report(&sim.db, day1).unwrap();
+    let after = avwap::execution::report::day_report(&sim.db, day1, later_now()).unwrap();
     assert_eq!(
         after.realized_pnl_today,
         d("-298.50"),

@@ -326,3 +326,52 @@ fn events_and_heartbeat_round_trip() {
         Some(t("2026-11-30T15:12:00Z"))
     );
 }
+
+#[test]
+fn every_recorded_change_of_an_order_is_kept_with_when_it_was_recorded() {
+    let mut db = StateDb::open_in_memory().unwrap();
+    let cid = "avw-20261130-AXTA-en-1";
+    db.journal_intent(&entry_intent(cid)).unwrap();
+    let snapshot = |filled: &str, avg: Option<&str>, status| {
+        order(cid, Side::Buy, OrderType::Limit, "200", filled, avg, status)
+    };
+    let new = snapshot("0", None, OrderStatus::New);
+    let part = snapshot("120", Some("33.00"), OrderStatus::PartiallyFilled);
+    let full = snapshot("200", Some("33.03"), OrderStatus::Filled);
+    db.record_order(&new, false, t("2026-11-30T15:00:00Z"))
+        .unwrap();
+    // Unchanged: no history row.
+    db.record_order(&new, false, t("2026-11-30T15:01:00Z"))
+        .unwrap();
+    db.record_order(&part, false, t("2026-11-30T15:02:00Z"))
+        .unwrap();
+    db.record_order(&full, false, t("2026-11-30T15:03:00Z"))
+        .unwrap();
+    let history: Vec<(OrderStatus, Decimal, String)> = db
+        .order_updates()
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.status, u.filled_qty, u.recorded_at.to_rfc3339()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (
+                OrderStatus::New,
+                dec("0"),
+                "2026-11-30T15:00:00+00:00".into()
+            ),
+            (
+                OrderStatus::PartiallyFilled,
+                dec("120"),
+                "2026-11-30T15:02:00+00:00".into()
+            ),
+            (
+                OrderStatus::Filled,
+                dec("200"),
+                "2026-11-30T15:03:00+00:00".into()
+            ),
+        ]
+    );
+    assert_eq!(db.entry_plans().unwrap().len(), 1);
+}
