@@ -437,25 +437,53 @@ impl Chart {
     /// A horizontal line across the plot at `y`, labelled at the right edge with `label` and
     /// the value formatted with `decimals`.
     pub fn level(&mut self, y: f64, color: &str, label: &str, decimals: usize) {
-        let Some(py) = self.y.map(y) else { return };
-        let _ = write!(
-            self.body,
-            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1.2" stroke-dasharray="6 3"/>"#,
-            px(self.plot_left()),
-            px(py),
-            px(self.plot_right()),
-            px(py),
-            escape(color)
-        );
-        let _ = write!(
-            self.labels,
-            r#"<text x="{}" y="{}" dominant-baseline="middle" fill="{}">{} {}</text>"#,
-            px(self.plot_right() + 4.0),
-            px(py),
-            escape(color),
-            escape(label),
-            num(y, decimals)
-        );
+        self.draw_levels(&[(y, color, label)], decimals);
+    }
+
+    /// Horizontal lines across the plot, each labelled at the right edge with its label and
+    /// value; labels closer than a line of text are pushed apart so that they stay readable.
+    pub fn levels(&mut self, levels: &[Level], decimals: usize) {
+        let items: Vec<(f64, &str, &str)> = levels
+            .iter()
+            .map(|l| (l.value, l.color, l.label.as_str()))
+            .collect();
+        self.draw_levels(&items, decimals);
+    }
+
+    /// Levels as (value, colour, label).
+    fn draw_levels(&mut self, levels: &[(f64, &str, &str)], decimals: usize) {
+        const LINE: f64 = 11.0;
+        let mut placed: Vec<(f64, f64, (f64, &str, &str))> = levels
+            .iter()
+            .filter_map(|&l| self.y.map(l.0).map(|py| (py, py, l)))
+            .collect();
+        placed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for i in 1..placed.len() {
+            placed[i].1 = placed[i].1.max(placed[i - 1].1 + LINE);
+        }
+        // Labels pushed below the plot move back up as a block.
+        let overflow = placed
+            .last()
+            .map_or(0.0, |last| (last.1 - (self.plot_bottom() + 4.0)).max(0.0));
+        for (py, label_y, (value, color, label)) in &placed {
+            let color = escape(color);
+            let _ = write!(
+                self.body,
+                r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{color}" stroke-width="1.2" stroke-dasharray="6 3"/>"#,
+                px(self.plot_left()),
+                px(*py),
+                px(self.plot_right()),
+                px(*py),
+            );
+            let _ = write!(
+                self.labels,
+                r#"<text x="{}" y="{}" dominant-baseline="middle" fill="{color}">{} {}</text>"#,
+                px(self.plot_right() + 4.0),
+                px(label_y - overflow),
+                escape(label),
+                num(*value, decimals)
+            );
+        }
     }
 
     /// A marker at (x, y) with an optional text beside it.
@@ -546,9 +574,9 @@ impl Chart {
         );
         let _ = write!(
             self.labels,
-            r#"<text x="{}" y="{}" text-anchor="middle" fill="{}">{}</text>"#,
-            px(cx),
-            px(self.plot_top() - 4.0),
+            r#"<text x="{}" y="{}" fill="{}">{}</text>"#,
+            px(cx + 3.0),
+            px(self.plot_top() + 12.0),
             escape(color),
             escape(label)
         );
@@ -601,6 +629,124 @@ impl Chart {
         out.push_str("</svg>");
         out
     }
+}
+
+/// A labelled horizontal level of a price chart (stop, targets, entry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Level {
+    pub label: String,
+    pub value: f64,
+    pub color: &'static str,
+}
+
+/// A marked point of a price chart at bar `index` (entry, exit, anchor).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointMark {
+    pub index: usize,
+    pub price: f64,
+    pub shape: Marker,
+    pub color: &'static str,
+    pub label: String,
+}
+
+/// What a daily price chart shows: one candle per bar, an optional anchored VWAP with its σ
+/// (same length as the bars; NaN where undefined), levels, marked points and one optional
+/// vertical line (the anchor).
+#[derive(Debug, Clone, Default)]
+pub struct PriceChart<'a> {
+    pub title: &'a str,
+    /// One label per bar (dates as `YYYY-MM-DD`); every few are shown.
+    pub labels: &'a [String],
+    /// (open, high, low, close) per bar.
+    pub ohlc: &'a [(f64, f64, f64, f64)],
+    pub avwap: &'a [f64],
+    pub sigma: &'a [f64],
+    pub levels: &'a [Level],
+    pub marks: &'a [PointMark],
+    pub vertical: Option<(usize, &'a str)>,
+}
+
+/// The decimals prices are printed with.
+const PRICE_DECIMALS: usize = 2;
+
+/// A daily candle chart with the AVWAP, its ±1σ band (filled) and ±2σ lines (dashed), labelled
+/// levels and marks. The y range covers the candles, the AVWAP ±1σ and the levels, so a far
+/// ±2σ line runs along the edge rather than squashing the candles.
+pub fn price_chart(input: &PriceChart<'_>) -> String {
+    let n = input.ohlc.len();
+    let sigma_at = |i: usize| input.sigma.get(i).copied().unwrap_or(f64::NAN);
+    let avwap_at = |i: usize| input.avwap.get(i).copied().unwrap_or(f64::NAN);
+    let candle_values = input.ohlc.iter().flat_map(|&(o, h, l, c)| [o, h, l, c]);
+    let band_values = (0..n).flat_map(|i| {
+        [
+            avwap_at(i),
+            avwap_at(i) + sigma_at(i),
+            avwap_at(i) - sigma_at(i),
+        ]
+    });
+    let level_values = input.levels.iter().map(|l| l.value);
+    let range = padded_range(candle_values.chain(band_values).chain(level_values), 0.04);
+    let mut chart = Chart::new(input.title, Size::WIDE, (-0.5, n as f64 - 0.5), range);
+    let step = nice_ticks(range.0, range.1, 5)
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .next()
+        .unwrap_or(1.0);
+    let decimals = decimals_for_step(step);
+    chart.y_axis(|v| num(v, decimals));
+    let labels: Vec<(f64, String)> = input
+        .labels
+        .iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, l)| (i as f64, l.clone()))
+        .collect();
+    chart.x_labels(&labels, 8);
+    if !input.avwap.is_empty() {
+        let band = |k: f64| -> Vec<(f64, f64)> {
+            (0..n)
+                .map(|i| (i as f64, avwap_at(i) + k * sigma_at(i)))
+                .collect()
+        };
+        let one: Vec<(f64, f64, f64)> = (0..n)
+            .map(|i| {
+                (
+                    i as f64,
+                    avwap_at(i) + sigma_at(i),
+                    avwap_at(i) - sigma_at(i),
+                )
+            })
+            .collect();
+        chart.band(&one, palette::BAND, Some("±1σ"));
+        chart.dashed_line(&band(2.0), palette::SECONDARY, Some("±2σ"));
+        chart.dashed_line(&band(-2.0), palette::SECONDARY, None);
+    }
+    if let Some((index, label)) = input.vertical {
+        chart.vertical(index as f64, palette::ANCHOR, label);
+    }
+    let candles: Vec<Candle> = input
+        .ohlc
+        .iter()
+        .enumerate()
+        .map(|(i, &(open, high, low, close))| Candle {
+            x: i as f64,
+            open,
+            high,
+            low,
+            close,
+        })
+        .collect();
+    chart.candles(&candles);
+    if !input.avwap.is_empty() {
+        let line: Vec<(f64, f64)> = (0..n).map(|i| (i as f64, avwap_at(i))).collect();
+        chart.line(&line, palette::AVWAP, 2.0, Some("AVWAP"));
+    }
+    chart.levels(input.levels, PRICE_DECIMALS);
+    for mark in input.marks {
+        let label = (!mark.label.is_empty()).then_some(mark.label.as_str());
+        chart.marker(mark.index as f64, mark.price, mark.shape, mark.color, label);
+    }
+    chart.finish()
 }
 
 #[cfg(test)]
@@ -782,6 +928,60 @@ mod tests {
         let svg = flat.finish();
         assert!(balanced(&svg) && no_bad_numbers(&svg), "{svg}");
         assert!(svg.contains(">1.00</text>"), "{svg}");
+    }
+
+    #[test]
+    fn a_price_chart_draws_candles_avwap_levels_and_marks() {
+        let labels: Vec<String> = (1..=4).map(|d| format!("2010-03-0{d}")).collect();
+        let ohlc = [
+            (10.0, 10.6, 9.8, 10.4),
+            (10.4, 10.9, 10.2, 10.8),
+            (10.8, 11.0, 10.1, 10.2),
+            (10.2, 10.5, 10.0, 10.3),
+        ];
+        let avwap = [f64::NAN, 10.4, 10.45, 10.4];
+        let sigma = [f64::NAN, 0.1, 0.15, 0.2];
+        let levels = [
+            Level {
+                label: "stop".into(),
+                value: 9.9,
+                color: palette::STOP,
+            },
+            Level {
+                label: "R2".into(),
+                value: 11.2,
+                color: palette::TARGET,
+            },
+        ];
+        let marks = [PointMark {
+            index: 1,
+            price: 10.5,
+            shape: Marker::Up,
+            color: palette::ENTRY,
+            label: "entry".into(),
+        }];
+        let svg = price_chart(&PriceChart {
+            title: "ACME",
+            labels: &labels,
+            ohlc: &ohlc,
+            avwap: &avwap,
+            sigma: &sigma,
+            levels: &levels,
+            marks: &marks,
+            vertical: Some((0, "anchor")),
+        });
+        assert!(balanced(&svg) && no_bad_numbers(&svg), "{svg}");
+        assert!(svg.contains(">stop 9.90</text>") && svg.contains(">R2 11.20</text>"));
+        assert!(svg.contains(">entry</text>") && svg.contains(">anchor</text>"));
+        assert_eq!(svg.matches("<polygon").count(), 1);
+        assert!(svg.contains(">AVWAP</text>") && svg.contains(">±2σ</text>"));
+        // No AVWAP given: no band, no legend.
+        let bare = price_chart(&PriceChart {
+            title: "X",
+            ohlc: &ohlc,
+            ..Default::default()
+        });
+        assert!(balanced(&bare) && !bare.contains("AVWAP"), "{bare}");
     }
 
     proptest! {
