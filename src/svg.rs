@@ -245,6 +245,15 @@ impl Chart {
         self.size.height - self.size.bottom
     }
 
+    /// The distance between the y axis' ticks (1 when there are fewer than two).
+    pub fn y_tick_step(&self) -> f64 {
+        nice_ticks(self.y.domain.0, self.y.domain.1, 5)
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .next()
+            .unwrap_or(1.0)
+    }
+
     /// Horizontal grid lines and y labels at nice ticks, the labels formatted by `label`.
     pub fn y_axis(&mut self, label: impl Fn(f64) -> String) {
         let ticks = nice_ticks(self.y.domain.0, self.y.domain.1, 5);
@@ -687,12 +696,7 @@ pub fn price_chart(input: &PriceChart<'_>) -> String {
     let level_values = input.levels.iter().map(|l| l.value);
     let range = padded_range(candle_values.chain(band_values).chain(level_values), 0.04);
     let mut chart = Chart::new(input.title, Size::WIDE, (-0.5, n as f64 - 0.5), range);
-    let step = nice_ticks(range.0, range.1, 5)
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .next()
-        .unwrap_or(1.0);
-    let decimals = decimals_for_step(step);
+    let decimals = decimals_for_step(chart.y_tick_step());
     chart.y_axis(|v| num(v, decimals));
     let labels: Vec<(f64, String)> = input
         .labels
