@@ -92,7 +92,8 @@ fn drawdowns(values: &[f64], start: f64) -> Vec<f64> {
             if !v.is_finite() {
                 return f64::NAN;
             }
-            if !(peak >= v) {
+            // A NaN peak (no finite value yet) is replaced too.
+            if peak.is_nan() || v > peak {
                 peak = v;
             }
             v / peak - 1.0

@@ -233,9 +233,9 @@ pub fn candidates_page(
     );
     let (candidates, shown_rows) = if outcome.candidates.is_empty() {
         if !outcome.held_back_by_regime.is_empty() {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<p class=\"note\">The regime filter is {}: the watchlist is empty, no entries today. For reference only, the ranked symbols that passed every other gate:</p>\n",
+                "<p class=\"note\">The regime filter is {}: the watchlist is empty, no entries today. For reference only, the ranked symbols that passed every other gate:</p>",
                 escape(outcome.regime.state)
             );
         } else {

@@ -63,6 +63,10 @@ fn demo_runs_offline_and_its_csv_passes_the_reader() {
         stdout(&out)
     );
     assert!(stdout(&out).contains("GENZ"), "{}", stdout(&out));
+    // candidates.html says so too and charts the 18 held-back symbols, for reference.
+    let html = std::fs::read_to_string(dir.path().join("candidates.html")).unwrap();
+    assert!(html.contains("For reference only"), "{html}");
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 18);
     let json = scan_json(dir.path());
     assert_eq!(json["scan_date"], "2010-08-23");
     assert_eq!(json["data_as_of"], "2010-08-20");
