@@ -63,15 +63,16 @@ const RULES: &[Rule] = &[
     rule("credentials", Foundation, &[]),
     rule("exit", Foundation, &[]),
     rule("fsutil", Foundation, &[]),
+    rule("svg", Foundation, &[]),
     rule("watchlist", Domain, &["fsutil"]),
     rule("market_data", Domain, &["calendar", "fsutil", "watchlist"]),
     rule("broker", Domain, &["calendar", "market_data"]),
     rule("universe", Domain, &["fsutil", "watchlist"]),
-    rule("performance", Domain, &[]),
+    rule("performance", Domain, &["svg"]),
     rule(
         "scan",
         Domain,
-        &["calendar", "fsutil", "market_data", "watchlist"],
+        &["calendar", "fsutil", "market_data", "svg", "watchlist"],
     ),
     rule(
         "execution",

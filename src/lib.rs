@@ -6,7 +6,8 @@
 //! - foundation: [`exit`] (exit codes; [`exit::Failure`], an error that carries its code),
 //!   [`fsutil`] (atomic file replacement; inputs read only from regular files, within a size
 //!   limit; bounded excerpts of inputs for messages), [`calendar`] (the injected clock, New York
-//!   time, the NYSE calendar), [`credentials`] (secrets, and `process_env`).
+//!   time, the NYSE calendar), [`credentials`] (secrets, and `process_env`), [`svg`] (hand-built
+//!   SVG charts for the HTML reports).
 //! - domain: [`watchlist`] (the `daily_candidates.csv` format), [`market_data`] (daily bars,
 //!   validation, the SQLite bar store, CSV import, intraday feeds), [`broker`] (the broker
 //!   interface and error classes; the simulated broker), [`universe`] (the Russell 3000
@@ -38,5 +39,6 @@ pub mod ops;
 pub mod performance;
 pub mod scan;
 pub mod simulation;
+pub mod svg;
 pub mod universe;
 pub mod watchlist;

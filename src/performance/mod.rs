@@ -1,6 +1,7 @@
 //! Performance of a trading run: the daily equity curve and the round-trip trade list a
 //! backtest produces, their CSV formats (`equity.csv`, `trades.csv`), and the metrics traders
-//! expect computed from them (pure functions; formulas documented in `docs/backtest.md`).
+//! expect computed from them (pure functions; formulas documented in `docs/backtest.md`), and
+//! the `report.html` page drawn from them ([`report`]).
 //!
 //! A domain module: plain data in, plain data out. It knows nothing of brokers, scans or
 //! files other than its own two CSV formats; the backtest (application) builds the data and
@@ -8,6 +9,7 @@
 
 pub mod csv;
 pub mod metrics;
+pub mod report;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;

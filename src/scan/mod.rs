@@ -5,7 +5,8 @@
 //! - [`anchors`]: the six anchors, anchored VWAP and its σ bands, rolling VWAP.
 //! - [`select`]: per-symbol gates, stop, best anchor, ranking.
 //! - [`context`]: setup-context labels.
-//! - [`run`]: the pipeline over a bar source; [`output`]: files and the console table.
+//! - [`run`]: the pipeline over a bar source; [`output`]: files and the console table;
+//!   [`chart`]: `candidates.html` and the AVWAP band series charts draw.
 //! - [`config`]: `[scan]` thresholds; [`demo`]: the bundled demo data set;
 //!   [`providers`]: the bar store as a bar source.
 //! - [`service`]: the `avwap-scan` application (bar source choice, Alpaca top-up over the
@@ -13,6 +14,7 @@
 //!   the universe loader, alerts or the configuration (see ARCHITECTURE.md).
 
 pub mod anchors;
+pub mod chart;
 pub mod config;
 pub mod context;
 pub mod demo;

@@ -1,6 +1,7 @@
 //! Scan outputs in the state directory, each written atomically: `daily_candidates.csv` (via
 //! the watchlist writer), `tradingview_watchlist.txt` and `scan.json` (provenance, per-stage
-//! counts, failures, timings). Also the sector map and the console table.
+//! counts, failures, timings), and `candidates.html` (charts, [`crate::scan::chart`]). Also the
+//! sector map and the console table (with risk per share and reward/risk).
 
 use crate::fsutil::{read_regular, write_bytes_atomic, SizeLimit};
 use crate::scan::run::ScanOutcome;
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub const CANDIDATES_FILE: &str = "daily_candidates.csv";
 pub const TRADINGVIEW_FILE: &str = "tradingview_watchlist.txt";
 pub const SCAN_JSON_FILE: &str = "scan.json";
+/// One chart per candidate next to its row (see [`crate::scan::chart`]).
+pub const CANDIDATES_HTML_FILE: &str = "candidates.html";
 pub const UNKNOWN_SECTOR: &str = "Unknown";
 
 #[derive(Debug, thiserror::Error)]
@@ -259,7 +262,8 @@ pub fn config_sha256(config: &crate::scan::config::ScanConfig) -> String {
     format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
 }
 
-/// Rows, report and files for a finished scan: the last step of every scan run.
+/// Rows, report and files for a finished scan: the last step of every scan run. Writes
+/// `candidates.html` first, then [`write_outputs`] (the watchlist last).
 pub fn write_scan(
     state_dir: &Path,
     outcome: &ScanOutcome,
@@ -276,6 +280,21 @@ pub fn write_scan(
         universe_source,
         started.elapsed().as_secs_f64(),
     );
+    let held_back = if outcome.candidates.is_empty() {
+        self::rows(
+            &outcome.held_back_by_regime,
+            outcome.plan.scan_date,
+            sectors,
+        )?
+    } else {
+        Vec::new()
+    };
+    let html_path = state_dir.join(CANDIDATES_HTML_FILE);
+    let html = crate::scan::chart::candidates_page(outcome, &rows, &held_back);
+    write_bytes_atomic(&html_path, html.as_bytes()).map_err(|source| OutputError::Write {
+        path: html_path.clone(),
+        source,
+    })?;
     write_outputs(state_dir, &rows, &report)?;
     Ok(rows)
 }
@@ -355,27 +374,51 @@ pub fn parse_sectors(bytes: &[u8], path: &Path) -> Result<HashMap<String, String
     Ok(map)
 }
 
-/// The ranked candidates as a fixed-width table for the terminal.
+/// Dollars at risk per share if bought at the last close: `price − stop`. `None` when the
+/// stop is not below the price (no defined risk; the engine refuses such an entry).
+pub fn risk_per_share(row: &WatchlistRow) -> Option<Decimal> {
+    let risk = row.price - row.stop_loss;
+    (risk > Decimal::ZERO).then_some(risk)
+}
+
+/// Reward to risk at the last close, in R: `(R2 − price) / (price − stop)`, 2 decimals (the
+/// R multiple a full exit at R2 would earn; negative when the price is already above R2).
+/// `None` without a defined risk.
+pub fn reward_risk(row: &WatchlistRow) -> Option<Decimal> {
+    let risk = risk_per_share(row)?;
+    (row.target_r2 - row.price)
+        .checked_div(risk)
+        .map(|r| r.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven))
+}
+
+/// The ranked candidates as a fixed-width table for the terminal. `price` is the last close,
+/// `avwap` the anchored VWAP (the watchlist's `Entry_Level`: the engine buys when price holds
+/// above it), so a stop may sit above `avwap` but never above `price`; `risk/sh` and
+/// `reward/risk` are [`risk_per_share`] and [`reward_risk`] ("—" when undefined).
 pub fn table(rows: &[WatchlistRow]) -> String {
-    let mut out = format!(
-        "{:>4}  {:<7} {:<22} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>11}  {:<11} {}\n",
+    let header = format!(
+        "{:>4}  {:<7} {:<22} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>8} {:>11} {:>11}  {:<11} {}\n",
         "rank",
         "symbol",
         "sector",
         "price",
-        "entry",
+        "avwap",
         "dist%",
         "stop",
         "R1",
         "R2",
+        "risk/sh",
+        "reward/risk",
         "trend",
         "anchor",
         "anchor date"
     );
+    let mut out = header;
+    let dash = || "—".to_string();
     for (i, r) in rows.iter().enumerate() {
         let sector: String = r.sector.chars().take(22).collect();
         out.push_str(&format!(
-            "{:>4}  {:<7} {:<22} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>11}  {:<11} {}\n",
+            "{:>4}  {:<7} {:<22} {:>9.2} {:>9.2} {:>7.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>11} {:>11}  {:<11} {}\n",
             i + 1,
             r.symbol,
             sector,
@@ -385,6 +428,8 @@ pub fn table(rows: &[WatchlistRow]) -> String {
             r.stop_loss,
             r.target_r1,
             r.target_r2,
+            risk_per_share(r).map_or_else(dash, |v| v.to_string()),
+            reward_risk(r).map_or_else(dash, |v| v.to_string()),
             r.trend_score.round_dp(2),
             r.anchor.as_str(),
             r.anchor_date
@@ -396,6 +441,42 @@ pub fn table(rows: &[WatchlistRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_shows_price_avwap_and_the_risk_of_buying_at_the_price() {
+        // A stop above the AVWAP (entry level) but below the price: a normal row, which the old
+        // "entry" column made look inverted.
+        let mut row = crate::watchlist::tests_support::sample_row();
+        row.price = Decimal::new(5000, 2);
+        row.entry_level = Decimal::new(4950, 2);
+        row.stop_loss = Decimal::new(4960, 2);
+        row.target_r2 = Decimal::new(5100, 2);
+        assert_eq!(risk_per_share(&row), Some(Decimal::new(40, 2)));
+        assert_eq!(reward_risk(&row), Some(Decimal::new(250, 2)));
+        let text = table(std::slice::from_ref(&row));
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(
+            &header[3..11],
+            [
+                "price",
+                "avwap",
+                "dist%",
+                "stop",
+                "R1",
+                "R2",
+                "risk/sh",
+                "reward/risk"
+            ]
+        );
+        let cells: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(&cells[3..5], ["50.00", "49.50"]);
+        assert_eq!(&cells[9..11], ["0.40", "2.50"]);
+        // A stop at or above the price has no defined risk: shown as a dash, never a division.
+        row.stop_loss = row.price;
+        assert_eq!((risk_per_share(&row), reward_risk(&row)), (None, None));
+        assert!(table(&[row]).contains("       —           —"));
+    }
 
     #[test]
     fn sector_names_are_bounded_at_a_character_boundary() {

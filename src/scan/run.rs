@@ -194,6 +194,10 @@ pub struct ScanOutcome {
     pub defect_totals: DefectCounts,
     pub bars_read: usize,
     pub load_and_compute_seconds: f64,
+    /// The validated bars of each symbol in `candidates` and `held_back_by_regime`, by symbol:
+    /// what `candidates.html` charts (the same bars the scan judged).
+    #[serde(skip)]
+    pub candidate_bars: BTreeMap<String, BarSeries>,
 }
 
 /// How one symbol is judged: a candidate or the reason it is not one.
@@ -249,7 +253,10 @@ fn run_scan_with(
                 evaluate(&series, plan.data_as_of, config)
             }));
             match result {
-                Ok(Ok(candidate)) => state.candidates.push(candidate),
+                Ok(Ok(candidate)) => {
+                    state.candidates.push(candidate);
+                    state.candidate_bars.insert(symbol.to_string(), series);
+                }
                 Ok(Err(rejection)) => *state.rejections.entry(rejection).or_default() += 1,
                 Err(payload) => {
                     let reason = format!(
@@ -354,6 +361,13 @@ fn run_scan_with(
     } else {
         (Vec::new(), ranked)
     };
+    let mut candidate_bars = state.candidate_bars;
+    candidate_bars.retain(|symbol, _| {
+        candidates
+            .iter()
+            .chain(&held_back_by_regime)
+            .any(|c| c.symbol == *symbol)
+    });
     let rejections = state
         .rejections
         .into_iter()
@@ -376,6 +390,7 @@ fn run_scan_with(
         defect_totals: state.defect_totals,
         bars_read: state.bars_read,
         load_and_compute_seconds: started.elapsed().as_secs_f64(),
+        candidate_bars,
     })
 }
 
@@ -435,6 +450,9 @@ struct PassState {
     benchmark: Option<BarSeries>,
     index: EqualWeightIndex,
     candidates: Vec<Candidate>,
+    /// The series of every symbol in `candidates` (moved, not copied; trimmed to the ranked
+    /// list at the end).
+    candidate_bars: BTreeMap<String, BarSeries>,
     rejections: BTreeMap<Rejection, usize>,
     failures: Vec<SymbolFailure>,
     defects: BTreeMap<String, DefectCounts>,

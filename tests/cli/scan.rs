@@ -63,6 +63,10 @@ fn demo_runs_offline_and_its_csv_passes_the_reader() {
         stdout(&out)
     );
     assert!(stdout(&out).contains("GENZ"), "{}", stdout(&out));
+    // candidates.html says so too and charts the 18 held-back symbols, for reference.
+    let html = std::fs::read_to_string(dir.path().join("candidates.html")).unwrap();
+    assert!(html.contains("For reference only"), "{html}");
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 18);
     let json = scan_json(dir.path());
     assert_eq!(json["scan_date"], "2010-08-23");
     assert_eq!(json["data_as_of"], "2010-08-20");
@@ -103,6 +107,37 @@ fn demo_on_a_bullish_session_writes_twenty_ranked_rows() {
     assert_eq!(json["counts"]["written"], 20);
     assert!(json["counts"]["passed_gates"].as_u64().unwrap() >= 20);
     assert_eq!(json["candidates"].as_array().unwrap().len(), 20);
+    // candidates.html: one chart per candidate, each next to its row; self-contained.
+    let html = std::fs::read_to_string(dir.path().join("candidates.html")).unwrap();
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 20);
+    for row in &rows {
+        assert!(
+            html.contains(&format!("<h2 id=\"{}\">", row.symbol)),
+            "{}",
+            row.symbol
+        );
+    }
+    assert!(
+        !html.contains("NaN")
+            && !html.contains("<script")
+            && !html.contains("src=")
+            && !html.contains("href=")
+    );
+    // The terminal table names its columns for what they are: the AVWAP is not the price.
+    let table = stdout(&out);
+    let header = table.lines().find(|l| l.starts_with("rank")).unwrap();
+    for column in [
+        "price",
+        "avwap",
+        "stop",
+        "R1",
+        "R2",
+        "risk/sh",
+        "reward/risk",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    assert!(!header.contains("entry"), "{header}");
 }
 
 #[test]
