@@ -99,6 +99,23 @@ const RULES: &[Rule] = &[
     rule("ops::procs", Edge, &[]),
     rule("ops::systemd", Edge, &[]),
     rule(
+        "backtest",
+        Application,
+        &[
+            "broker",
+            "calendar",
+            "config",
+            "execution",
+            "execution::service",
+            "exit",
+            "fsutil",
+            "market_data",
+            "performance",
+            "scan",
+            "watchlist",
+        ],
+    ),
+    rule(
         "cli",
         Application,
         &["config", "credentials", "exit", "ops::logging"],

@@ -22,6 +22,7 @@
 //!   [`gate`] (`avwap-gate`), `ops::check` (`avwap-check`), [`cli`] (what the binaries share).
 
 pub mod alpaca;
+pub mod backtest;
 #[cfg(test)]
 mod architecture;
 pub mod broker;
