@@ -228,7 +228,7 @@ fn wreck_from(data: &BacktestData, from: NaiveDate) -> BacktestData {
 #[test]
 fn the_morning_scan_never_reads_a_bar_dated_on_or_after_its_session() {
     let data = demo();
-    let session = day("2010-06-01");
+    let session = day("2010-08-02");
     let honest = morning_scan(&data, session);
     let rows = honest.rows.clone().unwrap();
     assert!(!rows.is_empty(), "the demo has candidates on {session}");
