@@ -201,6 +201,7 @@ const RULES: &[Rule] = &[
             "execution",
             "execution::service",
             "exit",
+            "fsutil",
             "market_data",
             "scan",
             "watchlist",
