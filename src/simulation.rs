@@ -149,8 +149,8 @@ pub const FINGERPRINT_FILE: &str = "simulate.fingerprint";
 /// sha256 of what decides a simulation's outcome: the demo scan's and the engine's settings.
 fn fingerprint(config: &Config) -> String {
     use sha2::Digest;
-    let text = serde_json::to_string(&(demo_config(&config.scan), &config.execution))
-        .unwrap_or_default();
+    let text =
+        serde_json::to_string(&(demo_config(&config.scan), &config.execution)).unwrap_or_default();
     format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
 }
 

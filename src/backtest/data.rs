@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 /// Why the data of a backtest cannot be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("no bar store at {}: fill it first (avwap-scan --provider alpaca, or avwap-execution import), or run the backtest on the bundled data with --demo", path.display())]
+    #[error("no bar store at {}: fill it first (avwap-scan --provider alpaca, or avwap-scan import FILES), or run the backtest on the bundled data with --demo", path.display())]
     NoStore { path: std::path::PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -90,8 +90,18 @@ impl BacktestData {
 
     /// The first and last bar dates of the data set.
     pub fn date_range(&self) -> Option<(NaiveDate, NaiveDate)> {
-        let first = self.bars.values().filter_map(|b| b.first()).map(|b| b.date).min()?;
-        let last = self.bars.values().filter_map(|b| b.last()).map(|b| b.date).max()?;
+        let first = self
+            .bars
+            .values()
+            .filter_map(|b| b.first())
+            .map(|b| b.date)
+            .min()?;
+        let last = self
+            .bars
+            .values()
+            .filter_map(|b| b.last())
+            .map(|b| b.date)
+            .max()?;
         Some((first, last))
     }
 
@@ -124,7 +134,12 @@ impl BacktestData {
             let (series, _) = validate_series(symbol, bars.clone());
             return Benchmark {
                 label: format!("{symbol} (close, from the data set)"),
-                levels: series.dates.iter().copied().zip(series.close.iter().copied()).collect(),
+                levels: series
+                    .dates
+                    .iter()
+                    .copied()
+                    .zip(series.close.iter().copied())
+                    .collect(),
             };
         }
         let mut index = EqualWeightIndex::default();

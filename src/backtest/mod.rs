@@ -16,9 +16,9 @@
 
 pub mod data;
 pub mod outputs;
-pub mod trips;
 #[cfg(test)]
 mod tests;
+pub mod trips;
 
 use crate::broker::sim::{SimBroker, SimConfig, SimError};
 use crate::broker::{Broker, BrokerError};
@@ -73,10 +73,7 @@ pub enum BacktestError {
     #[error("the output directory {} is not empty and holds no backtest.json (another program's files, or a backtest that did not finish); choose a new or empty directory, or delete it", dir.display())]
     DirNotEmpty { dir: PathBuf },
     #[error("cannot use the output directory {}: {error}", dir.display())]
-    OutputDir {
-        dir: PathBuf,
-        error: std::io::Error,
-    },
+    OutputDir { dir: PathBuf, error: std::io::Error },
     #[error("cannot read the previous {}: {message}; move it aside or choose a new directory", path.display())]
     PreviousUnreadable { path: PathBuf, message: String },
     #[error("cannot write {}: {error} (check that the output directory is writable)", path.display())]
@@ -105,9 +102,7 @@ fn short(fingerprint: &str) -> &str {
 impl Failure for BacktestError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            BacktestError::Range { .. } | BacktestError::NoSessions { .. } => {
-                ExitCode::ConfigError
-            }
+            BacktestError::Range { .. } | BacktestError::NoSessions { .. } => ExitCode::ConfigError,
             BacktestError::NoData { .. }
             | BacktestError::Data(_)
             | BacktestError::Calendar(_)
@@ -176,9 +171,7 @@ pub struct BacktestRun {
 impl BacktestRun {
     /// Equity at the last close (the starting cash when no session ran).
     pub fn final_equity(&self) -> Decimal {
-        self.equity
-            .last()
-            .map_or(self.starting_cash, |p| p.equity)
+        self.equity.last().map_or(self.starting_cash, |p| p.equity)
     }
 }
 
@@ -194,11 +187,7 @@ pub fn run(config: &Config, request: &BacktestRequest) -> Result<BacktestRun, Ba
     let data = if request.demo {
         BacktestData::demo(&config.scan, request.to)?
     } else {
-        BacktestData::from_store(
-            &bar_store_path(&config.state_dir),
-            &config.scan,
-            request.to,
-        )?
+        BacktestData::from_store(&bar_store_path(&config.state_dir), &config.scan, request.to)?
     };
     let fingerprint = outputs::fingerprint(&data.scan, config, &data.label);
     outputs::prepare_dir(&request.out, &fingerprint, request.resume)?;
@@ -377,9 +366,9 @@ impl Trader<'_> {
                 }
                 WatchlistInput::Fresh(rows.clone())
             }
-            Err(why) => {
-                WatchlistInput::Unavailable(format!("no watchlist: {why}: no entries; exits continue"))
-            }
+            Err(why) => WatchlistInput::Unavailable(format!(
+                "no watchlist: {why}: no entries; exits continue"
+            )),
         };
         let symbols = engine::symbols_of_interest(self.db, &watchlist)?;
         let previous = calendar::previous_session(session.date)

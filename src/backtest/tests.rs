@@ -92,13 +92,47 @@ fn rows_of(rows: &[WatchlistRow]) -> HashMap<(NaiveDate, String), WatchlistRow> 
 
 #[test]
 fn a_trimmed_trip_stopped_out_folds_both_sells_and_counts_its_costs() {
-    let rows = rows_of(&[row("2010-08-09", "ACME", "40.00", "38.00", "42.00", "44.00")]);
+    let rows = rows_of(&[row(
+        "2010-08-09",
+        "ACME",
+        "40.00",
+        "38.00",
+        "42.00",
+        "44.00",
+    )]);
     // Bought 100 at 40.02 (0.02 of slippage a share), trimmed 50 at R1, the rest stopped at
     // break-even the next day. Commission 0.005 a share.
     let fills = [
-        fill(1, "avw-20100809-ACME-en-1", Side::Buy, "100", "40.02", "2010-08-09T14:10:00Z", "0.5", "2"),
-        fill(2, "avw-20100809-ACME-tr-1", Side::Sell, "50", "41.98", "2010-08-09T17:10:00Z", "0.25", "1"),
-        fill(3, "avw-20100809-ACME-st2-1", Side::Sell, "50", "39.98", "2010-08-10T15:00:00Z", "0.25", "1"),
+        fill(
+            1,
+            "avw-20100809-ACME-en-1",
+            Side::Buy,
+            "100",
+            "40.02",
+            "2010-08-09T14:10:00Z",
+            "0.5",
+            "2",
+        ),
+        fill(
+            2,
+            "avw-20100809-ACME-tr-1",
+            Side::Sell,
+            "50",
+            "41.98",
+            "2010-08-09T17:10:00Z",
+            "0.25",
+            "1",
+        ),
+        fill(
+            3,
+            "avw-20100809-ACME-st2-1",
+            Side::Sell,
+            "50",
+            "39.98",
+            "2010-08-10T15:00:00Z",
+            "0.25",
+            "1",
+        ),
     ];
     let closes = HashMap::new();
     let end = EndOfRun {
@@ -111,14 +145,20 @@ fn a_trimmed_trip_stopped_out_folds_both_sells_and_counts_its_costs() {
     assert_eq!(t.exit_reason, ExitReason::Stop);
     assert!(t.trimmed);
     // Market prices: entry 40.00, exits 42.00 and 40.00 → 41.00 on average.
-    assert_eq!((t.entry_price, t.exit_price, t.qty), (d("40"), d("41"), d("100")));
+    assert_eq!(
+        (t.entry_price, t.exit_price, t.qty),
+        (d("40"), d("41"), d("100"))
+    );
     assert_eq!(t.gross_pnl, d("100"));
     assert_eq!(t.costs, d("5"));
     assert_eq!(t.net_pnl, d("95"));
     // Risk 100 × (40 − 38) = 200.
     assert!((t.r_multiple - 0.475).abs() < 1e-12);
     assert_eq!(t.traded_notional, d("4002") + d("2099") + d("1999"));
-    assert_eq!((t.initial_stop, t.target_r1, t.target_r2), (d("38"), d("42"), d("44")));
+    assert_eq!(
+        (t.initial_stop, t.target_r1, t.target_r2),
+        (d("38"), d("42"), d("44"))
+    );
     assert_eq!(t.scan_date, day("2010-08-09"));
     assert_eq!(t.exit_time, at("2010-08-10T15:00:00Z"));
     // The net result is the account's cash result.
@@ -143,11 +183,56 @@ fn exit_legs_take_their_reason_and_open_positions_end_at_the_last_close() {
         row("2010-08-10", "CRUX", "10.00", "9.50", "10.50", "11.00"),
     ]);
     let fills = [
-        fill(1, "avw-20100809-ACME-en-1", Side::Buy, "10", "40", "2010-08-09T14:10:00Z", "0", "0"),
-        fill(2, "avw-20100810-BOLT-en-1", Side::Buy, "30", "20", "2010-08-10T14:10:00Z", "0", "0"),
-        fill(3, "avw-20100810-CRUX-en-1", Side::Buy, "40", "10", "2010-08-10T14:20:00Z", "0", "0"),
-        fill(4, "avw-20100811-ACME-ex-1", Side::Sell, "10", "44.10", "2010-08-11T15:00:00Z", "0", "0"),
-        fill(5, "avw-20100811-BOLT-ex-1", Side::Sell, "30", "18.90", "2010-08-11T15:10:00Z", "0", "0"),
+        fill(
+            1,
+            "avw-20100809-ACME-en-1",
+            Side::Buy,
+            "10",
+            "40",
+            "2010-08-09T14:10:00Z",
+            "0",
+            "0",
+        ),
+        fill(
+            2,
+            "avw-20100810-BOLT-en-1",
+            Side::Buy,
+            "30",
+            "20",
+            "2010-08-10T14:10:00Z",
+            "0",
+            "0",
+        ),
+        fill(
+            3,
+            "avw-20100810-CRUX-en-1",
+            Side::Buy,
+            "40",
+            "10",
+            "2010-08-10T14:20:00Z",
+            "0",
+            "0",
+        ),
+        fill(
+            4,
+            "avw-20100811-ACME-ex-1",
+            Side::Sell,
+            "10",
+            "44.10",
+            "2010-08-11T15:00:00Z",
+            "0",
+            "0",
+        ),
+        fill(
+            5,
+            "avw-20100811-BOLT-ex-1",
+            Side::Sell,
+            "30",
+            "18.90",
+            "2010-08-11T15:10:00Z",
+            "0",
+            "0",
+        ),
     ];
     let reasons = HashMap::from([
         ("avw-20100811-ACME-ex-1".to_string(), ExitReason::TargetR2),
@@ -246,7 +331,10 @@ fn the_morning_scan_never_reads_a_bar_dated_on_or_after_its_session() {
     }
     // Not vacuous: wrecking the day before changes the list.
     let before = calendar::previous_session(session).unwrap();
-    assert_ne!(morning_scan(&wreck_from(&data, before), session).rows, Ok(rows));
+    assert_ne!(
+        morning_scan(&wreck_from(&data, before), session).rows,
+        Ok(rows)
+    );
 }
 
 fn small_config() -> Config {

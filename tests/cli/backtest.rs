@@ -81,7 +81,10 @@ fn backtest_demo_writes_its_files_and_refuses_a_used_dir() {
     let again = backtest(cwd, "run", &[]);
     assert_eq!(again.status.code(), Some(13), "{}", describe(&again));
     let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(stderr.contains("already holds a backtest") && stderr.contains("--resume"), "{stderr}");
+    assert!(
+        stderr.contains("already holds a backtest") && stderr.contains("--resume"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&json_path).unwrap(), bytes);
 
     // --resume with the same configuration recomputes the same bytes.
@@ -90,7 +93,11 @@ fn backtest_demo_writes_its_files_and_refuses_a_used_dir() {
     assert_eq!(std::fs::read(&json_path).unwrap(), bytes);
 
     // --resume with another configuration is refused.
-    std::fs::write(cwd.join("other.toml"), "[backtest]\nslippage_bps = \"20\"\n").unwrap();
+    std::fs::write(
+        cwd.join("other.toml"),
+        "[backtest]\nslippage_bps = \"20\"\n",
+    )
+    .unwrap();
     let other = backtest(cwd, "run", &["--resume", "--config", "other.toml"]);
     assert_eq!(other.status.code(), Some(13), "{}", describe(&other));
     assert!(
@@ -124,7 +131,11 @@ fn simulate_refuses_a_state_dir_simulated_with_another_configuration() {
     assert!(first.status.success(), "{}", describe(&first));
     let same = simulate(&[]);
     assert!(same.status.success(), "{}", describe(&same));
-    std::fs::write(cwd.join("other.toml"), "[execution]\nrisk_per_trade = \"0.004\"\n").unwrap();
+    std::fs::write(
+        cwd.join("other.toml"),
+        "[execution]\nrisk_per_trade = \"0.004\"\n",
+    )
+    .unwrap();
     let other = simulate(&["--config", "other.toml"]);
     assert_eq!(other.status.code(), Some(13), "{}", describe(&other));
     assert!(

@@ -12,7 +12,8 @@ use super::{SimFault, SimFill, SimMethod};
 use crate::broker::{BrokerOrder, OrderStatus, OrderType, Position, Side, TimeInForce};
 
 /// Each entry moves the schema from version `index` to `index + 1`. Append only.
-pub(super) const MIGRATIONS: &[&str] = &["
+pub(super) const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE meta (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -60,10 +61,12 @@ pub(super) const MIGRATIONS: &[&str] = &["
         method TEXT NOT NULL,
         fault TEXT NOT NULL
     );
-", "
+",
+    "
     ALTER TABLE fills ADD COLUMN commission TEXT NOT NULL DEFAULT '0';
     ALTER TABLE fills ADD COLUMN slippage TEXT NOT NULL DEFAULT '0';
-"];
+",
+];
 
 pub(super) const KEY_NOW: &str = "now";
 pub(super) const KEY_CASH: &str = "cash";
