@@ -224,6 +224,7 @@ fn child(storage: &str) {
         starting_cash: Decimal::new(200_000, 0),
         partial_fill_ratio: Decimal::ONE,
         start: Some(ny(setup_day, "09:00")),
+        ..SimConfig::default()
     };
     let tmp = tempfile::tempdir().expect("temporary directory");
     let (db, broker) = match storage {

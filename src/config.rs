@@ -169,6 +169,7 @@ pub struct Config {
     pub gate: GateConfig,
     pub scan: crate::scan::config::ScanConfig,
     pub execution: crate::execution::config::ExecutionConfig,
+    pub backtest: BacktestConfig,
     pub alerts: AlertsConfig,
     pub alpaca: AlpacaConfig,
 }
@@ -243,8 +244,37 @@ impl Default for Config {
             gate: GateConfig::default(),
             scan: crate::scan::config::ScanConfig::default(),
             execution: crate::execution::config::ExecutionConfig::default(),
+            backtest: BacktestConfig::default(),
             alerts: AlertsConfig::default(),
             alpaca: AlpacaConfig::default(),
+        }
+    }
+}
+
+/// `[backtest]`: the account and costs of `avwap-execution backtest` (the strategy itself is
+/// `[scan]` and `[execution]`, exactly as in production).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BacktestConfig {
+    /// Cash of the simulated account on the first session.
+    pub starting_cash: rust_decimal::Decimal,
+    /// Dollars per share charged on every fill (Alpaca charges none for US equities).
+    pub commission_per_share: rust_decimal::Decimal,
+    /// Basis points every fill is worse than the bar's price (buys higher, sells lower; a
+    /// limit never fills beyond its limit).
+    pub slippage_bps: rust_decimal::Decimal,
+    /// The benchmark symbol read from the bar store; without it (the demo data set) the data
+    /// set's equal-weight index is the benchmark, labelled as such.
+    pub benchmark: String,
+}
+
+impl Default for BacktestConfig {
+    fn default() -> Self {
+        Self {
+            starting_cash: rust_decimal::Decimal::new(100_000, 0),
+            commission_per_share: rust_decimal::Decimal::ZERO,
+            slippage_bps: rust_decimal::Decimal::new(5, 0),
+            benchmark: "SPY".to_string(),
         }
     }
 }

@@ -20,11 +20,13 @@
 //!   `execution::process` (lock, sd_notify, signals, kill switch).
 //! - application: `scan::service` (`avwap-scan`), `execution::service` and
 //!   `execution::venue` (`avwap-execution`), [`simulation`] (`avwap-execution simulate`),
+//!   [`backtest`] (`avwap-execution backtest`),
 //!   [`gate`] (`avwap-gate`), `ops::check` (`avwap-check`), [`cli`] (what the binaries share).
 
 pub mod alpaca;
 #[cfg(test)]
 mod architecture;
+pub mod backtest;
 pub mod broker;
 pub mod calendar;
 pub mod cli;

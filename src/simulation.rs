@@ -54,6 +54,13 @@ pub enum SimulationError {
     /// The journal of completed cycles cannot be read, so resuming would be a guess.
     #[error(transparent)]
     Journal(#[from] DbError),
+    #[error("the state directory {} holds a simulation made with another [scan]/[execution] configuration; its sessions would be reused, not simulated again. Use a new state directory (or delete this one) for the new configuration", state_dir.display())]
+    OtherConfig { state_dir: PathBuf },
+    #[error("cannot read or write the simulation's configuration fingerprint {}: {error}", path.display())]
+    Fingerprint {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl Failure for SimulationError {
@@ -68,7 +75,9 @@ impl Failure for SimulationError {
             | SimulationError::DemoOutput(_)
             | SimulationError::Calendar(_)
             | SimulationError::NotASession { .. }
-            | SimulationError::Journal(_) => ExitCode::InputError,
+            | SimulationError::Journal(_)
+            | SimulationError::OtherConfig { .. }
+            | SimulationError::Fingerprint { .. } => ExitCode::InputError,
         }
     }
 }
@@ -108,6 +117,7 @@ pub fn simulate(
     })?;
     ensure_demo_store(&bar_store_path(&config.state_dir))?;
     let mut service = Service::open(config)?;
+    check_fingerprint(config)?;
     let last_done = service.db().last_heartbeat()?;
     let mut sessions = Vec::new();
     let mut date = calendar::session_on_or_after(first)?;
@@ -131,6 +141,39 @@ pub fn simulate(
         date = calendar::next_session(date)?;
     }
     Ok(sessions)
+}
+
+/// The file in the state directory that records which configuration the simulation ran with.
+pub const FINGERPRINT_FILE: &str = "simulate.fingerprint";
+
+/// sha256 of what decides a simulation's outcome: the demo scan's and the engine's settings.
+fn fingerprint(config: &Config) -> String {
+    use sha2::Digest;
+    let text =
+        serde_json::to_string(&(demo_config(&config.scan), &config.execution)).unwrap_or_default();
+    format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// A simulation continues only with the configuration it started with: completed cycles are
+/// never run again, so a new configuration in the same directory would silently reuse them.
+/// The first run records the fingerprint; a run with another one is refused.
+fn check_fingerprint(config: &Config) -> Result<(), SimulationError> {
+    let path = config.state_dir.join(FINGERPRINT_FILE);
+    let current = fingerprint(config);
+    let io = |error| SimulationError::Fingerprint {
+        path: path.clone(),
+        error,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(previous) if previous.trim() == current => Ok(()),
+        Ok(_) => Err(SimulationError::OtherConfig {
+            state_dir: config.state_dir.clone(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            crate::fsutil::write_bytes_atomic(&path, format!("{current}\n").as_bytes()).map_err(io)
+        }
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// Fill the bar store at `path` with the demo data set unless it already holds bars (the

@@ -8,6 +8,7 @@
 // Named like this file, see `tests/alpaca.rs`.
 mod cli {
     mod alerts;
+    mod backtest;
     mod bar_store;
     mod calendar_golden;
     mod check;

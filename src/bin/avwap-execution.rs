@@ -90,6 +90,25 @@ enum Sub {
         #[command(flatten)]
         mode: ModeFlag,
     },
+    /// Backtest the live scan and engine over past sessions on the simulated broker (a fresh
+    /// book; outputs in --out, see docs/backtest.md)
+    Backtest {
+        /// First session (YYYY-MM-DD)
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last session (YYYY-MM-DD)
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// Output directory: new or empty (a used one is refused with exit 13 unless --resume)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The bundled demo data (2009-08-21..2010-08-20) instead of the state directory's bar store
+        #[arg(long)]
+        demo: bool,
+        /// Recompute into a DIR that holds a backtest of the same configuration fingerprint
+        #[arg(long)]
+        resume: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +168,22 @@ fn main() -> std::process::ExitCode {
                 AlertSub::Summary { date } => AlertCommand::Summary { date },
             };
             return cli::finish(BINARY, notify::run(&config, command, clock.now()));
+        }
+        Some(Sub::Backtest {
+            from,
+            to,
+            out,
+            demo,
+            resume,
+        }) => {
+            let request = avwap::backtest::BacktestRequest {
+                from,
+                to,
+                out,
+                demo,
+                resume,
+            };
+            return cli::finish(BINARY, avwap::backtest::run(&config, &request).map(|_| ()));
         }
         Some(Sub::Simulate { date, days, .. }) => {
             return cli::finish(BINARY, avwap::simulation::run(&config, date, days))

@@ -135,6 +135,11 @@ pub struct SimConfig {
     pub partial_fill_ratio: Decimal,
     /// The simulated "now" of a new file; `None` = the wall clock at creation.
     pub start: Option<DateTime<Utc>>,
+    /// Dollars per share taken from cash on every fill (a backtest's commission; 0 in `sim`).
+    pub commission_per_share: Decimal,
+    /// Basis points of the bar's price every fill is worse by: buys pay more, sells receive
+    /// less (a limit never fills beyond its limit). 0 in `sim`.
+    pub slippage_bps: Decimal,
 }
 
 impl Default for SimConfig {
@@ -143,6 +148,8 @@ impl Default for SimConfig {
             starting_cash: Decimal::from(100_000),
             partial_fill_ratio: Decimal::ONE,
             start: None,
+            commission_per_share: Decimal::ZERO,
+            slippage_bps: Decimal::ZERO,
         }
     }
 }
@@ -295,9 +302,14 @@ pub struct SimFill {
     pub symbol: String,
     pub side: Side,
     pub qty: Decimal,
+    /// The execution price (slippage included).
     pub price: Decimal,
     /// The end of the bar the fill happened in.
     pub at: DateTime<Utc>,
+    /// Commission taken from cash for this fill (`qty × commission_per_share`).
+    pub commission: Decimal,
+    /// What slippage cost this fill: `qty × |price − the bar's price|`.
+    pub slippage: Decimal,
 }
 
 /// What [`SimBroker::advance_to`] did, in time order.
@@ -714,6 +726,18 @@ fn check_config(config: &SimConfig) -> Result<(), SimError> {
     if ratio <= Decimal::ZERO || ratio > Decimal::ONE {
         return Err(SimError::Config(format!(
             "partial_fill_ratio must be in (0, 1], got {ratio}"
+        )));
+    }
+    if config.commission_per_share < Decimal::ZERO {
+        return Err(SimError::Config(format!(
+            "commission_per_share must not be negative, got {}",
+            config.commission_per_share
+        )));
+    }
+    if config.slippage_bps < Decimal::ZERO || config.slippage_bps >= Decimal::from(10_000) {
+        return Err(SimError::Config(format!(
+            "slippage_bps must be in [0, 10000), got {}",
+            config.slippage_bps
         )));
     }
     if config.starting_cash < Decimal::ZERO {
@@ -1174,7 +1198,17 @@ fn apply_fill(
         store::update_order(conn, order)?;
         return Ok(None);
     }
-    let notional = qty * fill.price;
+    let price = rules::slipped_price(
+        fill.price,
+        order.side,
+        config.slippage_bps,
+        (order.order_type == OrderType::Limit)
+            .then_some(order.limit_price)
+            .flatten(),
+    );
+    let slippage = qty * (price - fill.price).abs();
+    let commission = qty * config.commission_per_share;
+    let notional = qty * price;
     order.filled_qty += qty;
     order.filled_notional += notional;
     order.status = if order.filled_qty >= order.qty {
@@ -1188,14 +1222,14 @@ fn apply_fill(
     let cash = store::cash(conn)?;
     match order.side {
         Side::Buy => {
-            store::set_cash(conn, cash - notional)?;
+            store::set_cash(conn, cash - notional - commission)?;
             let new_qty = position.qty + qty;
             position.avg_entry_price =
                 rules::average(position.qty * position.avg_entry_price + notional, new_qty);
             position.qty = new_qty;
         }
         Side::Sell => {
-            store::set_cash(conn, cash + notional)?;
+            store::set_cash(conn, cash + notional - commission)?;
             position.qty -= qty;
         }
     }
@@ -1208,8 +1242,10 @@ fn apply_fill(
         symbol: order.symbol.clone(),
         side: order.side,
         qty,
-        price: fill.price,
+        price,
         at: bar.end,
+        commission,
+        slippage,
     };
     fill.seq = store::insert_fill(conn, &fill)?;
     Ok(Some(SimEvent::Fill {

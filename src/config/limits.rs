@@ -253,6 +253,12 @@ pub const LIMITS: &[Limit] = &[
     limit("execution", "sim_starting_cash", dec_above((0, 0), (1_000_000_000, 0)), "dollars"),
     // Must also stay below half the unit's WatchdogSec (the service checks it at start).
     limit("execution", "cycle_deadline_seconds", int(1, 600), "seconds, and below half the unit's WatchdogSec"),
+    // [backtest]: the same range as the simulated broker's cash.
+    limit("backtest", "starting_cash", dec_above((0, 0), (1_000_000_000, 0)), "dollars"),
+    // US brokers charge 0 to about 0.01 $ a share; 1 $ a share is no commission schedule.
+    limit("backtest", "commission_per_share", dec((0, 0), (1, 0)), "dollars a share"),
+    // 5 % worse on every fill is already far beyond any liquid stock's spread.
+    limit("backtest", "slippage_bps", dec((0, 0), (500, 0)), "basis points"),
     // [alerts]: 0 sends every alert; at most a day, so a lasting problem is repeated daily.
     limit("alerts", "rate_limit_minutes", int(0, 1440), "minutes"),
     // [alpaca]: Alpaca's plans allow 200 (free) to 10000 (Algo Trader Plus) requests a minute.

@@ -52,7 +52,8 @@ Exit codes:
   11  another avwap-execution holds the state-directory lock
   12  the broker is unreachable, refused our credentials or answered in a way that cannot be
       acted on; flatten left a position open or a sell of unknown outcome (printed)
-  13  input problem (state directory, database of a newer avwap, bar store)
+  13  input problem (state directory, database of a newer avwap, bar store; a backtest --out
+      directory that already holds a backtest, without --resume or of another configuration)
   70  internal error";
 
 /// Why `avwap-execution` stops with a failure; each variant knows its exit code

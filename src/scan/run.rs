@@ -514,6 +514,11 @@ impl EqualWeightIndex {
 
     /// Index levels (starting at 100) for every date any symbol traded, ascending.
     pub fn levels(&self) -> Vec<f64> {
+        self.dated_levels().into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// [`Self::levels`] with their dates (a backtest's benchmark curve).
+    pub fn dated_levels(&self) -> Vec<(NaiveDate, f64)> {
         let mut level = 100.0;
         self.dates
             .keys()
@@ -521,7 +526,7 @@ impl EqualWeightIndex {
                 if let Some((sum, count)) = self.returns.get(date) {
                     level *= 1.0 + sum / *count as f64;
                 }
-                level
+                (*date, level)
             })
             .collect()
     }

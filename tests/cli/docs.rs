@@ -39,6 +39,10 @@ const COMMANDS: &[(&str, Proof)] = &[
         Proof::Test("simulated_days_show_entries_stops_a_trim_and_exits"),
     ),
     (
+        "avwap-execution backtest --demo --from 2010-03-01 --to 2010-08-20",
+        Proof::Test("backtest_demo_writes_its_files_and_refuses_a_used_dir"),
+    ),
+    (
         "avwap-execution report --date 2010-08-10",
         Proof::Test("simulated_days_show_entries_stops_a_trim_and_exits"),
     ),

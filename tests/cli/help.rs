@@ -100,6 +100,11 @@ fn execution_options_show_only_where_they_apply() {
         &["--at", "--once"],
     );
     has(
+        &["backtest", "--help"],
+        &["--from", "--to", "--out", "--demo", "--resume", "--config"],
+        &["--at", "--once", "--mode"],
+    );
+    has(
         &["alert", "summary", "--help"],
         &["--date", "--state-dir"],
         &["--mode", "--at", "--once"],

@@ -189,6 +189,7 @@ impl Sim {
                 starting_cash: d(cash),
                 partial_fill_ratio: Decimal::ONE,
                 start: Some(start),
+                ..SimConfig::default()
             },
             // The broker and the engine read identical bars (two clones of one feed).
             Box::new(feed.clone()),

@@ -40,6 +40,37 @@ pub(super) fn bar_price(price: f64) -> Option<Decimal> {
     Decimal::from_f64(price).map(round_to_tick)
 }
 
+/// The price a fill is executed at once `slippage_bps` is applied to the bar's `market` price:
+/// a buy pays that many basis points more (rounded up to the tick), a sell receives that many
+/// less (rounded down), never below one tick. A limit order never fills beyond its limit
+/// (a real broker's promise), so its slippage is capped there.
+pub(super) fn slipped_price(
+    market: Decimal,
+    side: Side,
+    slippage_bps: Decimal,
+    limit: Option<Decimal>,
+) -> Decimal {
+    if slippage_bps.is_zero() {
+        return market;
+    }
+    let factor = slippage_bps / Decimal::from(10_000);
+    let dp = tick_dp(market);
+    match side {
+        Side::Buy => {
+            let price = (market * (Decimal::ONE + factor))
+                .round_dp_with_strategy(dp, RoundingStrategy::ToPositiveInfinity);
+            limit.map_or(price, |l| price.min(l.max(market)))
+        }
+        Side::Sell => {
+            let tick = Decimal::new(1, dp);
+            let price = (market * (Decimal::ONE - factor))
+                .round_dp_with_strategy(dp, RoundingStrategy::ToNegativeInfinity)
+                .max(tick.min(market));
+            limit.map_or(price, |l| price.max(l.min(market)))
+        }
+    }
+}
+
 /// The volume-weighted average `notional / qty`, to 6 decimal places (half to even).
 pub(super) fn average(notional: Decimal, qty: Decimal) -> Decimal {
     (notional / qty)

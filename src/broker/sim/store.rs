@@ -12,7 +12,8 @@ use super::{SimFault, SimFill, SimMethod};
 use crate::broker::{BrokerOrder, OrderStatus, OrderType, Position, Side, TimeInForce};
 
 /// Each entry moves the schema from version `index` to `index + 1`. Append only.
-pub(super) const MIGRATIONS: &[&str] = &["
+pub(super) const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE meta (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -60,7 +61,12 @@ pub(super) const MIGRATIONS: &[&str] = &["
         method TEXT NOT NULL,
         fault TEXT NOT NULL
     );
-"];
+",
+    "
+    ALTER TABLE fills ADD COLUMN commission TEXT NOT NULL DEFAULT '0';
+    ALTER TABLE fills ADD COLUMN slippage TEXT NOT NULL DEFAULT '0';
+",
+];
 
 pub(super) const KEY_NOW: &str = "now";
 pub(super) const KEY_CASH: &str = "cash";
@@ -401,8 +407,8 @@ pub(super) fn put_position(conn: &Connection, position: &Position) -> rusqlite::
 
 pub(super) fn insert_fill(conn: &Connection, fill: &SimFill) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO fills (order_id, client_order_id, symbol, side, qty, price, at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO fills (order_id, client_order_id, symbol, side, qty, price, at, commission, slippage) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         fill.order_id,
@@ -412,13 +418,16 @@ pub(super) fn insert_fill(conn: &Connection, fill: &SimFill) -> rusqlite::Result
         fill.qty.to_string(),
         fill.price.to_string(),
         micros(fill.at),
+        fill.commission.to_string(),
+        fill.slippage.to_string(),
     ])?;
     Ok(conn.last_insert_rowid())
 }
 
 pub(super) fn fills(conn: &Connection) -> rusqlite::Result<Vec<SimFill>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, order_id, client_order_id, symbol, side, qty, price, at FROM fills ORDER BY seq",
+        "SELECT seq, order_id, client_order_id, symbol, side, qty, price, at, commission, slippage \
+         FROM fills ORDER BY seq",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(SimFill {
@@ -430,6 +439,8 @@ pub(super) fn fills(conn: &Connection) -> rusqlite::Result<Vec<SimFill>> {
             qty: dec(&r.get::<_, String>(5)?)?,
             price: dec(&r.get::<_, String>(6)?)?,
             at: time(r.get(7)?)?,
+            commission: dec(&r.get::<_, String>(8)?)?,
+            slippage: dec(&r.get::<_, String>(9)?)?,
         })
     })?;
     rows.collect()

@@ -1529,3 +1529,77 @@ fn a_restart_mid_stream_gives_the_same_final_state_as_an_uninterrupted_run() {
         }
     }
 }
+
+#[test]
+fn slippage_and_commission_are_charged_per_fill_and_recorded() {
+    let config = SimConfig {
+        starting_cash: d("100000"),
+        commission_per_share: d("0.005"),
+        slippage_bps: d("10"),
+        ..config_at("2026-03-02T14:00:00Z")
+    };
+    let mut sim = sim_with(
+        vec![
+            bar("2026-03-02T14:30:00Z", 45.00, 45.50, 44.80, 45.20),
+            bar("2026-03-02T14:40:00Z", 45.25, 45.70, 45.10, 45.60),
+            bar("2026-03-02T14:50:00Z", 46.00, 46.10, 45.90, 46.00),
+        ],
+        config,
+    );
+    sim.advance_to(t("2026-03-02T14:31:00Z")).unwrap();
+    sim.submit(&market("m-1", Side::Buy, 100)).unwrap();
+    sim.advance_to(t("2026-03-02T14:50:00Z")).unwrap();
+    // Market buy at the 14:40 open 45.25, 10 bps worse: 45.29525 rounded up to 45.30.
+    assert_eq!(order(&mut sim, "m-1").filled_avg_price, Some(d("45.30")));
+    sim.submit(&market("m-2", Side::Sell, 100)).unwrap();
+    sim.advance_to(t("2026-03-02T15:00:00Z")).unwrap();
+    // Market sell at the 14:50 open 46.00, 10 bps worse: 45.954 rounded down to 45.95.
+    let fills = sim.fills().unwrap();
+    assert_eq!(
+        fills
+            .iter()
+            .map(|f| (f.price, f.commission, f.slippage))
+            .collect::<Vec<_>>(),
+        vec![
+            (d("45.30"), d("0.5"), d("5")),
+            (d("45.95"), d("0.5"), d("5")),
+        ]
+    );
+    // Cash: 100000 − 4530 − 0.50 + 4595 − 0.50.
+    assert_eq!(sim.cash().unwrap(), d("100064"));
+}
+
+#[test]
+fn slippage_never_fills_a_limit_beyond_its_limit() {
+    let config = SimConfig {
+        slippage_bps: d("50"),
+        ..config_at("2026-03-02T14:00:00Z")
+    };
+    let mut sim = sim_with(
+        vec![bar("2026-03-02T14:30:00Z", 50.80, 51.00, 50.20, 50.60)],
+        config,
+    );
+    sim.submit(&limit("l-1", Side::Buy, 10, "50.50")).unwrap();
+    sim.advance_to(t("2026-03-02T15:00:00Z")).unwrap();
+    let fill = &sim.fills().unwrap()[0];
+    assert_eq!((fill.price, fill.slippage), (d("50.50"), d("0")));
+}
+
+#[test]
+fn negative_costs_are_refused() {
+    for config in [
+        SimConfig {
+            commission_per_share: d("-0.01"),
+            ..SimConfig::default()
+        },
+        SimConfig {
+            slippage_bps: d("-1"),
+            ..SimConfig::default()
+        },
+    ] {
+        assert!(matches!(
+            SimBroker::open_in_memory(config, Box::new(BarListFeed::default())),
+            Err(SimError::Config(_))
+        ));
+    }
+}

@@ -1,0 +1,146 @@
+//! `avwap-execution backtest` as an operator runs it, offline on the bundled demo data: the
+//! acceptance range produces trades and backtest.json; rerunning into the same directory is
+//! refused (exit 13) unless `--resume` with the same configuration, which recomputes the same
+//! bytes; `--resume` with another configuration is refused too. And `simulate` refuses a state
+//! directory simulated with another configuration instead of silently reusing its sessions.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const EXEC: &str = env!("CARGO_BIN_EXE_avwap-execution");
+
+/// The binary with a clean environment and warnings only in the log.
+fn exec(cwd: &Path) -> Command {
+    let mut cmd = Command::new(EXEC);
+    cmd.current_dir(cwd);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AVWAP_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn describe(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn backtest(cwd: &Path, out: &str, extra: &[&str]) -> Output {
+    exec(cwd)
+        .args([
+            "backtest",
+            "--demo",
+            "--from",
+            "2010-03-01",
+            "--to",
+            "2010-08-20",
+            "--out",
+            out,
+            "--state-dir",
+            "state",
+        ])
+        .args(extra)
+        .output()
+        .expect("run avwap-execution backtest")
+}
+
+#[test]
+fn backtest_demo_writes_its_files_and_refuses_a_used_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let first = backtest(cwd, "run", &[]);
+    assert!(first.status.success(), "{}", describe(&first));
+    let json_path = cwd.join("run/backtest.json");
+    let bytes = std::fs::read(&json_path).unwrap();
+    let json: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(json["range"]["from"], "2010-03-01");
+    assert_eq!(json["range"]["sessions"], 122);
+    let trips = json["counts"]["round_trips"].as_u64().unwrap();
+    assert!(trips > 0, "{json}");
+    assert!(json["config_fingerprint"].as_str().unwrap().len() == 64);
+    assert!(json["benchmark"].as_str().unwrap().contains("equal-weight"));
+    // The closing note quotes these.
+    eprintln!(
+        "demo 2010-03-01..2010-08-20: {trips} round trips, final equity {}",
+        json["final_equity"]
+    );
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(stdout.contains("round trip(s)"), "{stdout}");
+
+    // A used directory is refused, and nothing in it changes.
+    let again = backtest(cwd, "run", &[]);
+    assert_eq!(again.status.code(), Some(13), "{}", describe(&again));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("already holds a backtest") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&json_path).unwrap(), bytes);
+
+    // --resume with the same configuration recomputes the same bytes.
+    let resumed = backtest(cwd, "run", &["--resume"]);
+    assert!(resumed.status.success(), "{}", describe(&resumed));
+    assert_eq!(std::fs::read(&json_path).unwrap(), bytes);
+
+    // --resume with another configuration is refused.
+    std::fs::write(
+        cwd.join("other.toml"),
+        "[backtest]\nslippage_bps = \"20\"\n",
+    )
+    .unwrap();
+    let other = backtest(cwd, "run", &["--resume", "--config", "other.toml"]);
+    assert_eq!(other.status.code(), Some(13), "{}", describe(&other));
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("another configuration"),
+        "{}",
+        describe(&other)
+    );
+    assert_eq!(std::fs::read(&json_path).unwrap(), bytes);
+}
+
+#[test]
+fn simulate_refuses_a_state_dir_simulated_with_another_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let simulate = |extra: &[&str]| {
+        exec(cwd)
+            .args([
+                "simulate",
+                "--date",
+                "2010-08-09",
+                "--days",
+                "1",
+                "--state-dir",
+                "state",
+            ])
+            .args(extra)
+            .output()
+            .expect("run avwap-execution simulate")
+    };
+    let first = simulate(&[]);
+    assert!(first.status.success(), "{}", describe(&first));
+    let same = simulate(&[]);
+    assert!(same.status.success(), "{}", describe(&same));
+    std::fs::write(
+        cwd.join("other.toml"),
+        "[execution]\nrisk_per_trade = \"0.004\"\n",
+    )
+    .unwrap();
+    let other = simulate(&["--config", "other.toml"]);
+    assert_eq!(other.status.code(), Some(13), "{}", describe(&other));
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("another [scan]/[execution] configuration"),
+        "{}",
+        describe(&other)
+    );
+}
