@@ -23,7 +23,7 @@ How to run (from the repository root; keep the venv out of the repository):
         (tests/data/backtest/{equity,trades}.csv, written by tools/backtest_fixture.py)
     /tmp/metrics-venv/bin/python tools/backtest_metrics.py --compare DIR/backtest.json
         recomputes from DIR/equity.csv and DIR/trades.csv with backtest.json's
-        "starting_equity" and "benchmark_label", and compares with its "metrics"
+        "starting_cash" and "benchmark" (the label), and compares with its "metrics"
     /tmp/metrics-venv/bin/python tools/backtest_metrics.py DIR STARTING_EQUITY LABEL
         prints the metrics as JSON
 
@@ -251,8 +251,9 @@ def differences(expected: dict, actual: dict) -> list:
 def compare(path: Path) -> int:
     try:
         report = json.loads(path.read_text())
-        starting_equity = float(report["starting_equity"])
-        label = report["benchmark_label"]
+        # backtest.json names them starting_cash and benchmark (older drafts: *_equity, *_label).
+        starting_equity = float(report.get("starting_cash", report.get("starting_equity")))
+        label = report.get("benchmark", report.get("benchmark_label"))
         metrics = report["metrics"]
         equity, trades = read(path.parent)
     except (OSError, ValueError, KeyError, TypeError) as e:

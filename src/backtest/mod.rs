@@ -16,6 +16,7 @@
 
 pub mod data;
 pub mod outputs;
+pub mod rendered;
 #[cfg(test)]
 mod tests;
 pub mod trips;
@@ -37,7 +38,6 @@ use crate::scan::run::{run_scan, ScanPlan};
 use crate::watchlist::WatchlistRow;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use data::{BacktestData, DataError, SessionFeed};
-use outputs::OutputsExtra;
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -93,6 +93,9 @@ pub enum BacktestError {
     Cycle(#[from] LifecycleError),
     #[error("the scan thread stopped unexpectedly (a bug: please report it)")]
     ScanThread,
+    /// The metrics, CSV files or report could not be rendered (a bug: report it).
+    #[error("{0} (a bug: please report it)")]
+    Render(String),
 }
 
 fn short(fingerprint: &str) -> &str {
@@ -116,7 +119,8 @@ impl Failure for BacktestError {
             | BacktestError::BrokerRead(_)
             | BacktestError::Journal(_)
             | BacktestError::Cycle(_)
-            | BacktestError::ScanThread => ExitCode::Internal,
+            | BacktestError::ScanThread
+            | BacktestError::Render(_) => ExitCode::Internal,
         }
     }
 }
@@ -192,9 +196,8 @@ pub fn run(config: &Config, request: &BacktestRequest) -> Result<BacktestRun, Ba
     let fingerprint = outputs::fingerprint(&data.scan, config, &data.label);
     outputs::prepare_dir(&request.out, &fingerprint, request.resume)?;
     let run = backtest(config, &data, request.from, request.to)?;
-    // The metrics, the CSV files and report.html are added here (performance::metrics,
-    // performance::csv, the report renderer).
-    outputs::write_outputs(&request.out, &run, OutputsExtra::default())?;
+    let rendered = rendered::render(&run, &data)?;
+    outputs::write_outputs(&request.out, &run, rendered)?;
     println!(
         "backtest {}..{}: {} session(s), {} round trip(s), final equity {} (starting {}); benchmark: {}; outputs in {}",
         request.from,
