@@ -216,6 +216,17 @@ RESTART_S=$(span_s "$(prop "$EXEC" RestartUSec)")
 BURST=$(prop "$EXEC" StartLimitBurst)
 STOP_TIMEOUT_S=$(span_s "$(prop "$EXEC" TimeoutStopUSec)")
 WATCHLIST=$STATE_DIR/daily_candidates.csv
+# The systemd generation this run is about: SCENARIO_SYSTEMD_MAJOR (tests/vm/run.sh sets it per
+# guest: bookworm 252, trixie 257) or, unset, any systemd this scenario knows (>= 252).
+sd_version=$(systemctl --version | head -n1)
+sd_major=$(sed -n 's/^systemd \([0-9][0-9]*\).*/\1/p' <<<"$sd_version")
+if [ -n "${SCENARIO_SYSTEMD_MAJOR:-}" ]; then
+  check systemd-version "$([ "$sd_major" = "$SCENARIO_SYSTEMD_MAJOR" ] && echo 0 || echo 1)" \
+    "PID 1 is $sd_version (major ${sd_major:-unknown}, want $SCENARIO_SYSTEMD_MAJOR)"
+else
+  check systemd-version "$([ "${sd_major:-0}" -ge 252 ] && echo 0 || echo 1)" \
+    "PID 1 is $sd_version (major ${sd_major:-unknown}, want >= 252)"
+fi
 log "state dir $STATE_DIR, binaries $BIN_DIR, user $SVC_USER:$SVC_GROUP, RestartSec ${RESTART_S}s, StartLimitBurst $BURST, TimeoutStopSec ${STOP_TIMEOUT_S}s"
 log "systemd $(systemctl --version | head -n1)"
 timedatectl set-ntp false >/dev/null 2>&1
