@@ -4,8 +4,8 @@
 //! fake records is checked against the one request contract (`fake_alpaca::contract`).
 //!
 //! One test binary; each file under `tests/alpaca/` is a module. Run one of them with a filter,
-//! e.g. `cargo test --test alpaca client::`; the `#[ignore]`d spec walkers and the benchmark
-//! with `cargo test --test alpaca -- --ignored`.
+//! e.g. `cargo test --test alpaca client::`; the `#[ignore]`d spec walkers (`client::`, `market_data::`,
+//! `spec_answers::`) and the benchmark with `cargo test --test alpaca -- --ignored`.
 
 mod common;
 
@@ -21,5 +21,6 @@ mod alpaca {
     mod intraday;
     mod market_data;
     mod scan;
+    mod spec_answers;
     mod watchdog;
 }

@@ -144,17 +144,31 @@ pub fn fetch_tradable_equities(client: &AlpacaClient) -> Result<AssetSelection, 
         .query("status", "active")
         .query("asset_class", "us_equity");
     let answer: serde_json::Value = client.json(&request)?;
-    let (assets, unreadable) = read_assets(answer).map_err(|message| AlpacaError::Decode {
+    let mut selection = selection_of(answer).map_err(|message| AlpacaError::Decode {
         path: ASSETS_PATH.to_string(),
         message: client.network_text(&message, super::client::MAX_BODY_EXCERPT),
     })?;
+    // The text quotes the answer (a symbol, serde's words): bounded and redacted.
+    selection.first_unreadable = selection
+        .first_unreadable
+        .map(|first| client.network_text(&first, super::client::MAX_BODY_EXCERPT));
+    Ok(selection)
+}
+
+/// A `GET /v2/assets` answer body as [`fetch_tradable_equities`] reads it (unredacted), for tests.
+pub fn parse_assets_answer(body: &str) -> Result<AssetSelection, String> {
+    let answer = serde_json::from_str(body).map_err(|e| format!("the answer is not JSON: {e}"))?;
+    selection_of(answer)
+}
+
+/// The assets of an answer selected by [`select_tradable_equities`], the unreadable ones
+/// counted (the first one's problem quoted as the answer has it).
+fn selection_of(answer: serde_json::Value) -> Result<AssetSelection, String> {
+    let (assets, unreadable) = read_assets(answer)?;
     let mut selection = select_tradable_equities(assets);
     selection.listed += unreadable.len();
     selection.unreadable = unreadable.len();
-    // The text quotes the answer (a symbol, serde's words): bounded and redacted.
-    selection.first_unreadable = unreadable
-        .first()
-        .map(|first| client.network_text(first, super::client::MAX_BODY_EXCERPT));
+    selection.first_unreadable = unreadable.into_iter().next();
     Ok(selection)
 }
 

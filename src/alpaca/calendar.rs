@@ -456,6 +456,12 @@ pub fn fetch_calendar(
     Ok((wire, days))
 }
 
+/// A `GET /v2/calendar` answer body as [`fetch_calendar`] reads it (unredacted), for tests.
+pub fn parse_calendar_answer(body: &str) -> Result<Vec<AlpacaCalendarDay>, String> {
+    let answer = serde_json::from_str(body).map_err(|e| format!("the answer is not JSON: {e}"))?;
+    parse_days(&read_wire_days(answer)?)
+}
+
 /// The answer as days, one element at a time, so that an error names the day (its position and
 /// date) and the field instead of a position in the text.
 fn read_wire_days(answer: serde_json::Value) -> Result<Vec<WireCalendarDay>, String> {

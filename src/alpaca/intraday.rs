@@ -13,8 +13,8 @@
 //!   current session's open when it already holds `n` closed bars; at most
 //!   [`IntradayOptions::max_lookback_sessions`] sessions back) and `end` = `now`, plus ONE
 //!   `trades/latest` request per batch. The latest price is the latest trade at or before
-//!   `now`, unless that trade is older than the last closed bar's start (or absent): then the
-//!   last closed bar's close.
+//!   `now`, unless that trade is older than the last closed bar's start (or absent, or voided:
+//!   its `u` says `canceled` or `incorrect`): then the last closed bar's close.
 //! - Feed: free plans may not query SIP data of the last 15 minutes (a 403 on every live
 //!   request), so the default feed here is **IEX**; set [`IntradayOptions::feed`] to `Sip` with
 //!   an unlimited subscription.
@@ -94,12 +94,44 @@ pub struct AlpacaIntradayFeed {
 struct WireTrade {
     t: DateTime<Utc>,
     p: f64,
+    /// Spec `stock_trade.u`: absent for a valid trade; `canceled` or `incorrect` voids it,
+    /// `corrected` marks a correction (valid).
+    #[serde(default)]
+    u: Option<String>,
+}
+
+impl WireTrade {
+    /// A price to use: positive, finite, and the trade not voided.
+    fn usable(&self) -> bool {
+        let voided = matches!(self.u.as_deref(), Some("canceled" | "incorrect"));
+        self.p.is_finite() && self.p > 0.0 && !voided
+    }
 }
 
 #[derive(Debug, Deserialize)]
 struct TradesResponse {
     #[serde(default)]
     trades: Option<HashMap<String, WireTrade>>,
+}
+
+/// The usable latest trades of an answer: symbol → (time, price), see [`WireTrade::usable`].
+fn latest_trades(response: TradesResponse) -> HashMap<String, (DateTime<Utc>, f64)> {
+    response
+        .trades
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, trade)| trade.usable())
+        .map(|(symbol, trade)| (symbol, (trade.t, trade.p)))
+        .collect()
+}
+
+/// A `GET /v2/stocks/trades/latest` answer body as a snapshot reads it (unredacted), for tests.
+pub fn parse_latest_trades_answer(
+    body: &str,
+) -> Result<HashMap<String, (DateTime<Utc>, f64)>, String> {
+    serde_json::from_str(body)
+        .map(latest_trades)
+        .map_err(|e| format!("the answer is not a latest-trades answer: {e}"))
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -249,13 +281,7 @@ impl AlpacaIntradayFeed {
             .query("symbols", batch)
             .query("feed", self.options.feed.as_str());
         let response: TradesResponse = self.client.json_async(&request, deadline).await?;
-        Ok(response
-            .trades
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(_, trade)| trade.p.is_finite() && trade.p > 0.0)
-            .map(|(symbol, trade)| (symbol, (trade.t, trade.p)))
-            .collect())
+        Ok(latest_trades(response))
     }
 
     /// Bars of `symbols` with `start` in `[from, now)` closed at `now`, one request (plus
@@ -444,5 +470,33 @@ impl IntradayFeed for AlpacaIntradayFeed {
         self.client
             .block_on(self.snapshot_async(symbols, now, n, None))
             .0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_canceled_or_incorrect_latest_trade_is_no_price() {
+        let answer = |update: &str| {
+            format!(
+                r#"{{"trades":{{"AXTA":{{"t":"2026-11-30T15:59:58Z","p":34.01,"s":100,"i":5,
+                "x":"N","c":["@"],"z":"A"{update}}},"CCE":{{"t":"2026-11-30T15:59:59Z","p":60.3,
+                "s":100,"i":6,"x":"N","c":["@"],"z":"A"}}}}}}"#
+            )
+        };
+        let plain = parse_latest_trades_answer(&answer("")).unwrap();
+        assert_eq!(plain.get("AXTA").map(|t| t.1), Some(34.01));
+        for voided in ["canceled", "incorrect"] {
+            let trades =
+                parse_latest_trades_answer(&answer(&format!(r#","u":"{voided}""#))).unwrap();
+            assert!(!trades.contains_key("AXTA"), "{voided}: {trades:?}");
+            assert_eq!(trades.get("CCE").map(|t| t.1), Some(60.3));
+        }
+        let corrected = parse_latest_trades_answer(&answer(r#","u":"corrected""#)).unwrap();
+        assert_eq!(corrected.get("AXTA").map(|t| t.1), Some(34.01));
+        let null = parse_latest_trades_answer(&answer(r#","u":null"#)).unwrap();
+        assert!(null.contains_key("AXTA"));
     }
 }

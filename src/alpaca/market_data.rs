@@ -169,23 +169,29 @@ pub struct DailyBars {
 
 /// One bar as `/v2/stocks/bars` sends it (any timeframe; `t` is the bar's start).
 #[derive(Debug, Deserialize)]
-pub(crate) struct WireBar {
-    pub(crate) t: DateTime<Utc>,
-    pub(crate) o: f64,
-    pub(crate) h: f64,
-    pub(crate) l: f64,
-    pub(crate) c: f64,
-    pub(crate) v: f64,
+pub struct WireBar {
+    pub t: DateTime<Utc>,
+    pub o: f64,
+    pub h: f64,
+    pub l: f64,
+    pub c: f64,
+    pub v: f64,
 }
 
 /// One page of `/v2/stocks/bars`, read against the symbols the request named.
 #[derive(Debug, Default)]
-pub(crate) struct BarsPage {
+pub struct BarsPage {
     /// The requested symbols the page has bars for, with their bars in answer order.
-    pub(crate) bars: Vec<(String, Vec<WireBar>)>,
+    pub bars: Vec<(String, Vec<WireBar>)>,
     /// Symbols the request did not name, with how many bars the page had for each.
-    pub(crate) unrequested: Vec<(String, u64)>,
-    pub(crate) next_page_token: Option<String>,
+    pub unrequested: Vec<(String, u64)>,
+    pub next_page_token: Option<String>,
+}
+
+/// One `GET /v2/stocks/bars` answer body read as a page for `requested` (unredacted), for tests.
+pub fn parse_bars_answer(body: &str, requested: &[&str]) -> Result<BarsPage, String> {
+    let page = serde_json::from_str(body).map_err(|e| format!("the answer is not JSON: {e}"))?;
+    read_bars_page(page, &requested.iter().copied().collect())
 }
 
 /// Longest symbol quoted from an answer in a message (real ones have at most 10 characters).

@@ -236,14 +236,29 @@ impl WireOrder {
         let field = |name: &str, value: &Option<String>| {
             opt_decimal(name, value).map_err(|e| WireError(format!("{which}: {e}")))
         };
+        let limit_price = field("limit_price", &self.limit_price)?;
+        let stop_price = field("stop_price", &self.stop_price)?;
+        // A stop without its trigger (or a limit without its limit) cannot be judged: how much
+        // it protects, whether it must be raised. Never read it as "no level".
+        let missing_price = match order_type {
+            OrderType::Stop if stop_price.is_none() => Some("stop_price"),
+            OrderType::Limit if limit_price.is_none() => Some("limit_price"),
+            _ => None,
+        };
+        if let Some(price) = missing_price {
+            return Err(WireError(format!(
+                "{which} is a {} order without {price}",
+                order_type.as_str()
+            )));
+        }
         let submitted_at = self
             .submitted_at
             .or(self.created_at)
             .ok_or_else(|| WireError(format!("{which} has neither submitted_at nor created_at")))?;
         Ok(BrokerOrder {
             filled_avg_price: field("filled_avg_price", &self.filled_avg_price)?,
-            limit_price: field("limit_price", &self.limit_price)?,
-            stop_price: field("stop_price", &self.stop_price)?,
+            limit_price,
+            stop_price,
             id,
             client_order_id,
             symbol,
