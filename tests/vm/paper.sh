@@ -169,6 +169,8 @@ grep -nE '^(trading_url|data_url|source|min_members|benchmark|poll_seconds_close
 rm -rf /etc/systemd/system/scan.service.d
 install -m 0644 "$P"/paper-units/*.service "$P"/paper-units/*.timer /etc/systemd/system/
 systemctl daemon-reload
+# A fresh state directory (also when the sim scenario did not create it).
+install -d -o avwap -g avwap -m 0750 "$STATE_DIR"
 rm -rf "${STATE_DIR:?}"/*
 rm -f "$ALERTS"
 
@@ -177,9 +179,12 @@ units_ok=0
 [ "$(prop "$EXEC" Environment | grep -o 'AVWAP_MODE=[a-z-]*')" = AVWAP_MODE=alpaca-paper ] || units_ok=1
 case $exec_start in *"--provider alpaca"*) ;; *) units_ok=1 ;; esac
 [ "$(prop scan.service PrivateNetwork)" = no ] || units_ok=1
-prop scan.service LoadCredential | grep -q alpaca-key-id || units_ok=1
+# (`systemctl show` does not print LoadCredential= on every version: read the unit text)
+creds_of() { systemctl cat "$1" 2>/dev/null | sed -n 's/^LoadCredential=\([^:]*\):.*/\1/p' | tr '\n' ' '; }
+case " $(creds_of scan.service)" in *" alpaca-key-id "*) ;; *) units_ok=1 ;; esac
+case " $(creds_of "$EXEC")" in *" alpaca-key-id "*" alpaca-secret-key "* | *" alpaca-secret-key "*" alpaca-key-id "*) ;; *) units_ok=1 ;; esac
 check units-paper-recipe "$units_ok" \
-  "execution $(prop "$EXEC" Environment | grep -o 'AVWAP_MODE=[a-z-]*'), credentials $(prop "$EXEC" LoadCredential | grep -o '[a-z-]*:/' | tr -d ':/' | tr '\n' ' '); scan: $(sed -n 's/.*argv\[\]=\([^;]*\);.*/\1/p' <<<"$exec_start"), PrivateNetwork=$(prop scan.service PrivateNetwork), credentials $(prop scan.service LoadCredential | grep -o '[a-z-]*:/' | tr -d ':/' | tr '\n' ' ')"
+  "execution $(prop "$EXEC" Environment | grep -o 'AVWAP_MODE=[a-z-]*'), credentials $(creds_of "$EXEC"); scan: $(sed -n 's/.*argv\[\]=\([^;]*\);.*/\1/p' <<<"$exec_start"), PrivateNetwork=$(prop scan.service PrivateNetwork), credentials $(creds_of scan.service)"
 # The alert plumbing: OnFailure= on execution and scan naming an instance of a template whose
 # service runs `avwap-execution alert unit-failed`, and a timer whose service runs
 # `avwap-execution alert summary` (found by what they run, not by name).
@@ -212,7 +217,7 @@ for _ in $(seq 120); do
   sleep 1
 done
 chown avwap:avwap "$STATE_DIR/holdings.csv" 2>/dev/null
-check fake-up "$up" "fake-alpaca.service $(prop fake-alpaca.service ActiveState); $(journalctl -q -u fake-alpaca.service -o cat --no-pager | tail -n1 | cut -c1-200)"
+check fake-up "$up" "fake-alpaca.service $(prop fake-alpaca.service ActiveState); $(journalctl -q -u fake-alpaca.service -o cat --no-pager | grep -v '^fake-alpaca.service: ' | tail -n2 | tr '\n' ' ' | cut -c1-300)"
 [ "$up" = 0 ] || finish
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +244,7 @@ check scan-0830-alpaca "$([ "$trig" -ge "$scan_e" ] && [ "$trig" -lt $((scan_e +
   "scan.timer fired $( [ "$trig" -gt 0 ] && ny "$trig"); scan ran $(($(runs scan.service) - s0)) time(s), Result=$(prop scan.service Result); GET /v2/stocks/bars at the fake: ${bars0:-?} -> ${bars1:-?}; watchlist $rows row(s), owner $(stat -c %U "$WATCHLIST" 2>/dev/null); $(journalctl -q -u scan.service -o cat --no-pager | grep -iE 'topped up|watchlist' | tail -n1 | cut -c1-160)"
 state=$(wait_prop "$EXEC" ActiveState 120 active)
 check gate-passes "$([ "$state" = active ] && [ "$(prop "$EXEC" MainPID)" != 0 ] && echo 0 || echo 1)" \
-  "after the scan's OnSuccess= chain: execution ActiveState=$state MainPID=$(prop "$EXEC" MainPID), ExecStartPre (avwap-gate) status $(prop "$EXEC" ExecStartPre | grep -o 'status=[0-9]*' | head -n1)"
+  "after the scan's OnSuccess= chain: execution ActiveState=$state MainPID=$(prop "$EXEC" MainPID), ExecStartPre (avwap-gate) exit $(prop "$EXEC" ExecStartPre | grep -o 'status=[0-9]*' | head -n1)"
 
 log "== 08:40 restart"
 restart_e=$(epoch "$DAY 12:40:00")
