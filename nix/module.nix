@@ -26,6 +26,17 @@ let
     ;
 
   cfg = config.services.avwap;
+  # The scan provider a mode gets by default, and when a mode/provider pair is refused: one
+  # rule, shared with nix/units.nix (tools/render-units, dist/systemd/).
+  scanRule = import ./scan-provider.nix;
+  scanProblem = scanRule.problem {
+    inherit (cfg) mode scanProvider scanStoreFilledExternally;
+    names = {
+      mode = "services.avwap.mode";
+      scanProvider = "services.avwap.scanProvider";
+      scanStoreFilledExternally = "services.avwap.scanStoreFilledExternally";
+    };
+  };
   settingsFormat = pkgs.formats.toml { };
 
   modes = [
@@ -90,7 +101,11 @@ let
       stateDir
       mode
       scanProvider
+      scanStoreFilledExternally
       ;
+    # The assertion below reports a refused provider with the option names; NixOS evaluates
+    # the units while checking its own assertions, so units.nix must not throw first.
+    refuseScanWithoutData = false;
     # A missing CSV is reported by the assertion below; units.nix must not throw first.
     scanCsvFile =
       if cfg.scanProvider == "csv" && cfg.scanCsvFile == null then
@@ -100,6 +115,7 @@ let
     configFile = "${configFile}";
     scanSchedule = cfg.schedules.scan;
     restartSchedule = cfg.schedules.restart;
+    summarySchedule = cfg.schedules.summary;
     # Secrets inside the store are reported by the assertions below, never passed on.
     credentials = filterAttrs (_: p: p != null && !inStore p) credentialPaths;
   };
@@ -175,10 +191,12 @@ in
   options.services.avwap = {
     enable = mkEnableOption "avwap, the Anchored-VWAP swing-trading system (scan, execution, gate, timers)";
 
-    package = mkOption {
-      type = types.package;
-      defaultText = literalExpression "avwap.packages.\${pkgs.stdenv.hostPlatform.system}.default";
-      description = "The avwap package (all four binaries). The flake's module sets this default.";
+    package = lib.mkPackageOption pkgs "avwap" {
+      extraDescription = ''
+        All four binaries. The flake's `nixosModules.default` sets it (with `mkDefault`) to the
+        flake's own build, so `pkgs.avwap` (the flake's `overlays.default`) is needed only when
+        this file is imported without the flake.
+      '';
     };
 
     mode = mkOption {
@@ -228,13 +246,35 @@ in
 
     scanProvider = mkOption {
       type = types.enum providers;
-      default = "store";
+      default = scanRule.defaultFor cfg.mode;
+      defaultText = literalExpression ''if config.services.avwap.mode == "sim" then "store" else "alpaca"'';
       description = ''
-        Where `avwap-scan` gets daily bars (`--provider`): `store` (the SQLite bar store in the
-        state directory), `csv` (the file in {option}`services.avwap.scanCsvFile`), `synthetic`
-        (a seeded synthetic market; offline tests only, not real data) or `alpaca` (network;
-        Alpaca market data, the iShares universe, Alpaca's assets as the fallback). Only `alpaca`
-        gives the scan network access.
+        Where `avwap-scan` gets daily bars (`--provider`): `alpaca` (network; the Russell 3000
+        members from {option}`services.avwap.settings` `scan.universe.source`, iShares IWV by
+        default, cached in the state directory, Alpaca's assets as the last fallback; daily
+        bars topped up from Alpaca's market data into the bar store), `store` (only the SQLite
+        bar store in the state directory, filled with `avwap-scan import`), `csv` (the file in
+        {option}`services.avwap.scanCsvFile`) or `synthetic` (a seeded synthetic market;
+        offline tests only, not real data). Only `alpaca` gives the scan network access and
+        the Alpaca keys.
+
+        The default follows {option}`services.avwap.mode`: `store` for `sim`, `alpaca` for the
+        broker modes. A broker mode with `synthetic` is refused, and with `store` unless
+        {option}`services.avwap.scanStoreFilledExternally` is set: nothing else fills the store,
+        so the scan would fail every morning and nothing would trade.
+      '';
+    };
+
+    scanStoreFilledExternally = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        State that something outside avwap's units keeps the bar store current (for example
+        your own timer running `avwap-scan import` with bars from another vendor), so that a
+        broker mode (`dry-run`, `alpaca-paper`, `alpaca-live`) may use
+        `scanProvider = "store"`. Without it that combination is refused. The store scan has
+        no network access.
       '';
     };
 
@@ -257,6 +297,14 @@ in
         type = types.str;
         default = "Mon..Fri 08:40 America/New_York";
         description = "`OnCalendar=` of execution-restart.timer.";
+      };
+      summary = mkOption {
+        type = types.str;
+        default = "Mon..Fri 16:15 America/New_York";
+        description = ''
+          `OnCalendar=` of day-summary.timer, the end-of-day summary alert. It exists only with
+          `alertWebhookUrlFile` (as do the `OnFailure=` alerts of scan and execution).
+        '';
       };
     };
 
@@ -324,6 +372,10 @@ in
           message = "services.avwap: scanProvider = \"alpaca\" needs services.avwap.credentials.alpacaKeyIdFile and alpacaSecretKeyFile.";
         }
         {
+          assertion = scanProblem == null;
+          message = "services.avwap: ${toString scanProblem}";
+        }
+        {
           assertion = cfg.scanProvider != "csv" || cfg.scanCsvFile != null;
           message = "services.avwap: scanProvider = \"csv\" needs services.avwap.scanCsvFile.";
         }
@@ -348,6 +400,11 @@ in
       };
     };
     users.groups = mkIf (cfg.group == "avwap") { avwap = { }; };
+
+    # The state directory exists from the switch on, not only from the first start of a unit
+    # (StateDirectory= creates it then, with the same owner and mode): `avwap-scan import` as
+    # the avwap user and avwap-check work before the first scan.
+    systemd.tmpfiles.rules = [ "d ${cfg.stateDir} 0750 ${cfg.user} ${cfg.group} - -" ];
 
     # avwap-gate, avwap-check and avwap-scan import for operators.
     environment.systemPackages = [ cfg.package ];

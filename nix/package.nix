@@ -1,22 +1,44 @@
 # The avwap crate built with crane: dependencies once (buildDepsOnly), then the four binaries,
-# plus clippy, fmt and test checks that reuse the same dependency artifacts.
+# plus clippy, fmt, doc and test checks that reuse the same dependency artifacts (the model is
+# crane's examples/quick-start).
 #   pkgs     : a nixpkgs package set (>= 26.05, crane's minimum)
 #   craneLib : crane.mkLib pkgs
 { pkgs, craneLib }:
 let
   inherit (pkgs) lib;
   root = ../.;
+  inherit (lib) fileset;
 
-  # Rust and Cargo files, plus what the crate embeds (data/, include_bytes!) and everything the
-  # tests read (all of tests/: golden data, recorded systemd fixtures; examples/avwap.toml is
-  # already a .toml). Never the local target/.
-  src = lib.fileset.toSource {
+  # Rust and Cargo files (Cargo.toml/lock, every .rs, every .toml: examples/avwap.toml too),
+  # never the local target/.
+  cargoSources = fileset.difference (craneLib.fileset.commonCargoSources root) (
+    fileset.maybeMissing ../target
+  );
+
+  # The package: what the four binaries are built from. The library embeds the demo data
+  # (include_bytes! in src/scan/demo.rs); tests/ is left out, so a change to a test or a test
+  # fixture does not rebuild the package (benches/ stays: Cargo.toml declares the benches).
+  packageSrc = fileset.toSource {
     inherit root;
-    fileset = lib.fileset.difference (lib.fileset.unions [
-      (craneLib.fileset.commonCargoSources root)
+    fileset = fileset.unions [
+      (fileset.difference cargoSources ../tests)
+      ../data/demo/bars.csv.gz
+      ../data/demo/sectors.csv
+    ];
+  };
+
+  # The checks: also everything the tests read (all of tests/: golden data, recorded systemd
+  # fixtures; ARCHITECTURE.md, whose layer table a unit test compares with the code) and the
+  # proptest regression seeds they replay.
+  src = fileset.toSource {
+    inherit root;
+    fileset = fileset.unions [
+      cargoSources
       ../data
       ../tests
-    ]) (lib.fileset.maybeMissing ../target);
+      ../ARCHITECTURE.md
+      ../proptest-regressions
+    ];
   };
 
   commonArgs = {
@@ -27,10 +49,13 @@ let
 
   cargoArtifacts = craneLib.buildDepsOnly commonArgs;
 
+  # Built from the narrower source with the checks' dependency artifacts (buildDepsOnly sees
+  # only the Cargo manifests and lock, which both sources share).
   package = craneLib.buildPackage (
     commonArgs
     // {
       inherit cargoArtifacts;
+      src = packageSrc;
       # The tests run once, in the separate `avwap-tests` check.
       doCheck = false;
       meta = {
@@ -43,16 +68,37 @@ let
   );
 in
 {
-  inherit craneLib package cargoArtifacts;
+  inherit
+    craneLib
+    package
+    cargoArtifacts
+    packageSrc
+    src
+    ;
 
   checks = {
     avwap = package;
 
+    # The checks' outputs are only their success: no copy of target/ in the store
+    # (doInstallCargoArtifacts = false; cargoDoc has that default already).
     avwap-clippy = craneLib.cargoClippy (
       commonArgs
       // {
         inherit cargoArtifacts;
+        doInstallCargoArtifacts = false;
         cargoClippyExtraArgs = "--all-targets -- --deny warnings";
+      }
+    );
+
+    # `cargo doc --no-deps --lib`: a broken intra-doc link or any other rustdoc warning fails
+    # it. The library only: the binaries' doc comments are their clap `--help` text, written
+    # for a terminal (`<state-dir>` is a placeholder there, not an HTML tag).
+    avwap-doc = craneLib.cargoDoc (
+      commonArgs
+      // {
+        inherit cargoArtifacts;
+        cargoDocExtraArgs = "--no-deps --lib";
+        env.RUSTDOCFLAGS = "--deny warnings";
       }
     );
 
@@ -64,6 +110,7 @@ in
       commonArgs
       // {
         inherit cargoArtifacts;
+        doInstallCargoArtifacts = false;
         nativeBuildInputs = [ pkgs.util-linux ];
       }
     );

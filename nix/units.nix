@@ -1,4 +1,6 @@
-# The ONE definition of avwap's five systemd units.
+# The ONE definition of avwap's systemd units: five, and four more for operator alerts when the
+# alert-webhook-url credential is given (OnFailure= alerts of scan and execution, the
+# end-of-day summary and its timer).
 #
 # Plain Nix, no nixpkgs: it evaluates with
 #   nix-instantiate --eval --strict --json nix/units.nix --argstr binDir /usr/local/bin
@@ -56,6 +58,12 @@
 #     while a scan is still running waits for the scan to finish, so the gate sees the new list.
 #     scan.service has TimeoutStartSec=20min so a hung scan cannot hold execution back for long.
 #
+# Scan provider: follows the mode unless given (nix/scan-provider.nix, shared with the module):
+# store for sim, alpaca for dry-run / alpaca-paper / alpaca-live. A broker mode with the store
+# provider (nothing fills the store: no trading) or the synthetic one is refused, the store
+# only with scanStoreFilledExternally = true. With alpaca the scan gets the network, the keys
+# and the alert webhook; every other provider runs with PrivateNetwork=yes.
+#
 # Identity: a static system user/group (default avwap), not DynamicUser=. The state directory
 # (watchlist, bar store, execution database, kill switch, lock) is shared by scan and execution,
 # must keep stable ownership across runs, and avwap-check / operators in the group read it.
@@ -85,12 +93,23 @@
   configFile ? null,
   # sim | dry-run | alpaca-paper | alpaca-live, passed as AVWAP_MODE.
   mode ? "sim",
-  # store | csv | synthetic | alpaca (network: Alpaca bars, the iShares universe).
-  scanProvider ? "store",
+  # store | csv | synthetic | alpaca (network: Alpaca bars, the iShares universe);
+  # null: follows mode (nix/scan-provider.nix: store for sim, alpaca for the broker modes).
+  scanProvider ? null,
+  # true: a broker mode may scan the local bar store, because something outside avwap's units
+  # fills it (the operator's own `avwap-scan import` job). Without it that pair is refused.
+  scanStoreFilledExternally ? false,
+  # false only for nix/module.nix, whose assertion reports a refused provider with the option
+  # names (NixOS forces the units while checking its own assertions, so a throw here would
+  # hide the assertion's message).
+  refuseScanWithoutData ? true,
   # CSV file for scanProvider = "csv" (avwap-scan --csv).
   scanCsvFile ? null,
   scanSchedule ? "Mon..Fri 08:30 America/New_York",
   restartSchedule ? "Mon..Fri 08:40 America/New_York",
+  # The end-of-day summary alert (only with the alert-webhook-url credential): after the close
+  # (16:00, 13:00 on early closes), late enough for the last cycle's fills.
+  summarySchedule ? "Mon..Fri 16:15 America/New_York",
   # { alpaca-key-id = "/run/keys/alpaca-key-id"; ... }; null values are ignored.
   credentials ? { },
 }:
@@ -125,6 +144,18 @@ let
     "alert-webhook-url"
   ];
 
+  scanRule = import ./scan-provider.nix;
+  provider = if scanProvider == null then scanRule.defaultFor mode else scanProvider;
+  scanProblem = scanRule.problem {
+    inherit mode scanStoreFilledExternally;
+    scanProvider = provider;
+    names = {
+      mode = "mode";
+      scanProvider = "scanProvider";
+      scanStoreFilledExternally = "scanStoreFilledExternally";
+    };
+  };
+
   hasPrefix = p: s: substring 0 (stringLength p) s == p;
   isAbsolute = p: isString p && hasPrefix "/" p;
   varLib = "/var/lib/";
@@ -142,10 +173,10 @@ let
     v:
     check (isAbsolute binDir) "binDir must be an absolute path, got ${toString binDir}" (
       check (elem mode modes) "mode must be one of ${concatStringsSep ", " modes}, got ${mode}" (
-        check (elem scanProvider providers)
-          "scanProvider must be one of ${concatStringsSep ", " providers}, got ${scanProvider}"
+        check (elem provider providers)
+          "scanProvider must be one of ${concatStringsSep ", " providers}, got ${provider}"
           (
-            check (scanProvider != "csv" || isAbsolute scanCsvFile)
+            check (provider != "csv" || isAbsolute scanCsvFile)
               "scanProvider = \"csv\" needs scanCsvFile (an absolute path)"
               (
                 check (hasPrefix varLib stateDir && stringLength stateDir > stringLength varLib)
@@ -160,7 +191,7 @@ let
                             (
                               check (storeCredentials == [ ])
                                 "credential(s) ${concatStringsSep ", " storeCredentials} point into the Nix store (world-readable); keep secrets outside /nix/store"
-                                v
+                                (check (!refuseScanWithoutData || scanProblem == null) "${toString scanProblem}" v)
                             )
                         )
                     )
@@ -171,7 +202,65 @@ let
     );
 
   gate = "${binDir}/avwap-gate";
-  scanNeedsNetwork = scanProvider == "alpaca";
+  scanNeedsNetwork = provider == "alpaca";
+  # Operator alerts outside the trading loop exist only where a webhook is configured (a unit
+  # that could only fail for want of one would raise nothing but noise).
+  alertsConfigured = elem "alert-webhook-url" givenCredentials;
+  # [Unit] OnFailure= of a service: its alert unit, when alerts are configured.
+  onFailure = alertUnit: if alertsConfigured then { OnFailure = alertUnit; } else { };
+
+  # `avwap-execution alert …` as the avwap user: the configuration ([alerts]) and, for the
+  # summary, the state directory's journal (read-only); the network for the webhook.
+  alertService = description: command: {
+    Unit = {
+      Description = description;
+      Wants = "network-online.target";
+      After = "network-online.target";
+    };
+    Service =
+      hardening
+      // asAvwap
+      // network
+      // {
+        Type = "oneshot";
+        ExecStart = [ "${binDir}/avwap-execution alert ${command}" ];
+        # Delivery waits at most 10 s; the rest is margin for a slow start.
+        TimeoutStartSec = "2min";
+        SyslogIdentifier = "avwap-alert";
+        LoadCredential = loadCredentials [ "alert-webhook-url" ];
+      };
+  };
+  # systemd >= 251 starts an OnFailure= unit with MONITOR_UNIT, MONITOR_SERVICE_RESULT,
+  # MONITOR_EXIT_CODE and MONITOR_EXIT_STATUS of the failed unit (what the alert reports); the
+  # unit is named on the command line as well, so one alert unit per service needs no
+  # specifier, and a scan failing while execution fails raises both alerts.
+  alertUnits =
+    if alertsConfigured then
+      {
+        "execution-failed-alert.service" =
+          alertService "avwap: alert that execution.service failed (or hit its start limit)"
+            "unit-failed execution.service";
+        "scan-failed-alert.service" =
+          alertService "avwap: alert that scan.service failed" "unit-failed scan.service";
+        "day-summary.service" =
+          alertService "avwap: end-of-day summary alert (entries, exits, P&L, open positions)"
+            "summary";
+        "day-summary.timer" = {
+          Unit = {
+            Description = "avwap end-of-day summary schedule (${summarySchedule})";
+          };
+          Timer = {
+            OnCalendar = summarySchedule;
+            AccuracySec = "1s";
+            Unit = "day-summary.service";
+          };
+          Install = {
+            WantedBy = "timers.target";
+          };
+        };
+      }
+    else
+      { };
 
   loadCredentials = names: map (n: "${n}:${credentials.${n}}") (filter (n: elem n names) givenCredentials);
 
@@ -245,7 +334,8 @@ let
         After = "network-online.target scan.service";
         StartLimitIntervalSec = "10min";
         StartLimitBurst = 5;
-      };
+      }
+      // onFailure "execution-failed-alert.service";
       Service =
         hardening
         // asAvwap
@@ -277,9 +367,10 @@ let
 
     "scan.service" = {
       Unit = {
-        Description = "avwap scan: writes today's watchlist (provider ${scanProvider})";
+        Description = "avwap scan: writes today's watchlist (provider ${provider})";
         OnSuccess = "execution-restart.service";
       }
+      // onFailure "scan-failed-alert.service"
       // (
         if scanNeedsNetwork then
           {
@@ -297,17 +388,20 @@ let
           Type = "oneshot";
           ExecStart = [
             (
-              "${binDir}/avwap-scan --provider ${scanProvider}"
-              + (if scanProvider == "csv" then " --csv ${scanCsvFile}" else "")
+              "${binDir}/avwap-scan --provider ${provider}"
+              + (if provider == "csv" then " --csv ${scanCsvFile}" else "")
             )
           ];
           TimeoutStartSec = "20min";
           SyslogIdentifier = "avwap-scan";
+          # The networked scan needs the keys for Alpaca's data API and may send its
+          # "scan complete/failed" alert; without network the webhook is unreachable anyway.
           LoadCredential = loadCredentials (
             if scanNeedsNetwork then
               [
                 "alpaca-key-id"
                 "alpaca-secret-key"
+                "alert-webhook-url"
               ]
             else
               [ ]
@@ -371,4 +465,4 @@ let
     };
   };
 in
-checks units
+checks (units // alertUnits)

@@ -118,13 +118,22 @@ const RULES: &[Rule] = &[
             "gate",
             "ops::procs",
             "ops::systemd",
+            "universe",
             "watchlist",
         ],
     ),
     rule(
         "ops::notify",
         Application,
-        &["config", "execution", "exit", "ops::alerts", "ops::systemd"],
+        &[
+            "calendar",
+            "config",
+            "credentials",
+            "execution",
+            "exit",
+            "ops::alerts",
+            "ops::systemd",
+        ],
     ),
     rule(
         "scan::service",

@@ -4,7 +4,7 @@
 //! message and exit code, and the "not implemented yet" exit for commands whose issue has not
 //! landed.
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Mode};
 use crate::credentials::process_env;
 use crate::exit::{with_causes, ExitCode, Failure};
 use clap::Parser;
@@ -72,6 +72,43 @@ pub fn not_implemented(binary: &str, what: &str) -> std::process::ExitCode {
         "{binary}: not implemented yet: {what}. This build of avwap cannot do it; nothing was done."
     );
     ExitCode::NotImplemented.into()
+}
+
+/// `avwap-execution --mode`: the execution mode, overriding `AVWAP_MODE` and the file's `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    Sim,
+    DryRun,
+    AlpacaPaper,
+    AlpacaLive,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Sim => Mode::Sim,
+            ModeArg::DryRun => Mode::DryRun,
+            ModeArg::AlpacaPaper => Mode::AlpacaPaper,
+            ModeArg::AlpacaLive => Mode::AlpacaLive,
+        }
+    }
+}
+
+/// `--mode`, on the commands of `avwap-execution` that talk to a broker (flattened into each,
+/// so the option shows only where it means something).
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct ModeFlag {
+    /// Execution mode [env: AVWAP_MODE] [default: sim]
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+}
+
+/// `--at`, on the commands of `avwap-execution` that run cycles.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AtFlag {
+    /// Run as if the time were this (RFC 3339, or YYYY-MM-DDTHH:MM New York); sim mode (and tests against a loopback fake)
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
 }
 
 /// Logging for the binaries: see [`crate::ops::logging`]. The format comes from

@@ -90,12 +90,15 @@ impl fmt::Display for CredentialSource {
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
     #[error(
-        "missing credential {name} ({purpose}): {}",
+        "missing credential {name} ({purpose}{}): {}",
+        .needed_by.map(|by| format!(", needed by {by}")).unwrap_or_default(),
         missing_detail(.name, *.env_var, .credentials_dir.as_deref())
     )]
     Missing {
         name: &'static str,
         purpose: &'static str,
+        /// What asked for it (`dry-run mode for Alpaca market data`), when the caller said.
+        needed_by: Option<&'static str>,
         env_var: Option<&'static str>,
         credentials_dir: Option<PathBuf>,
     },
@@ -148,12 +151,12 @@ struct Spec {
 const KEY_ID: Spec = Spec {
     name: CREDENTIAL_KEY_ID,
     env_var: Some(ENV_API_KEY_ID),
-    purpose: "the Alpaca API key id, needed by the alpaca-paper and alpaca-live modes",
+    purpose: "the Alpaca API key id",
 };
 const SECRET_KEY: Spec = Spec {
     name: CREDENTIAL_SECRET_KEY,
     env_var: Some(ENV_API_SECRET_KEY),
-    purpose: "the Alpaca API secret key, needed by the alpaca-paper and alpaca-live modes",
+    purpose: "the Alpaca API secret key",
 };
 const LIVE_ACCOUNT: Spec = Spec {
     name: CREDENTIAL_LIVE_ACCOUNT,
@@ -210,8 +213,24 @@ impl CredentialStore {
 
     /// The Alpaca key pair; both are required.
     pub fn alpaca(&self) -> Result<AlpacaCredentials, CredentialError> {
-        let (key_id, key_id_source) = self.require(&KEY_ID)?;
-        let (secret_key, secret_key_source) = self.require(&SECRET_KEY)?;
+        self.alpaca_keys(None)
+    }
+
+    /// [`CredentialStore::alpaca`] for `needed_by` (e.g. `dry-run mode for Alpaca market
+    /// data`), which a "missing" error names, so it says what is running, not every mode.
+    pub fn alpaca_for(
+        &self,
+        needed_by: &'static str,
+    ) -> Result<AlpacaCredentials, CredentialError> {
+        self.alpaca_keys(Some(needed_by))
+    }
+
+    fn alpaca_keys(
+        &self,
+        needed_by: Option<&'static str>,
+    ) -> Result<AlpacaCredentials, CredentialError> {
+        let (key_id, key_id_source) = self.require(&KEY_ID, needed_by)?;
+        let (secret_key, secret_key_source) = self.require(&SECRET_KEY, needed_by)?;
         Ok(AlpacaCredentials {
             key_id,
             secret_key,
@@ -223,7 +242,7 @@ impl CredentialStore {
     /// The live account number that `alpaca-live` compares with the broker's account before
     /// it trades; required in that mode only, so the caller decides when to ask.
     pub fn live_confirmation(&self) -> Result<Secret, CredentialError> {
-        self.require(&LIVE_ACCOUNT).map(|(value, _)| value)
+        self.require(&LIVE_ACCOUNT, None).map(|(value, _)| value)
     }
 
     /// The alert webhook URL (it embeds a token, hence a secret); alerts are optional, so
@@ -232,10 +251,15 @@ impl CredentialStore {
         Ok(self.lookup(&ALERT_WEBHOOK_URL)?.map(|(value, _)| value))
     }
 
-    fn require(&self, spec: &Spec) -> Result<(Secret, CredentialSource), CredentialError> {
+    fn require(
+        &self,
+        spec: &Spec,
+        needed_by: Option<&'static str>,
+    ) -> Result<(Secret, CredentialSource), CredentialError> {
         self.lookup(spec)?.ok_or_else(|| CredentialError::Missing {
             name: spec.name,
             purpose: spec.purpose,
+            needed_by,
             env_var: spec.env_var,
             credentials_dir: self.credentials_dir.clone(),
         })
@@ -440,6 +464,39 @@ mod tests {
         assert!(text.contains("alpaca-key-id"), "{text}");
         assert!(text.contains("CREDENTIALS_DIRECTORY is not set"), "{text}");
         assert!(text.contains("APCA_API_KEY_ID"), "{text}");
+    }
+
+    #[test]
+    fn missing_names_what_needs_it_only_when_told() {
+        let store = CredentialStore::new(None, env_of(&[]));
+        let text = store
+            .alpaca_for("dry-run mode for Alpaca market data")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with(
+                "missing credential alpaca-key-id (the Alpaca API key id, needed by dry-run mode \
+                 for Alpaca market data): "
+            ),
+            "{text}"
+        );
+        let text = store.alpaca().unwrap_err().to_string();
+        assert!(
+            text.starts_with("missing credential alpaca-key-id (the Alpaca API key id): "),
+            "{text}"
+        );
+        let store = CredentialStore::new(None, env_of(&[(ENV_API_KEY_ID, KEY)]));
+        let text = store
+            .alpaca_for("alpaca-paper mode")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with(
+                "missing credential alpaca-secret-key (the Alpaca API secret key, needed by \
+                 alpaca-paper mode): "
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -12,8 +12,10 @@ mod cli {
     mod calendar_golden;
     mod check;
     mod config;
+    mod docs;
     mod execution;
     mod gate;
+    mod help;
     mod hostile_inputs;
     mod indicators_golden;
     mod logging;

@@ -1,7 +1,8 @@
 # NixOS VM test: the shared deployment scenario (nix/tests/scenario.sh) against the real module.
-# Wired into the flake's checks as `vm-scenario`; needs KVM (or is slow under TCG) and nixpkgs,
-# so it runs with `nix flake check` / `nix build .#checks.<system>.vm-scenario` on a machine
-# with network access, not on the project's offline machines.
+# The flake exposes the run as legacyPackages.<system>.nixosTests.vm-scenario (needs KVM, as
+# every NixOS VM test: `nix build .#nixosTests.vm-scenario -L`) and its driver (the guest system
+# and the type-checked test script, no KVM needed) as the check `vm-scenario-driver`; see the
+# comment on `checks` in flake.nix. Needs nixpkgs, so not on the project's offline machines.
 { pkgs, self }:
 pkgs.testers.runNixOSTest {
   name = "avwap-scenario";

@@ -30,6 +30,19 @@ pub enum AlpacaUse {
     Execution(Mode),
 }
 
+impl AlpacaUse {
+    /// What needs the key pair, for the "missing credential" message.
+    pub fn needs_keys(self) -> &'static str {
+        match self {
+            AlpacaUse::Scan => "avwap-scan --provider alpaca for daily bars and the asset list",
+            AlpacaUse::Execution(Mode::Sim) => "sim mode",
+            AlpacaUse::Execution(Mode::DryRun) => "dry-run mode for Alpaca market data",
+            AlpacaUse::Execution(Mode::AlpacaPaper) => "alpaca-paper mode",
+            AlpacaUse::Execution(Mode::AlpacaLive) => "alpaca-live mode",
+        }
+    }
+}
+
 /// A `[alpaca]` URL that cannot be right for its use; restarting cannot help, the
 /// configuration must change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,7 +177,7 @@ impl AlpacaAccess {
             data: alpaca.data_url.trim_end_matches('/').to_string(),
         });
         client_config.requests_per_minute = alpaca.requests_per_minute;
-        let keys: AlpacaCredentials = credentials.alpaca()?;
+        let keys: AlpacaCredentials = credentials.alpaca_for(purpose.needs_keys())?;
         tracing::info!(
             key_id = %keys.key_id_source,
             secret_key = %keys.secret_key_source,

@@ -14,11 +14,15 @@ const BINARY: &str = "avwap-check";
 const AFTER_HELP: &str = "\
 Checks, one line each (OK|WARN|FAIL  <name>  <reason>), then a verdict line:
   execution.service        active (running), no automatic restarts since it was started
-  scan.timer               next run is the next weekday 08:30 America/New_York
-  execution-restart.timer  next run is the next weekday 08:40 America/New_York
+  scan.timer               next run is the one its installed OnCalendar= gives (any schedule;
+                           WARN without a time zone, or at/after the market open)
+  execution-restart.timer  the same, for its own OnCalendar=
   watchlist                the watchlist gate passes (its own message)
+  universe-cache           only when scan.service runs avwap-scan --provider alpaca: the
+                           cached holdings (members, age); WARN missing or > 7 days, FAIL > 30
   execution-process        exactly one avwap-execution process: the unit's main PID
-  tmux                     no tmux sessions
+  tmux                     no process in a tmux session (any user's) runs avwap-scan,
+                           avwap-execution, avwap-gate or the predecessor's entry point
   state-db                 PRAGMA quick_check of the state database (read-only)
   kill-switch              engaged (WARN) or off
   heartbeat                age of the execution loop's heartbeat (stale = FAIL while the market is open)
@@ -38,8 +42,7 @@ Exit codes:
   10  bad command line or configuration file
 
 Environment: AVWAP_CONFIG, AVWAP_STATE_DIR, RUST_LOG, AVWAP_LOG_FORMAT; for tests and unusual
-hosts AVWAP_SYSTEMCTL (the systemctl executable), AVWAP_TMUX (the tmux executable) and
-AVWAP_PROC_ROOT (default /proc).";
+hosts AVWAP_SYSTEMCTL (the systemctl executable) and AVWAP_PROC_ROOT (default /proc).";
 
 /// Print the health of the whole deployment.
 #[derive(Debug, Parser)]
@@ -58,7 +61,7 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Where log lines go (the report itself is always on stdout)
-    #[arg(long, value_enum, value_name = "FORMAT", env = logging::ENV_LOG_FORMAT, default_value_t = LogFormat::Auto)]
+    #[arg(long, value_enum, value_name = "FORMAT", env = logging::ENV_LOG_FORMAT, hide_env_values = true, default_value_t = LogFormat::Auto)]
     log_format: LogFormat,
 }
 

@@ -3,13 +3,11 @@
 //! arguments, sets up logging and calls the one library function of the command.
 
 use avwap::calendar::{Clock, SystemClock};
-use avwap::cli;
-use avwap::config::Mode;
+use avwap::cli::{self, AtFlag, ModeFlag};
 use avwap::execution::service::{self, Command, AFTER_HELP};
 use avwap::ops::logging::{self, LogFormat};
-use avwap::ops::notify;
-use avwap::ops::systemd::Systemctl;
-use clap::{Parser, Subcommand, ValueEnum};
+use avwap::ops::notify::{self, AlertCommand};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 const BINARY: &str = "avwap-execution";
@@ -27,29 +25,36 @@ struct Args {
     #[arg(long, value_name = "DIR", global = true)]
     state_dir: Option<PathBuf>,
     /// Log format: auto (journald under systemd, else text), text, json, journald
-    #[arg(long, value_enum, value_name = "FORMAT", env = logging::ENV_LOG_FORMAT, default_value_t = LogFormat::Auto, global = true)]
+    #[arg(long, value_enum, value_name = "FORMAT", env = logging::ENV_LOG_FORMAT, hide_env_values = true, default_value_t = LogFormat::Auto, global = true)]
     log_format: LogFormat,
-    /// Execution mode [env: AVWAP_MODE] [default: sim]
-    #[arg(long, value_enum, global = true)]
-    mode: Option<ModeArg>,
+    #[command(flatten)]
+    mode: ModeFlag,
     /// Run one cycle, then exit
     #[arg(long)]
     once: bool,
-    /// Run as if the time were this (RFC 3339, or YYYY-MM-DDTHH:MM New York); sim mode (and tests against a loopback fake)
-    #[arg(long, value_name = "TIME", global = true)]
-    at: Option<String>,
+    #[command(flatten)]
+    at: AtFlag,
 }
 
+/// `--mode` and `--at` are options of the commands they mean something for; given before a
+/// command (`avwap-execution --mode sim flatten`) they still apply.
 #[derive(Debug, Subcommand)]
 enum Sub {
     /// Close every position this system owns at the market (cancels its stops first)
-    Flatten,
+    Flatten {
+        #[command(flatten)]
+        mode: ModeFlag,
+        #[command(flatten)]
+        at: AtFlag,
+    },
     /// Broker-side kill switch (Alpaca suspend_trade): Alpaca refuses every new order of the
     /// account, protective stop changes included, until --resume; working stops stay
     SuspendTrading {
         /// Lift the suspension
         #[arg(long)]
         resume: bool,
+        #[command(flatten)]
+        mode: ModeFlag,
     },
     /// Print one session's decisions, orders, fills, stops and P&L
     Report {
@@ -67,6 +72,7 @@ enum Sub {
         what: AlertSub,
     },
     /// Simulate whole sessions of the demo data on the simulated broker and a simulated clock
+    /// (sim mode only)
     Simulate {
         /// First session (YYYY-MM-DD), within the demo data (2009-08-21..2010-08-20)
         #[arg(long)]
@@ -74,6 +80,8 @@ enum Sub {
         /// Number of sessions, carrying positions over
         #[arg(long, default_value_t = 1)]
         days: u32,
+        #[command(flatten)]
+        mode: ModeFlag,
     },
 }
 
@@ -96,25 +104,6 @@ enum AlertSub {
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Sim,
-    DryRun,
-    AlpacaPaper,
-    AlpacaLive,
-}
-
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
-        match m {
-            ModeArg::Sim => Mode::Sim,
-            ModeArg::DryRun => Mode::DryRun,
-            ModeArg::AlpacaPaper => Mode::AlpacaPaper,
-            ModeArg::AlpacaLive => Mode::AlpacaLive,
-        }
-    }
-}
-
 fn main() -> std::process::ExitCode {
     let args: Args = cli::parse_args();
     logging::init(BINARY, args.log_format);
@@ -122,39 +111,34 @@ fn main() -> std::process::ExitCode {
         Ok(config) => config,
         Err(e) => return cli::finish(BINARY, Err(e)),
     };
-    if let Some(mode) = args.mode {
+    let (mode, at) = match &args.command {
+        Some(Sub::Flatten { mode, at }) => (mode.mode, at.at.clone()),
+        Some(Sub::SuspendTrading { mode, .. } | Sub::Simulate { mode, .. }) => (mode.mode, None),
+        _ => (None, None),
+    };
+    if let Some(mode) = mode.or(args.mode.mode) {
         config.mode = mode.into();
     }
-    let clock: Box<dyn Clock> = match args.at.map(|at| service::fixed_clock(&config, &at)) {
+    let at = at.or(args.at.at);
+    let clock: Box<dyn Clock> = match at.map(|at| service::fixed_clock(&config, &at)) {
         None => Box::new(SystemClock),
         Some(Ok(fixed)) => Box::new(fixed),
         Some(Err(e)) => return cli::finish(BINARY, Err(e)),
     };
     let result = match args.command {
         None => service::run(&config, Command::Run { once: args.once }, clock.as_ref()),
-        Some(Sub::Flatten) => service::run(&config, Command::Flatten, clock.as_ref()),
+        Some(Sub::Flatten { .. }) => service::run(&config, Command::Flatten, clock.as_ref()),
         Some(Sub::Report { date, json }) => service::print_report(&config, date, json, clock.now()),
-        Some(Sub::SuspendTrading { resume }) => service::suspend_trading(&config, !resume),
+        Some(Sub::SuspendTrading { resume, .. }) => service::suspend_trading(&config, !resume),
         Some(Sub::Alert { what }) => {
-            let sent = match what {
-                AlertSub::Test => notify::test_alert(&config, &notify::host_name()),
-                AlertSub::UnitFailed { unit } => notify::unit_failed(
-                    &config,
-                    &unit,
-                    &avwap::credentials::process_env,
-                    &Systemctl::from_env(&avwap::credentials::process_env),
-                ),
-                AlertSub::Summary { date } => notify::day_summary(
-                    &config,
-                    date.unwrap_or_else(|| avwap::calendar::ny_date(clock.now())),
-                ),
+            let command = match what {
+                AlertSub::Test => AlertCommand::Test,
+                AlertSub::UnitFailed { unit } => AlertCommand::UnitFailed { unit },
+                AlertSub::Summary { date } => AlertCommand::Summary { date },
             };
-            if let Ok(text) = &sent {
-                println!("alert sent: {text}");
-            }
-            return cli::finish(BINARY, sent.map(|_| ()));
+            return cli::finish(BINARY, notify::run(&config, command, clock.now()));
         }
-        Some(Sub::Simulate { date, days }) => {
+        Some(Sub::Simulate { date, days, .. }) => {
             return cli::finish(BINARY, avwap::simulation::run(&config, date, days))
         }
     };

@@ -14,18 +14,24 @@ const BINARY: &str = "avwap-scan";
 
 /// Scan the universe and write today's watchlist.
 #[derive(Debug, Parser)]
-#[command(name = "avwap-scan", version, after_help = AFTER_HELP)]
+// The scan's options mean nothing to `import`: given with it they are an error, not ignored.
+#[command(
+    name = "avwap-scan",
+    version,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
     /// Configuration file [env: AVWAP_CONFIG]
     #[arg(long, value_name = "PATH", global = true)]
     config: Option<PathBuf>,
-    /// State directory [env: AVWAP_STATE_DIR] [default: /var/lib/avwap; with --demo a new temporary directory]
+    /// State directory [env: AVWAP_STATE_DIR] [default: /var/lib/avwap]
     #[arg(long, value_name = "DIR", global = true)]
     state_dir: Option<PathBuf>,
     /// Log format: auto (journald under systemd, else text), text, json, journald
-    #[arg(long, value_enum, value_name = "FORMAT", env = logging::ENV_LOG_FORMAT, default_value_t = LogFormat::Auto, global = true)]
+    #[arg(long, value_enum, value_name = "FORMAT", env = logging::ENV_LOG_FORMAT, hide_env_values = true, default_value_t = LogFormat::Auto, global = true)]
     log_format: LogFormat,
     /// Scan as if on the morning of this New York session (YYYY-MM-DD); only earlier bars are read
     #[arg(long, value_name = "DATE")]
@@ -36,7 +42,8 @@ struct Args {
     /// Long-format CSV (Date,Symbol,Open,High,Low,Close,Volume; .gz allowed) for --provider csv
     #[arg(long, value_name = "PATH")]
     csv: Option<PathBuf>,
-    /// Scan the bundled demo data set (S&P 500, 2009-08-21..2010-08-20) and print the table
+    /// Scan the bundled demo data set (S&P 500, 2009-08-21..2010-08-20) and print the table;
+    /// without --state-dir in a new temporary directory
     #[arg(long)]
     demo: bool,
 }

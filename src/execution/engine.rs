@@ -5,7 +5,7 @@
 //!    sequentially from a local book), then recorded: unknown order outcomes resolved, our
 //!    orders refreshed (fills), orders with our prefix that the journal lacks adopted, foreign
 //!    orders reported. A read that failed is never taken as "nothing there".
-//! 2. **Decide** — [`plan_cycle`](crate::execution::plan::plan_cycle) over the recorded state:
+//! 2. **Decide** — [`plan_cycle`] over the recorded state:
 //!    pure, no broker call.
 //! 3. **Write** — the plan carried out through the [`OrderDesk`] in priority order: protect
 //!    (every owned position's GTC stop for its full quantity), exit (stop-level exit, R2 exit,

@@ -38,10 +38,10 @@ pub const SIM_PATH_SEED: u64 = 20_100_809;
 pub const AFTER_HELP: &str = "\
 Modes: sim (default; built-in simulated broker, no credentials), dry-run, alpaca-paper,
 alpaca-live. An unknown mode is a configuration error, never live. dry-run reads Alpaca market
-data and records orders in a local book (dry_run_broker.sqlite), never sending them; the
-alpaca modes need the keys (credentials alpaca-key-id / alpaca-secret-key, or APCA_API_KEY_ID /
-APCA_API_SECRET_KEY) and alpaca-live also the account number in alpaca-live-account (or
-AVWAP_LIVE_ACCOUNT), which must match the account of the keys.
+data and records orders in a local book (dry_run_broker.sqlite), never sending them.
+dry-run, alpaca-paper and alpaca-live need the keys (credentials alpaca-key-id /
+alpaca-secret-key, or APCA_API_KEY_ID / APCA_API_SECRET_KEY); alpaca-live also the account
+number in alpaca-live-account (or AVWAP_LIVE_ACCOUNT), which must match the account of the keys.
 
 Kill switch: create the file KILL_SWITCH in the state directory (or set
 execution.kill_switch = true) to stop all new entries at once; exits and stops keep working.

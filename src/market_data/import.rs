@@ -148,7 +148,7 @@ impl std::fmt::Display for RejectedRow {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// Cannot be opened, is not a regular file, or is larger than [`MAX_FILE_BYTES`].
+    /// Cannot be opened, is not a regular file, or is larger than `MAX_FILE_BYTES` (256 MiB).
     #[error("{0}; nothing from this file was imported")]
     File(ReadError),
     #[error("{} holds more than {limit} bytes once decompressed; split it into smaller files (e.g. one per symbol or per year); nothing from this file was imported", path.display())]

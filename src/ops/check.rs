@@ -7,11 +7,12 @@
 //! |---|---|---|
 //! | `systemd` | (only reported when systemd is absent) | WARN "systemd not available: unit checks skipped" |
 //! | `execution.service` | active (running), no automatic restarts | WARN restarted/starting; FAIL inactive, failed, restarting, not installed |
-//! | `scan.timer` | next elapse = next weekday 08:30 New York | FAIL otherwise (inactive, nothing scheduled, other time) |
-//! | `execution-restart.timer` | next elapse = next weekday 08:40 New York | FAIL otherwise |
-//! | `watchlist` | the gate passes (its own message) | WARN stale before 08:30 or on a non-session day; FAIL otherwise |
+//! | `scan.timer` | next elapse = what the unit's `OnCalendar=` gives after now (any schedule: `services.avwap.schedules.scan`) | FAIL not installed, inactive, nothing scheduled, no `OnCalendar=`, next elapse off its own schedule; WARN no time zone in it, next run > 4 days away, at or after the market open, not enabled |
+//! | `execution-restart.timer` | the same, for its own `OnCalendar=` | the same |
+//! | `watchlist` | the gate passes (its own message) | WARN stale before today's scan (scan.timer's next run; 08:30 without systemd) or on a non-session day; FAIL otherwise |
+//! | `universe-cache` | (only when `scan.service` runs `avwap-scan --provider alpaca`) the cached holdings are valid and at most 7 days old: path, members, age, origin | WARN missing, unusable or older than 7 days; FAIL older than 30 days |
 //! | `execution-process` | exactly one `avwap-execution`, the unit's main PID | FAIL none / several / not the unit's; WARN none without systemd |
-//! | `tmux` | no tmux server or session | FAIL sessions or tmux processes exist |
+//! | `tmux` | no process inside a tmux session runs avwap (`avwap-scan`, `avwap-execution`, `avwap-gate`) or the predecessor's entry point; other tmux sessions are fine | FAIL such a process (any user's); WARN other users' processes hidden (`hidepid`) |
 //! | `state-db` | `PRAGMA quick_check` says ok | WARN no database yet; FAIL problems or unreadable |
 //! | `kill-switch` | off | WARN engaged |
 //! | `heartbeat` | fresh (≤ 3 × poll interval) | FAIL stale or missing while the market is open; WARN when closed |
@@ -28,36 +29,62 @@
 //! reported against the journal ([`Verdict`]), and `protective-stops` says "each with a
 //! working protective stop" only when a fresh verdict confirms it.
 
-use crate::calendar::{current_or_next_session, is_session, ny_date, ny_instant, NEW_YORK};
+use crate::calendar::{
+    current_or_next_session, is_session, ny_date, ny_instant, session, NEW_YORK,
+};
 use crate::config::Config;
 use crate::execution::db::{StateDb, DB_FILE, SCHEMA_VERSION};
 use crate::execution::process::KillSwitch;
 use crate::execution::verdict::{RowStatus, Verdict};
 use crate::gate::{check_watchlist, GateVerdict};
-use crate::ops::procs::{ProcTree, ProcessInfo};
+use crate::ops::procs::{ProcTree, ProcessInfo, Snapshot};
+use crate::ops::systemd::calendar::{CalendarError, CalendarSpec};
 use crate::ops::systemd::{
     Availability, Systemctl, SystemdError, SystemdQuery, UnitProperties, SERVICE_PROPERTIES,
     TIMER_PROPERTIES,
 };
-use chrono::{DateTime, Datelike, Duration, NaiveTime, Utc, Weekday};
+use crate::universe::{read_cache, CacheError, LoadOptions, UniverseSource};
+use chrono::{DateTime, NaiveTime, Utc};
 use serde::Serialize;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const EXECUTION_UNIT: &str = "execution.service";
 pub const SCAN_TIMER: &str = "scan.timer";
 pub const RESTART_TIMER: &str = "execution-restart.timer";
+pub const SCAN_UNIT: &str = "scan.service";
+/// What is asked of `scan.service`: whether it is installed and how it runs the scan.
+pub const SCAN_SERVICE_PROPERTIES: &[&str] = &["LoadState", "ExecStart"];
+/// The universe cache is stale (WARN) when older than this many days ...
+pub const UNIVERSE_CACHE_WARN_DAYS: i64 = 7;
+/// ... and fails when older than this many.
+pub const UNIVERSE_CACHE_FAIL_DAYS: i64 = 30;
 pub const EXECUTION_BINARY: &str = "avwap-execution";
-/// `scan.timer` fires Mon–Fri at this New York time ...
+/// The scan's default New York time (`services.avwap.schedules.scan`), assumed for the
+/// watchlist check only when `scan.timer` cannot be read.
 pub const SCAN_TIME: (u32, u32) = (8, 30);
-/// ... and `execution-restart.timer` at this one.
-pub const RESTART_TIME: (u32, u32) = (8, 40);
-/// A timer's next elapse may differ from the expected instant by this much (AccuracySec).
+/// A timer's next elapse may differ from the one its `OnCalendar=` gives by this much
+/// (AccuracySec).
 pub const TIMER_TOLERANCE_SECONDS: i64 = 60;
+/// A timer whose next run is further away than this does not run every weekday.
+pub const TIMER_MAX_GAP_DAYS: i64 = 4;
 /// The heartbeat is stale after this many poll intervals.
 pub const HEARTBEAT_INTERVALS: u64 = 3;
-/// Env var naming the tmux executable (default: `tmux` on `PATH`).
-pub const ENV_TMUX: &str = "AVWAP_TMUX";
+/// The binaries that run under systemd only: one of them inside a tmux session fails the
+/// `tmux` check (`avwap-check` itself may run anywhere).
+pub const SYSTEMD_ONLY_BINARIES: [&str; 3] = ["avwap-scan", "avwap-execution", "avwap-gate"];
+/// The predecessor's entry points (reference upstream-execution.md): its execution loop as a
+/// module, `python -m execution_v2.execution_main` ...
+pub const PREDECESSOR_MODULES: [&str; 1] = ["execution_v2.execution_main"];
+/// ... and the scripts Python ran by path: that loop (`execution_v2/execution_main.py`), the
+/// scan (`run_scan.py`) and the deprecated V1 loop and orchestrator (`execution.py`,
+/// `sentinel.py`).
+pub const PREDECESSOR_SCRIPTS: [&str; 4] = [
+    "execution_main.py",
+    "run_scan.py",
+    "execution.py",
+    "sentinel.py",
+];
 
 /// One check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -177,92 +204,6 @@ impl Report {
     }
 }
 
-/// What tmux said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TmuxAnswer {
-    NotInstalled,
-    NoServer,
-    Sessions(Vec<String>),
-    Error(String),
-}
-
-/// `tmux ls` for the user running the check (`AVWAP_TMUX` names the executable).
-#[derive(Debug, Clone)]
-pub struct Tmux {
-    program: PathBuf,
-    path_var: Option<String>,
-}
-
-impl Tmux {
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Tmux {
-        Tmux {
-            program: PathBuf::from(
-                env(ENV_TMUX)
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or_else(|| "tmux".into()),
-            ),
-            path_var: env("PATH"),
-        }
-    }
-
-    fn resolve(&self) -> Option<PathBuf> {
-        if self.program.components().count() > 1 || self.program.is_absolute() {
-            return self.program.is_file().then(|| self.program.clone());
-        }
-        std::env::split_paths(self.path_var.as_deref()?)
-            .map(|d| d.join(&self.program))
-            .find(|p| p.is_file())
-    }
-
-    pub fn sessions(&self) -> TmuxAnswer {
-        let Some(program) = self.resolve() else {
-            return TmuxAnswer::NotInstalled;
-        };
-        let child = std::process::Command::new(&program)
-            .arg("ls")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => return TmuxAnswer::Error(format!("cannot run {}: {e}", program.display())),
-        };
-        let out = match crate::ops::systemd::wait_with_timeout(
-            &mut child,
-            std::time::Duration::from_secs(5),
-        ) {
-            Ok(o) => o,
-            Err(e) => return TmuxAnswer::Error(format!("tmux ls: {e}")),
-        };
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.success {
-            let names: Vec<String> = stdout
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| l.split(':').next().unwrap_or(l).to_string())
-                .collect();
-            if names.is_empty() {
-                TmuxAnswer::NoServer
-            } else {
-                TmuxAnswer::Sessions(names)
-            }
-        } else if stderr.contains("no server running")
-            || stderr.contains("error connecting to")
-            || stderr.contains("no sessions")
-        {
-            TmuxAnswer::NoServer
-        } else {
-            TmuxAnswer::Error(format!(
-                "tmux ls failed ({}): {}",
-                out.status,
-                stderr.trim()
-            ))
-        }
-    }
-}
-
 /// How `avwap-check` reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CheckOptions {
@@ -272,9 +213,9 @@ pub struct CheckOptions {
     pub strict: bool,
 }
 
-/// `avwap-check`: run every check against this host at `now` (systemctl, `/proc` and tmux as
-/// `env` names them: `AVWAP_SYSTEMCTL`, `AVWAP_PROC_ROOT`, `AVWAP_TMUX`), print the report on
-/// stdout and return the process exit code (0 OK, 1 FAIL, 2 WARN).
+/// `avwap-check`: run every check against this host at `now` (systemctl and `/proc` as `env`
+/// names them: `AVWAP_SYSTEMCTL`, `AVWAP_PROC_ROOT`), print the report on stdout and return
+/// the process exit code (0 OK, 1 FAIL, 2 WARN).
 pub fn run(
     config: &Config,
     options: CheckOptions,
@@ -283,13 +224,11 @@ pub fn run(
 ) -> u8 {
     let systemd = Systemctl::from_env(env);
     let procs = ProcTree::from_env(env);
-    let tmux = Tmux::from_env(env);
     let ctx = CheckContext {
         config,
         now,
         systemd: &systemd,
         procs: &procs,
-        tmux: &tmux,
     };
     let mut report = run_checks(&ctx);
     if options.strict {
@@ -318,7 +257,6 @@ pub struct CheckContext<'a> {
     pub now: DateTime<Utc>,
     pub systemd: &'a dyn SystemdQuery,
     pub procs: &'a ProcTree,
-    pub tmux: &'a Tmux,
 }
 
 /// Run every check.
@@ -327,6 +265,8 @@ pub fn run_checks(ctx: &CheckContext<'_>) -> Report {
 
     // systemd: the unit and the two timers, or one WARN saying they were skipped.
     let mut execution_unit: Option<UnitProperties> = None;
+    // When the installed scan.timer runs next (for the watchlist: is today's scan still due?).
+    let mut scan_next: Option<DateTime<Utc>> = None;
     let mut systemd_ok = true;
     match ctx.systemd.availability() {
         Availability::Unavailable(reason) => {
@@ -349,9 +289,14 @@ pub fn run_checks(ctx: &CheckContext<'_>) -> Report {
                 }
             }
             if systemd_ok {
-                for (timer, at) in [(SCAN_TIMER, SCAN_TIME), (RESTART_TIMER, RESTART_TIME)] {
+                for timer in [SCAN_TIMER, RESTART_TIMER] {
                     let (status, message) = match ctx.systemd.show(timer, TIMER_PROPERTIES) {
-                        Ok(props) => judge_timer(&props, ctx.now, at),
+                        Ok(props) => {
+                            if timer == SCAN_TIMER && props.active_state() == "active" {
+                                scan_next = props.next_elapse().ok().flatten();
+                            }
+                            judge_timer(&props, ctx.now)
+                        }
                         Err(e) => (Status::Fail, e.to_string()),
                     };
                     checks.push(CheckResult::new(timer, status, message));
@@ -360,13 +305,16 @@ pub fn run_checks(ctx: &CheckContext<'_>) -> Report {
         }
     }
 
-    checks.push(check_watchlist_gate(ctx.config, ctx.now));
+    checks.push(check_watchlist_gate(ctx.config, ctx.now, scan_next));
+    if systemd_ok && scans_with_alpaca(ctx.systemd) {
+        checks.push(check_universe_cache(ctx.config, ctx.now));
+    }
     checks.push(check_process(
         ctx.procs,
         systemd_ok.then_some(execution_unit.as_ref()).flatten(),
         systemd_ok,
     ));
-    checks.push(check_tmux(ctx.tmux, ctx.procs));
+    checks.push(check_tmux(ctx.procs));
 
     let db_path = ctx.config.state_dir.join(DB_FILE);
     let (db_check, db) = check_state_db(&db_path);
@@ -536,19 +484,6 @@ pub fn judge_service(p: &UnitProperties) -> (Status, String) {
     }
 }
 
-/// The next weekday (Mon–Fri) `hh:mm` New York strictly after `now`, as systemd computes
-/// `OnCalendar=Mon..Fri hh:mm America/New_York` (timers do not know holidays).
-pub fn next_weekday_at(now: DateTime<Utc>, (hour, minute): (u32, u32)) -> DateTime<Utc> {
-    let time = NaiveTime::from_hms_opt(hour, minute, 0).unwrap_or(NaiveTime::MIN);
-    let today = ny_date(now);
-    (0..=7)
-        .map(|d| today + Duration::days(d))
-        .filter(|date| !matches!(date.weekday(), Weekday::Sat | Weekday::Sun))
-        .map(|date| ny_instant(date, time))
-        .find(|t| *t > now)
-        .unwrap_or_else(|| ny_instant(today + Duration::days(7), time))
-}
-
 /// A New York wall-clock rendering with the UTC instant: `Mon 2026-11-30 08:30 EST (13:30 UTC)`.
 pub fn ny_and_utc(t: DateTime<Utc>) -> String {
     format!(
@@ -558,15 +493,18 @@ pub fn ny_and_utc(t: DateTime<Utc>) -> String {
     )
 }
 
-/// A timer: active, and its next elapse is the next weekday's `at` New York.
-pub fn judge_timer(p: &UnitProperties, now: DateTime<Utc>, at: (u32, u32)) -> (Status, String) {
+/// A timer: installed, active, and its next elapse is the one the `OnCalendar=` its unit
+/// declares gives after `now` (evaluated here, [`CalendarSpec`]; an expression that is not
+/// evaluated here is reported and trusted). WARN when the schedule has no time zone, does not
+/// run within [`TIMER_MAX_GAP_DAYS`], or runs at or after the market open of its session.
+pub fn judge_timer(p: &UnitProperties, now: DateTime<Utc>) -> (Status, String) {
     let unit = &p.unit;
-    let want = format!("Mon..Fri {:02}:{:02} America/New_York", at.0, at.1);
     if p.load_state() != "loaded" {
         return (
             Status::Fail,
             format!(
-                "not installed (LoadState={}): install the avwap units; it should run {want}",
+                "not installed (LoadState={}): install the avwap units (NixOS: \
+                 services.avwap.enable = true)",
                 if p.load_state().is_empty() {
                     "unknown"
                 } else {
@@ -585,55 +523,131 @@ pub fn judge_timer(p: &UnitProperties, now: DateTime<Utc>, at: (u32, u32)) -> (S
         );
     }
     let calendar = p.on_calendar();
-    let calendar_text = if calendar.is_empty() {
-        String::new()
-    } else {
-        format!(" (OnCalendar={})", calendar.join("; "))
-    };
-    let expected = next_weekday_at(now, at);
-    match p.next_elapse() {
-        Err(e) => (Status::Fail, format!("cannot read the next elapse: {e}")),
-        Ok(None) => (
+    if calendar.is_empty() {
+        return (
             Status::Fail,
             format!(
-                "active but nothing is scheduled (NextElapseUSecRealtime=n/a){calendar_text}; \
-                 expected {} ({want})",
-                ny_and_utc(expected)
+                "active but it declares no OnCalendar= schedule (TimersCalendar is empty): the \
+                 avwap units set one (NixOS: services.avwap.schedules); systemctl cat {unit}"
             ),
-        ),
-        Ok(Some(next)) if (next - expected).num_seconds().abs() <= TIMER_TOLERANCE_SECONDS => {
-            let enabled = not_enabled(p);
-            let status = if enabled.is_empty() {
-                Status::Ok
-            } else {
-                Status::Warn
-            };
-            (status, format!("next run {}{enabled}", ny_and_utc(next)))
-        }
-        Ok(Some(next)) => (
-            Status::Fail,
-            format!(
-                "next run {}, expected {}{calendar_text}: the timer should be {want}",
-                ny_and_utc(next),
-                ny_and_utc(expected)
-            ),
-        ),
+        );
     }
+    let declared = format!("OnCalendar={}", calendar.join("; OnCalendar="));
+    let next = match p.next_elapse() {
+        Err(e) => return (Status::Fail, format!("cannot read the next elapse: {e}")),
+        Ok(None) => {
+            return (
+                Status::Fail,
+                format!(
+                    "active but nothing is scheduled (NextElapseUSecRealtime=n/a; {declared}): \
+                     systemctl restart {unit}"
+                ),
+            )
+        }
+        Ok(Some(next)) => next,
+    };
+    let specs: Result<Vec<CalendarSpec>, CalendarError> =
+        calendar.iter().map(|c| CalendarSpec::parse(c)).collect();
+    let mut notes: Vec<(Status, String)> = Vec::new();
+    match specs {
+        Ok(specs) => {
+            let expected = specs.iter().filter_map(|s| s.next_after(now)).min();
+            match expected {
+                Some(e) if (next - e).num_seconds().abs() <= TIMER_TOLERANCE_SECONDS => {}
+                Some(e) => {
+                    return (
+                        Status::Fail,
+                        format!(
+                            "next run {}, but its {declared} gives {} after now: systemd's \
+                             schedule is out of date (clock or time zone changed?); systemctl \
+                             restart {unit}",
+                            ny_and_utc(next),
+                            ny_and_utc(e)
+                        ),
+                    )
+                }
+                None => {
+                    return (
+                        Status::Fail,
+                        format!(
+                            "next run {}, but its {declared} gives no run in the next nine years",
+                            ny_and_utc(next)
+                        ),
+                    )
+                }
+            }
+        }
+        Err(e) if e.reason.starts_with("no time zone") => notes.push((
+            Status::Warn,
+            format!(
+                "{e}: it runs at that time of the host's zone, not New York's; write the zone, \
+                 e.g. Mon..Fri 08:30 America/New_York"
+            ),
+        )),
+        Err(e) => notes.push((
+            Status::Ok,
+            format!("{e}; the next run is systemd's computation"),
+        )),
+    }
+    let gap = (next - now).num_days();
+    if gap > TIMER_MAX_GAP_DAYS {
+        notes.push((
+            Status::Warn,
+            format!(
+                "the next run is {gap} days away: the scan and the restart must run every \
+                 weekday"
+            ),
+        ));
+    }
+    if let Ok(Some(session)) = session(ny_date(next)) {
+        if next >= session.open {
+            notes.push((
+                Status::Warn,
+                format!(
+                    "it runs at or after the market open ({}) of that session: {}",
+                    ny_and_utc(session.open),
+                    if unit == SCAN_TIMER {
+                        "the watchlist is written after trading starts"
+                    } else {
+                        "execution is restarted while the market is open"
+                    }
+                ),
+            ));
+        }
+    }
+    let enabled = not_enabled(p);
+    if !enabled.is_empty() {
+        notes.push((Status::Warn, enabled.trim_start_matches("; ").to_string()));
+    }
+    let status = notes.iter().map(|n| n.0).max().unwrap_or(Status::Ok);
+    let mut message = format!("next run {}, as its {declared} gives", ny_and_utc(next));
+    for (_, note) in notes {
+        message.push_str("; ");
+        message.push_str(&note);
+    }
+    (status, message)
 }
 
-/// The gate's own verdict and message. A stale watchlist is only a WARN before the morning
-/// scan or on a day without a session.
-pub fn check_watchlist_gate(config: &Config, now: DateTime<Utc>) -> CheckResult {
+/// The gate's own verdict and message. A stale watchlist is only a WARN before today's scan
+/// (`scan_next`, the installed scan.timer's next run, when it is today; without it the default
+/// [`SCAN_TIME`]) or on a day without a session.
+pub fn check_watchlist_gate(
+    config: &Config,
+    now: DateTime<Utc>,
+    scan_next: Option<DateTime<Utc>>,
+) -> CheckResult {
     let verdict = check_watchlist(&config.watchlist_path(), now);
     let message = verdict.message();
     let status = match &verdict {
         GateVerdict::Fresh { .. } => Status::Ok,
         GateVerdict::Stale { .. } | GateVerdict::WrongSession { .. } => {
             let today = ny_date(now);
-            let scan_at = ny_instant(
-                today,
-                NaiveTime::from_hms_opt(SCAN_TIME.0, SCAN_TIME.1, 0).unwrap_or(NaiveTime::MIN),
-            );
+            let scan_at = scan_next.unwrap_or_else(|| {
+                ny_instant(
+                    today,
+                    NaiveTime::from_hms_opt(SCAN_TIME.0, SCAN_TIME.1, 0).unwrap_or(NaiveTime::MIN),
+                )
+            });
             match is_session(today) {
                 Ok(false) => {
                     return CheckResult::new(
@@ -644,11 +658,14 @@ pub fn check_watchlist_gate(config: &Config, now: DateTime<Utc>) -> CheckResult 
                         ),
                     )
                 }
-                Ok(true) if now < scan_at => {
+                Ok(true) if now < scan_at && ny_date(scan_at) == today => {
                     return CheckResult::new(
                         "watchlist",
                         Status::Warn,
-                        format!("{message} (today's scan runs at 08:30 New York)"),
+                        format!(
+                            "{message} (today's scan runs at {} New York)",
+                            scan_at.with_timezone(&NEW_YORK).format("%H:%M")
+                        ),
                     )
                 }
                 _ => Status::Fail,
@@ -657,6 +674,99 @@ pub fn check_watchlist_gate(config: &Config, now: DateTime<Utc>) -> CheckResult 
         _ => Status::Fail,
     };
     CheckResult::new("watchlist", status, message)
+}
+
+/// Whether the installed `scan.service` runs `avwap-scan --provider alpaca` (the only scan that
+/// loads the universe, and so the only one with a universe cache).
+pub fn scans_with_alpaca(systemd: &dyn SystemdQuery) -> bool {
+    let Ok(props) = systemd.show(SCAN_UNIT, SCAN_SERVICE_PROPERTIES) else {
+        return false;
+    };
+    props.load_state() == "loaded"
+        && props.exec_start_argv().iter().any(|argv| {
+            let scan = argv
+                .first()
+                .is_some_and(|p| p.rsplit('/').next() == Some("avwap-scan"));
+            let alpaca = argv
+                .windows(2)
+                .any(|w| w[0] == "--provider" && w[1] == "alpaca")
+                || argv.iter().any(|a| a == "--provider=alpaca");
+            scan && alpaca
+        })
+}
+
+/// The universe cache of `--provider alpaca` (`<state_dir>/universe_cache.csv`, read and
+/// validated as the scan would, nothing written): OK with its members and age; WARN when
+/// missing (no fetch of `scan.universe.source` has succeeded yet), unusable, or older than
+/// [`UNIVERSE_CACHE_WARN_DAYS`]; FAIL older than [`UNIVERSE_CACHE_FAIL_DAYS`] (the source has
+/// failed for a month and the scan runs on that copy). The predecessor's deploy script
+/// checked that its holdings cache existed.
+pub fn check_universe_cache(config: &Config, now: DateTime<Utc>) -> CheckResult {
+    const NAME: &str = "universe-cache";
+    let mut opts = LoadOptions::new(None, &config.state_dir);
+    opts.min_members = config.scan.universe.min_members;
+    let fallback = "if scan.universe.source fails, the scan falls back to Alpaca's asset list \
+                    (not the Russell 3000)";
+    let universe = match read_cache(&opts, now) {
+        Ok(u) => u,
+        Err(CacheError::Missing(path)) => {
+            return CheckResult::new(
+                NAME,
+                Status::Warn,
+                format!(
+                    "no universe cache at {} yet: the next scan fetches scan.universe.source and \
+                     caches it; until then {fallback}",
+                    path.display()
+                ),
+            )
+        }
+        Err(CacheError::Unusable(why)) => {
+            return CheckResult::new(
+                NAME,
+                Status::Warn,
+                format!(
+                    "{why}: the scan cannot fall back to it; the next successful fetch of \
+                     scan.universe.source replaces it, until then {fallback}"
+                ),
+            )
+        }
+    };
+    let (fetched_at, origin) = match &universe.source {
+        UniverseSource::Cache {
+            fetched_at, origin, ..
+        } => (*fetched_at, origin.as_str()),
+        _ => (now, "unknown origin"),
+    };
+    let age = (now - fetched_at).num_seconds();
+    let as_of = universe
+        .as_of
+        .map(|d| format!(", holdings as of {d}"))
+        .unwrap_or_default();
+    let text = format!(
+        "{}: {} members{as_of}, fetched {} ago ({}) from {origin}",
+        opts.cache_path().display(),
+        universe.len(),
+        human_age(age),
+        ny_and_utc(fetched_at)
+    );
+    if age > UNIVERSE_CACHE_WARN_DAYS * 86_400 {
+        let status = if age > UNIVERSE_CACHE_FAIL_DAYS * 86_400 {
+            Status::Fail
+        } else {
+            Status::Warn
+        };
+        return CheckResult::new(
+            NAME,
+            status,
+            format!(
+                "{text}: older than {UNIVERSE_CACHE_WARN_DAYS} days, so scan.universe.source has \
+                 not been fetched since and the scans use this copy; journalctl -u {SCAN_UNIT} \
+                 and scan.json's universe_source say why (FAIL after \
+                 {UNIVERSE_CACHE_FAIL_DAYS} days)"
+            ),
+        );
+    }
+    CheckResult::new(NAME, Status::Ok, text)
 }
 
 /// Exactly one `avwap-execution` process, and (with systemd) it is the unit's main process.
@@ -772,60 +882,168 @@ pub fn check_process(
     }
 }
 
-/// No tmux sessions: `tmux ls` for this user, plus tmux processes of any user in `/proc`.
-pub fn check_tmux(tmux: &Tmux, procs: &ProcTree) -> CheckResult {
-    const NAME: &str = "tmux";
-    // The server renames itself "tmux: server"; exe is /usr/bin/tmux when readable.
-    let processes: Vec<ProcessInfo> = procs
-        .processes()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| {
-            p.runs("tmux")
-                || (p.exe.is_none() && p.comm.as_deref().is_some_and(|c| c.starts_with("tmux: ")))
-        })
-        .collect();
-    let pids = processes
+/// A tmux process: the server (`tmux: server` once started) or a client. The executable's
+/// name decides when readable, else `comm` (another user's process).
+pub fn is_tmux(p: &ProcessInfo) -> bool {
+    p.runs("tmux") || p.comm.as_deref().is_some_and(|c| c.starts_with("tmux: "))
+}
+
+/// What avwap program `p` runs, if any: one of [`SYSTEMD_ONLY_BINARIES`] (by executable, see
+/// [`ProcessInfo::runs`]) or the predecessor's entry point (see [`predecessor_entry`]).
+pub fn avwap_program(p: &ProcessInfo) -> Option<String> {
+    SYSTEMD_ONLY_BINARIES
         .iter()
-        .map(|p| p.pid.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let answer = tmux.sessions();
-    let fix = "avwap runs under systemd only: end them (tmux kill-server, as each user) \
-               after moving anything still running there into the units";
-    match (&answer, processes.is_empty()) {
-        (TmuxAnswer::Sessions(names), _) => CheckResult::new(
+        .find(|b| p.runs(b))
+        .map(|b| b.to_string())
+        .or_else(|| predecessor_entry(&p.cmdline))
+}
+
+/// The predecessor's entry point when `argv` is Python running it: `python … -m
+/// execution_v2.execution_main …` or `python … <dir>/run_scan.py …` (any `python*`
+/// interpreter, options before the module or script skipped). A script that merely has the
+/// name as an argument (`vim run_scan.py`, `python3 -c …`) is not one.
+pub fn predecessor_entry(argv: &[String]) -> Option<String> {
+    let (program, args) = argv.split_first()?;
+    let file_name = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    if !file_name(program).starts_with("python") {
+        return None;
+    }
+    let module = |m: &str| {
+        PREDECESSOR_MODULES
+            .contains(&m)
+            .then(|| format!("python -m {m}"))
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let Some(flags) = arg.strip_prefix('-') else {
+            let name = file_name(arg);
+            return PREDECESSOR_SCRIPTS
+                .contains(&name.as_str())
+                .then(|| format!("python {arg}"));
+        };
+        if let Some(long) = flags.strip_prefix('-') {
+            if long == "check-hash-based-pycs" {
+                args.next();
+            }
+            continue;
+        }
+        // `-` alone: the program comes from stdin.
+        if flags.is_empty() {
+            return None;
+        }
+        // A cluster of short options (`-uB`); `-c` ends it with code, `-m` with a module,
+        // `-W`/`-X` with a value (attached, or the next argument).
+        for (i, flag) in flags.char_indices() {
+            let rest = &flags[i + flag.len_utf8()..];
+            match flag {
+                'c' => return None,
+                'm' if rest.is_empty() => return args.next().and_then(|m| module(m)),
+                'm' => return module(rest),
+                'W' | 'X' => {
+                    if rest.is_empty() {
+                        args.next();
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// No avwap program inside tmux: the processes below a tmux server (the panes' shells and what
+/// they started), of any user, read from the process table (see [`judge_tmux`]).
+pub fn check_tmux(procs: &ProcTree) -> CheckResult {
+    match procs.snapshot() {
+        Ok(snapshot) => judge_tmux(&snapshot),
+        Err(e) => CheckResult::new(
+            "tmux",
+            Status::Warn,
+            format!("cannot list processes in {}: {e}", procs.root().display()),
+        ),
+    }
+}
+
+/// FAIL when a process below a tmux process runs avwap ([`avwap_program`]); a tmux session
+/// running anything else is fine (an informational OK). WARN when the table is incomplete
+/// (another user's processes hidden) and nothing was found.
+pub fn judge_tmux(snapshot: &Snapshot) -> CheckResult {
+    const NAME: &str = "tmux";
+    let uid = |p: &ProcessInfo| {
+        p.uid
+            .map_or_else(|| "uid ?".to_string(), |u| format!("uid {u}"))
+    };
+    let servers: Vec<&ProcessInfo> = snapshot
+        .iter()
+        .filter(|p| is_tmux(p) && p.comm.as_deref() != Some("tmux: client"))
+        .collect();
+    let mut inside = 0usize;
+    let mut offenders: Vec<(&ProcessInfo, &ProcessInfo, String)> = Vec::new();
+    for p in snapshot.iter().filter(|p| !is_tmux(p)) {
+        let Some(server) = snapshot.nearest_ancestor(p, is_tmux) else {
+            continue;
+        };
+        inside += 1;
+        if let Some(program) = avwap_program(p) {
+            offenders.push((p, server, program));
+        }
+    }
+    if !offenders.is_empty() {
+        let listed = offenders
+            .iter()
+            .map(|(p, server, program)| {
+                format!(
+                    "pid {} {program} ({}, in the tmux of pid {} {})",
+                    p.pid,
+                    uid(p),
+                    server.pid,
+                    uid(server)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let pids = offenders
+            .iter()
+            .map(|(p, _, _)| p.pid.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        return CheckResult::new(
             NAME,
             Status::Fail,
             format!(
-                "{} tmux session(s): {}{}; {fix}",
-                names.len(),
-                names.join(", "),
-                if pids.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (tmux processes: pid {pids})")
-                }
+                "{} avwap process(es) run inside tmux: {listed}; avwap runs under systemd only: \
+                 stop them (kill {pids}, as root or their user) and let the units run them \
+                 (systemctl start scan.service, systemctl start {EXECUTION_UNIT})",
+                offenders.len()
             ),
-        ),
-        (_, false) => CheckResult::new(
-            NAME,
-            Status::Fail,
-            format!("tmux is running (pid {pids}), possibly as another user; {fix}"),
-        ),
-        (TmuxAnswer::NotInstalled, true) => {
-            CheckResult::new(NAME, Status::Ok, "no tmux sessions (tmux is not installed)")
-        }
-        (TmuxAnswer::NoServer, true) => CheckResult::new(
-            NAME,
-            Status::Ok,
-            "no tmux sessions (no tmux server running)",
-        ),
-        (TmuxAnswer::Error(e), true) => CheckResult::new(
-            NAME,
-            Status::Warn,
-            format!("no tmux processes, but tmux ls failed: {e}"),
-        ),
+        );
+    }
+    let hidden = if snapshot.sees_everything() {
+        None
+    } else {
+        Some(
+            "other users' processes are hidden from this user (pid 1 or its parent is not \
+             readable: /proc mounted with hidepid=?): run avwap-check as root to see every \
+             tmux session",
+        )
+    };
+    let seen = if servers.is_empty() {
+        "no tmux server running".to_string()
+    } else {
+        format!(
+            "tmux server(s) {}: none of the {inside} process(es) in their sessions runs avwap \
+             (sessions running other programs are fine)",
+            servers
+                .iter()
+                .map(|s| format!("pid {} ({})", s.pid, uid(s)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    match hidden {
+        None => CheckResult::new(NAME, Status::Ok, seen),
+        Some(why) => CheckResult::new(NAME, Status::Warn, format!("{seen}; but {why}")),
     }
 }
 
@@ -1404,6 +1622,8 @@ pub fn check_reconciliation(
 mod tests {
     use super::*;
     use crate::ops::systemd::FixtureSystemd;
+    use chrono::Duration;
+    use std::path::PathBuf;
 
     const REC: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -1417,27 +1637,6 @@ mod tests {
     fn recorded(unit: &str, path: &str) -> UnitProperties {
         let text = std::fs::read_to_string(format!("{REC}/{path}")).unwrap();
         UnitProperties::parse(unit, &text)
-    }
-
-    #[test]
-    fn next_weekday_matches_systemd_analyze() {
-        // `systemd-analyze calendar --base-time=B 'Mon..Fri 08:30 America/New_York'` (252),
-        // across a weekend, both DST changes and New Year.
-        let cases = [
-            ("2026-11-27T13:35:00Z", SCAN_TIME, "2026-11-30T13:30:00Z"),
-            ("2026-11-27T13:35:00Z", RESTART_TIME, "2026-11-27T13:40:00Z"),
-            ("2026-11-27T13:25:00Z", SCAN_TIME, "2026-11-27T13:30:00Z"),
-            ("2026-03-06T14:00:00Z", SCAN_TIME, "2026-03-09T12:30:00Z"),
-            ("2026-03-06T14:00:00Z", RESTART_TIME, "2026-03-09T12:40:00Z"),
-            ("2026-10-30T13:00:00Z", SCAN_TIME, "2026-11-02T13:30:00Z"),
-            ("2026-12-31T23:00:00Z", SCAN_TIME, "2027-01-01T13:30:00Z"),
-            ("2026-11-29T02:52:56Z", SCAN_TIME, "2026-11-30T13:30:00Z"),
-            // Exactly at the elapse: the next one.
-            ("2026-11-30T13:30:00Z", SCAN_TIME, "2026-12-01T13:30:00Z"),
-        ];
-        for (now, at, want) in cases {
-            assert_eq!(next_weekday_at(utc(now), at), utc(want), "{now} {at:?}");
-        }
     }
 
     #[test]
@@ -1521,62 +1720,173 @@ mod tests {
         let (s, m) = judge_timer(
             &recorded(SCAN_TIMER, "run2/healthy/show-scan.timer.txt"),
             now,
-            SCAN_TIME,
         );
         assert_eq!(s, Status::Ok, "{m}");
-        assert_eq!(m, "next run Mon 2026-11-30 08:30 EST (13:30 UTC)");
-        let (s, _) = judge_timer(
+        assert_eq!(
+            m,
+            "next run Mon 2026-11-30 08:30 EST (13:30 UTC), as its OnCalendar=Mon..Fri *-*-* \
+             08:30:00 America/New_York gives"
+        );
+        let (s, m) = judge_timer(
             &recorded(
                 RESTART_TIMER,
                 "run2/healthy/show-execution-restart.timer.txt",
             ),
             now,
-            RESTART_TIME,
         );
-        assert_eq!(s, Status::Ok);
-        // The two timers swapped: each is wrong for the other's time.
-        let (s, _) = judge_timer(
-            &recorded(SCAN_TIMER, "run2/healthy/show-execution-restart.timer.txt"),
-            now,
-            SCAN_TIME,
-        );
-        assert_eq!(s, Status::Fail);
+        assert_eq!(s, Status::Ok, "{m}");
+        // A drop-in moved the scan to 09:30: its own schedule, but at the open of the session.
         let (s, m) = judge_timer(
             &recorded(SCAN_TIMER, "run2/wrong-schedule/show-scan.timer.txt"),
             now,
-            SCAN_TIME,
         );
-        assert_eq!(s, Status::Fail);
-        assert!(m.contains("09:30:00 America/New_York"), "{m}");
+        assert_eq!(s, Status::Warn, "{m}");
+        assert!(
+            m.starts_with(
+                "next run Mon 2026-11-30 09:30 EST (14:30 UTC), as its OnCalendar=Mon..Fri \
+                 *-*-* 09:30:00 America/New_York gives; it runs at or after the market open \
+                 (Mon 2026-11-30 09:30 EST (14:30 UTC)) of that session: the watchlist is \
+                 written after trading starts"
+            ),
+            "{m}"
+        );
         // A day later the same recording is stale: computed against now, not matched as text.
-        let (s, _) = judge_timer(
+        let (s, m) = judge_timer(
             &recorded(SCAN_TIMER, "run2/healthy/show-scan.timer.txt"),
             utc("2026-11-30T14:00:00Z"),
-            SCAN_TIME,
         );
-        assert_eq!(s, Status::Fail);
-        let (s, m) = judge_timer(
-            &recorded(RESTART_TIMER, "run1/show-timer-stopped.txt"),
-            now,
-            RESTART_TIME,
+        assert_eq!(s, Status::Fail, "{m}");
+        assert!(
+            m.contains("gives Tue 2026-12-01 08:30 EST (13:30 UTC) after now"),
+            "{m}"
         );
+        let (s, m) = judge_timer(&recorded(RESTART_TIMER, "run1/show-timer-stopped.txt"), now);
         assert_eq!(s, Status::Fail);
         assert!(m.contains("not active"), "{m}");
         let (s, m) = judge_timer(
             &recorded("avwap-nonexistent.timer", "run1/show-not-found.timer.txt"),
             now,
-            SCAN_TIME,
         );
         assert_eq!(s, Status::Fail);
         assert!(m.contains("not installed"), "{m}");
         // systemctl run without TZ=UTC on a New York host: refused, not misread.
-        let (s, m) = judge_timer(
-            &recorded(SCAN_TIMER, "run1/show-scan.timer-TZ-NY.txt"),
-            now,
-            SCAN_TIME,
-        );
+        let (s, m) = judge_timer(&recorded(SCAN_TIMER, "run1/show-scan.timer-TZ-NY.txt"), now);
         assert_eq!(s, Status::Fail);
         assert!(m.contains("expected UTC"), "{m}");
+    }
+
+    /// `systemctl show scan.timer` of an active timer with these `OnCalendar=` expressions
+    /// and this next elapse (systemd's format).
+    fn timer(unit: &str, calendars: &[&str], next: &str) -> UnitProperties {
+        let mut text = String::from(
+            "LoadState=loaded\nActiveState=active\nSubState=waiting\nUnitFileState=enabled\n",
+        );
+        for c in calendars {
+            text.push_str(&format!(
+                "TimersCalendar={{ OnCalendar={c} ; next_elapse={next} }}\n"
+            ));
+        }
+        text.push_str(&format!("NextElapseUSecRealtime={next}\n"));
+        UnitProperties::parse(unit, &text)
+    }
+
+    #[test]
+    fn timers_follow_the_installed_schedule() {
+        // schedules.scan = "Mon..Fri 09:00 America/New_York": OK (Friday after the run: Monday).
+        let now = utc("2026-11-27T14:05:00Z");
+        let (s, m) = judge_timer(
+            &timer(
+                SCAN_TIMER,
+                &["Mon..Fri *-*-* 09:00:00 America/New_York"],
+                "Mon 2026-11-30 14:00:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Ok, "{m}");
+        assert_eq!(
+            m,
+            "next run Mon 2026-11-30 09:00 EST (14:00 UTC), as its OnCalendar=Mon..Fri *-*-* \
+             09:00:00 America/New_York gives"
+        );
+        // A restart at 07:15 and two expressions: the earlier one is next.
+        let (s, m) = judge_timer(
+            &timer(
+                RESTART_TIMER,
+                &[
+                    "Mon..Fri *-*-* 07:15:00 America/New_York",
+                    "Sat *-*-* 12:00:00 UTC",
+                ],
+                "Sat 2026-11-28 12:00:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Ok, "{m}");
+        // systemd elapses off its own schedule.
+        let (s, m) = judge_timer(
+            &timer(
+                SCAN_TIMER,
+                &["Mon..Fri *-*-* 09:00:00 America/New_York"],
+                "Mon 2026-11-30 13:30:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Fail, "{m}");
+        assert!(
+            m.contains("gives Mon 2026-11-30 09:00 EST (14:00 UTC) after now"),
+            "{m}"
+        );
+        // No time zone: the host's; a warning, whatever the next run.
+        let (s, m) = judge_timer(
+            &timer(
+                SCAN_TIMER,
+                &["Mon..Fri *-*-* 08:30:00"],
+                "Mon 2026-11-30 08:30:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Warn, "{m}");
+        assert!(m.contains("no time zone"), "{m}");
+        // Not evaluated here (`~`): systemd's word is taken.
+        let (s, m) = judge_timer(
+            &timer(
+                SCAN_TIMER,
+                &["*-*~01 08:30:00 UTC"],
+                "Mon 2026-11-30 08:30:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Ok, "{m}");
+        assert!(
+            m.contains("is not evaluated here; the next run is systemd's"),
+            "{m}"
+        );
+        // Weekly is not daily; after the open; nothing declared.
+        let (s, m) = judge_timer(
+            &timer(
+                SCAN_TIMER,
+                &["Sat *-*-* 08:30:00 America/New_York"],
+                "Sat 2026-12-05 13:30:00 UTC",
+            ),
+            utc("2026-11-28T13:31:00Z"),
+        );
+        assert_eq!(s, Status::Warn, "{m}");
+        assert!(m.contains("the next run is 6 days away"), "{m}");
+        let (s, m) = judge_timer(
+            &timer(
+                RESTART_TIMER,
+                &["Mon..Fri *-*-* 10:00:00 America/New_York"],
+                "Fri 2026-11-27 15:00:00 UTC",
+            ),
+            now,
+        );
+        assert_eq!(s, Status::Warn, "{m}");
+        assert!(
+            m.contains("execution is restarted while the market is open"),
+            "{m}"
+        );
+        let (s, m) = judge_timer(&timer(SCAN_TIMER, &[], "Mon 2026-11-30 14:00:00 UTC"), now);
+        assert_eq!(s, Status::Fail, "{m}");
+        assert!(m.contains("declares no OnCalendar="), "{m}");
     }
 
     fn config_in(dir: &Path) -> Config {
@@ -1599,7 +1909,7 @@ mod tests {
             .unwrap()
             .set_modified(utc("2026-11-27T14:00:00Z").into())
             .unwrap();
-        let at = |now: &str| check_watchlist_gate(&config, utc(now));
+        let at = |now: &str| check_watchlist_gate(&config, utc(now), None);
         assert_eq!(at("2026-11-27T20:00:00Z").status, Status::Ok);
         // Saturday: no session.
         let c = at("2026-11-28T15:00:00Z");
@@ -1619,6 +1929,19 @@ mod tests {
             "{}",
             c.message
         );
+        // The installed scan runs at 09:00: at 08:45 today's scan is still due.
+        let nine = Some(utc("2026-11-30T14:00:00Z"));
+        let c = check_watchlist_gate(&config, utc("2026-11-30T13:45:00Z"), nine);
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message.ends_with("(today's scan runs at 09:00 New York)"),
+            "{}",
+            c.message
+        );
+        // Its next run is tomorrow (today's ran, or failed): stale is a failure.
+        let tomorrow = Some(utc("2026-12-01T14:00:00Z"));
+        let c = check_watchlist_gate(&config, utc("2026-11-30T13:45:00Z"), tomorrow);
+        assert_eq!(c.status, Status::Fail, "{}", c.message);
         // Missing is always a failure.
         std::fs::remove_file(&path).unwrap();
         let c = at("2026-11-28T15:00:00Z");
@@ -2054,16 +2377,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = config_in(dir.path());
         let procs = ProcTree::new(dir.path().join("proc"));
-        std::fs::create_dir_all(procs.root()).unwrap();
-        let tmux =
-            Tmux::from_env(&|k: &str| (k == ENV_TMUX).then(|| "/nonexistent/tmux".to_string()));
+        // PID 1 with its status: the whole table is visible.
+        std::fs::create_dir_all(procs.root().join("1")).unwrap();
+        std::fs::write(
+            procs.root().join("1/status"),
+            "PPid:\t0\nUid:\t0\t0\t0\t0\n",
+        )
+        .unwrap();
         let systemd = FixtureSystemd::unavailable("laptop");
         let report = run_checks(&CheckContext {
             config: &config,
             now: utc("2026-11-29T15:00:00Z"),
             systemd: &systemd,
             procs: &procs,
-            tmux: &tmux,
         });
         let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
@@ -2086,11 +2412,366 @@ mod tests {
             .starts_with("systemd not available: unit checks skipped"));
         let tmux_check = report.check("tmux").unwrap();
         assert_eq!(tmux_check.status, Status::Ok);
-        assert!(tmux_check.message.contains("not installed"));
+        assert_eq!(tmux_check.message, "no tmux server running");
         // No process without systemd: a warning (nothing is expected to start it).
         assert_eq!(
             report.check("execution-process").unwrap().status,
             Status::Warn
         );
+    }
+
+    /// A process of the table: `exe` empty when unreadable (another user's), `argv` split on
+    /// spaces.
+    fn proc_(pid: u32, ppid: u32, uid: u32, exe: &str, comm: &str, argv: &str) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            exe: (!exe.is_empty()).then(|| PathBuf::from(exe)),
+            exe_deleted: false,
+            comm: Some(comm.to_string()),
+            cgroup: Some("/user.slice/user-1000.slice/session-2.scope".into()),
+            ppid: Some(ppid),
+            uid: Some(uid),
+            cmdline: argv.split(' ').map(str::to_string).collect(),
+        }
+    }
+
+    /// PID 1, sshd and an operator's login shell: no tmux anywhere.
+    fn base_table() -> Vec<ProcessInfo> {
+        vec![
+            proc_(1, 0, 0, "/usr/lib/systemd/systemd", "systemd", "/sbin/init"),
+            proc_(
+                288,
+                1,
+                990,
+                "/usr/bin/avwap-execution",
+                "avwap-execution",
+                "avwap-execution",
+            ),
+            proc_(
+                500,
+                1,
+                0,
+                "/usr/sbin/sshd",
+                "sshd",
+                "sshd: /usr/sbin/sshd -D",
+            ),
+            proc_(501, 500, 1000, "/usr/bin/bash", "bash", "-bash"),
+        ]
+    }
+
+    /// A tmux server of uid 1000 (started from the login shell, daemonized: its parent is 1)
+    /// with a pane shell, plus `extra` processes.
+    fn with_tmux(extra: &[ProcessInfo]) -> Snapshot {
+        let mut table = base_table();
+        table.push(proc_(
+            31153,
+            1,
+            1000,
+            "/usr/bin/tmux",
+            "tmux: server",
+            "tmux new -s work",
+        ));
+        table.push(proc_(31154, 31153, 1000, "/usr/bin/bash", "bash", "-bash"));
+        // The client attached from the login shell is not a parent of the panes.
+        table.push(proc_(
+            31150,
+            501,
+            1000,
+            "/usr/bin/tmux",
+            "tmux: client",
+            "tmux attach",
+        ));
+        table.extend(extra.iter().cloned());
+        Snapshot::new(table)
+    }
+
+    #[test]
+    fn tmux_without_avwap_is_fine() {
+        let c = judge_tmux(&Snapshot::new(base_table()));
+        assert_eq!(
+            (c.status, c.message.as_str()),
+            (Status::Ok, "no tmux server running")
+        );
+        // Unrelated sessions: an editor, a log follower, avwap-check itself, the report.
+        let c = judge_tmux(&with_tmux(&[
+            proc_(31160, 31154, 1000, "/usr/bin/vim", "vim", "vim run_scan.py"),
+            proc_(
+                31161,
+                31154,
+                1000,
+                "/usr/bin/journalctl",
+                "journalctl",
+                "journalctl -u execution.service -f",
+            ),
+            proc_(
+                31162,
+                31154,
+                1000,
+                "/usr/bin/avwap-check",
+                "avwap-check",
+                "avwap-check --json",
+            ),
+            proc_(
+                31163,
+                31154,
+                1000,
+                "/usr/bin/python3.11",
+                "python3",
+                "python3 -c import run_scan",
+            ),
+            proc_(
+                31164,
+                31154,
+                1000,
+                "/usr/bin/tail",
+                "tail",
+                "tail -f avwap-execution.log",
+            ),
+        ]));
+        assert_eq!(c.status, Status::Ok, "{}", c.message);
+        assert_eq!(
+            c.message,
+            "tmux server(s) pid 31153 (uid 1000): none of the 6 process(es) in their sessions \
+             runs avwap (sessions running other programs are fine)"
+        );
+    }
+
+    #[test]
+    fn avwap_inside_tmux_fails_whoever_runs_it() {
+        // Started by hand in a pane (through sudo), the binary unreadable (another user's).
+        let c = judge_tmux(&with_tmux(&[
+            proc_(
+                31170,
+                31154,
+                0,
+                "/usr/bin/sudo",
+                "sudo",
+                "sudo -u avwap avwap-execution --mode alpaca-paper",
+            ),
+            proc_(
+                31171,
+                31170,
+                990,
+                "",
+                "avwap-execution",
+                "avwap-execution --mode alpaca-paper",
+            ),
+        ]));
+        assert_eq!(c.status, Status::Fail, "{}", c.message);
+        assert_eq!(
+            c.message,
+            "1 avwap process(es) run inside tmux: pid 31171 avwap-execution (uid 990, in the \
+             tmux of pid 31153 uid 1000); avwap runs under systemd only: stop them (kill 31171, \
+             as root or their user) and let the units run them (systemctl start scan.service, \
+             systemctl start execution.service)"
+        );
+        // The service's own process (parent 1) is not inside tmux.
+        assert!(!c.message.contains("pid 288"), "{}", c.message);
+        // Every avwap binary, and the predecessor's entry points.
+        for (exe, comm, argv, what) in [
+            ("/nix/store/x-avwap/bin/avwap-scan", "avwap-scan", "avwap-scan --provider alpaca", "avwap-scan"),
+            ("/usr/local/bin/avwap-gate", "avwap-gate", "avwap-gate", "avwap-gate"),
+            ("/root/avwap_r3k_scanner/venv/bin/python", "python", "/root/avwap_r3k_scanner/venv/bin/python -u -m execution_v2.execution_main --poll-seconds 60", "python -m execution_v2.execution_main"),
+            ("", "python3", "python3 execution_v2/execution_main.py --poll-seconds 300", "python execution_v2/execution_main.py"),
+            ("/usr/bin/python3", "python3", "python3 -W ignore run_scan.py", "python run_scan.py"),
+            ("/usr/bin/python3", "python3", "python3 -uB sentinel.py", "python sentinel.py"),
+        ] {
+            let c = judge_tmux(&with_tmux(&[proc_(40000, 31154, 0, exe, comm, argv)]));
+            assert_eq!(c.status, Status::Fail, "{argv}: {}", c.message);
+            assert!(
+                c.message.contains(&format!("pid 40000 {what} (uid 0, in the tmux of pid 31153")),
+                "{argv}: {}",
+                c.message
+            );
+        }
+    }
+
+    #[test]
+    fn predecessor_entry_points_only_as_pythons_program() {
+        let argv = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        let is = |s: &str| predecessor_entry(&argv(s));
+        assert_eq!(
+            is("python3.11 -m execution_v2.execution_main").as_deref(),
+            Some("python -m execution_v2.execution_main")
+        );
+        assert_eq!(
+            is("python -mexecution_v2.execution_main").as_deref(),
+            Some("python -m execution_v2.execution_main")
+        );
+        assert_eq!(
+            is("python -X dev --check-hash-based-pycs never /srv/run_scan.py").as_deref(),
+            Some("python /srv/run_scan.py")
+        );
+        assert!(is("python -m http.server").is_none());
+        assert!(is("python3 -c run_scan.py").is_none());
+        assert!(is("python3 - run_scan.py").is_none());
+        assert!(is("python3 my_tool.py run_scan.py").is_none());
+        assert!(is("vim run_scan.py").is_none());
+        assert!(is("bash -lc python -m execution_v2.execution_main").is_none());
+        assert!(predecessor_entry(&[]).is_none());
+    }
+
+    #[test]
+    fn hidden_processes_of_other_users_warn() {
+        // hidepid: PID 1 and the other users' processes are not in the table.
+        let table: Vec<ProcessInfo> = base_table()
+            .into_iter()
+            .filter(|p| p.uid == Some(1000))
+            .collect();
+        let c = judge_tmux(&Snapshot::new(table));
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message
+                .starts_with("no tmux server running; but other users' processes are hidden"),
+            "{}",
+            c.message
+        );
+        assert!(
+            c.message.contains("run avwap-check as root"),
+            "{}",
+            c.message
+        );
+        // What is visible still fails.
+        let mut table: Vec<ProcessInfo> = with_tmux(&[proc_(
+            40001,
+            31154,
+            1000,
+            "/usr/bin/avwap-scan",
+            "avwap-scan",
+            "avwap-scan",
+        )])
+        .iter()
+        .filter(|p| p.pid != 1)
+        .cloned()
+        .collect();
+        table.retain(|p| p.pid != 1);
+        assert_eq!(judge_tmux(&Snapshot::new(table)).status, Status::Fail);
+        // The table cannot be read at all.
+        let dir = tempfile::tempdir().unwrap();
+        let c = check_tmux(&ProcTree::new(dir.path().join("absent")));
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.message.starts_with("cannot list processes in "),
+            "{}",
+            c.message
+        );
+    }
+
+    /// The universe fixture (14 equity rows, holdings as of 2026-07-24), for a config whose
+    /// minimum fits it.
+    const UNIVERSE_FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/universe/iwv_raw.csv"
+    );
+
+    fn alpaca_scan_unit(argv: &str) -> FixtureSystemd {
+        FixtureSystemd::with_units(&[(
+            SCAN_UNIT,
+            &format!(
+                "LoadState=loaded\nExecStart={{ path=/usr/bin/avwap-scan ; argv[]={argv} ; \
+                 ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; \
+                 code=(null) ; status=0/0 }}\n"
+            ),
+        )])
+    }
+
+    #[test]
+    fn the_universe_cache_is_checked_only_for_the_alpaca_scan() {
+        assert!(scans_with_alpaca(&alpaca_scan_unit(
+            "/nix/store/x-avwap/bin/avwap-scan --provider alpaca"
+        )));
+        assert!(scans_with_alpaca(&alpaca_scan_unit(
+            "/usr/local/bin/avwap-scan --provider=alpaca"
+        )));
+        assert!(!scans_with_alpaca(&alpaca_scan_unit(
+            "/usr/local/bin/avwap-scan --provider store"
+        )));
+        assert!(!scans_with_alpaca(&alpaca_scan_unit(
+            "/usr/bin/env --provider alpaca"
+        )));
+        // Not installed, or no systemd: not checked.
+        assert!(!scans_with_alpaca(&FixtureSystemd::with_units(&[])));
+        assert!(!scans_with_alpaca(&FixtureSystemd::unavailable("laptop")));
+    }
+
+    #[test]
+    fn universe_cache_age_and_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        config.scan.universe.min_members = 10;
+        let fetched = utc("2026-11-23T13:31:00Z");
+        let c = check_universe_cache(&config, fetched);
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message.starts_with(&format!(
+                "no universe cache at {} yet: the next scan fetches",
+                dir.path().join(crate::universe::CACHE_FILE).display()
+            )),
+            "{}",
+            c.message
+        );
+        // What a scan leaves: the cache written by the loader at `fetched`.
+        let mut opts = LoadOptions::new(Some(UNIVERSE_FIXTURE.to_string()), dir.path());
+        opts.min_members = 10;
+        crate::universe::load_universe(&opts, fetched, None).unwrap();
+        let c = check_universe_cache(&config, fetched + Duration::hours(20));
+        assert_eq!(c.status, Status::Ok, "{}", c.message);
+        assert_eq!(
+            c.message,
+            format!(
+                "{}: 14 members, holdings as of 2026-07-24, fetched 20 h 0 min ago (Mon \
+                 2026-11-23 08:31 EST (13:31 UTC)) from file {UNIVERSE_FIXTURE}",
+                dir.path().join(crate::universe::CACHE_FILE).display()
+            )
+        );
+        // Seven days is still fresh; a week and a second is not.
+        let week = fetched + Duration::days(7);
+        assert_eq!(check_universe_cache(&config, week).status, Status::Ok);
+        assert_eq!(
+            check_universe_cache(&config, week + Duration::seconds(1)).status,
+            Status::Warn
+        );
+        let c = check_universe_cache(&config, fetched + Duration::days(8));
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(c.message.contains("fetched 8 days ago"), "{}", c.message);
+        assert!(c.message.contains("older than 7 days"), "{}", c.message);
+        let c = check_universe_cache(&config, fetched + Duration::days(31));
+        assert_eq!(c.status, Status::Fail, "{}", c.message);
+        // The loader's own minimum: a copy it would refuse is reported, not counted.
+        config.scan.universe.min_members = 1000;
+        let c = check_universe_cache(&config, fetched);
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message.contains("the scan cannot fall back to it"),
+            "{}",
+            c.message
+        );
+    }
+
+    #[test]
+    fn the_report_has_a_universe_line_with_the_alpaca_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let procs = ProcTree::new(dir.path().join("proc"));
+        std::fs::create_dir_all(procs.root()).unwrap();
+        let now = utc("2026-11-29T15:00:00Z");
+        let names = |systemd: &FixtureSystemd| {
+            run_checks(&CheckContext {
+                config: &config,
+                now,
+                systemd,
+                procs: &procs,
+            })
+            .checks
+            .into_iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+        };
+        let with = names(&alpaca_scan_unit("/usr/bin/avwap-scan --provider alpaca"));
+        let at = with.iter().position(|n| n == "universe-cache").unwrap();
+        assert_eq!(with[at - 1], "watchlist");
+        let without = names(&alpaca_scan_unit("/usr/bin/avwap-scan --provider store"));
+        assert!(!without.iter().any(|n| n == "universe-cache"));
+        assert_eq!(with.len(), without.len() + 1);
     }
 }

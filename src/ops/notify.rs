@@ -267,6 +267,43 @@ pub fn day_summary(config: &Config, date: NaiveDate) -> Result<String, NotifyErr
     Ok(text)
 }
 
+/// What `avwap-execution alert` was asked to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertCommand {
+    Test,
+    UnitFailed {
+        unit: String,
+    },
+    /// `None`: today in New York at `now`.
+    Summary {
+        date: Option<NaiveDate>,
+    },
+}
+
+/// `avwap-execution alert …`: build, send and wait; prints what was sent.
+pub fn run(
+    config: &Config,
+    command: AlertCommand,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), NotifyError> {
+    let env = crate::credentials::process_env;
+    let text = match command {
+        AlertCommand::Test => test_alert(config, &host_name())?,
+        AlertCommand::UnitFailed { unit } => unit_failed(
+            config,
+            &unit,
+            &env,
+            &crate::ops::systemd::Systemctl::from_env(&env),
+        )?,
+        AlertCommand::Summary { date } => day_summary(
+            config,
+            date.unwrap_or_else(|| crate::calendar::ny_date(now)),
+        )?,
+    };
+    println!("alert sent: {text}");
+    Ok(())
+}
+
 /// This host's name for alert texts (`/proc/sys/kernel/hostname`).
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

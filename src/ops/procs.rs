@@ -6,6 +6,11 @@
 //! are not mistaken for the service. When `exe` cannot be read (another user's process and we
 //! are not root) the kernel's `comm` (the executable name, truncated to 15 bytes) is used.
 //! A binary replaced by a deploy while running reads `<path> (deleted)`; it still counts.
+//!
+//! Each process also carries its parent (`PPid:` and the real `Uid:` of `/proc/<pid>/status`,
+//! readable for every process) and its command line (`/proc/<pid>/cmdline`), so a snapshot of
+//! the table ([`ProcTree::processes`]) answers "what runs below this process" without asking
+//! the programs themselves (e.g. which processes run inside tmux, of any user).
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +19,9 @@ pub const ENV_PROC_ROOT: &str = "AVWAP_PROC_ROOT";
 pub const DEFAULT_PROC_ROOT: &str = "/proc";
 /// The kernel keeps at most this many bytes of a process name in `comm`.
 pub const COMM_MAX: usize = 15;
+/// At most this much of a command line is read (the arguments that identify a program come
+/// first).
+pub const CMDLINE_MAX: u64 = 64 * 1024;
 
 /// What we know about one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +36,13 @@ pub struct ProcessInfo {
     /// The unified-hierarchy cgroup path (`0::/system.slice/execution.service` → that path),
     /// which tells which unit (or login session) a process belongs to.
     pub cgroup: Option<String>,
+    /// The parent process (`PPid:`; 0 for PID 1 and kernel threads' parent), `None` when
+    /// unreadable.
+    pub ppid: Option<u32>,
+    /// The real user id (first field of `Uid:`).
+    pub uid: Option<u32>,
+    /// The arguments (`argv`, from `cmdline`), empty for kernel threads or when unreadable.
+    pub cmdline: Vec<String>,
 }
 
 impl ProcessInfo {
@@ -125,12 +140,19 @@ impl ProcTree {
         let cgroup = std::fs::read_to_string(dir.join("cgroup"))
             .ok()
             .and_then(|s| parse_cgroup(&s));
+        let (ppid, uid) = std::fs::read_to_string(dir.join("status"))
+            .map(|s| parse_status(&s))
+            .unwrap_or((None, None));
+        let cmdline = read_cmdline(&dir.join("cmdline"));
         Some(ProcessInfo {
             pid,
             exe,
             exe_deleted,
             comm,
             cgroup,
+            ppid,
+            uid,
+            cmdline,
         })
     }
 
@@ -148,6 +170,11 @@ impl ProcTree {
             .collect())
     }
 
+    /// [`ProcTree::processes`] as a [`Snapshot`].
+    pub fn snapshot(&self) -> std::io::Result<Snapshot> {
+        self.processes().map(Snapshot::new)
+    }
+
     /// Every process whose executable is called `name` (see [`ProcessInfo::runs`]).
     pub fn find_by_exe_name(&self, name: &str) -> std::io::Result<Vec<ProcessInfo>> {
         Ok(self
@@ -156,6 +183,82 @@ impl ProcTree {
             .filter(|p| p.runs(name))
             .collect())
     }
+}
+
+/// A snapshot of the process table: every process once, by pid, with its parent links.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    by_pid: std::collections::BTreeMap<u32, ProcessInfo>,
+}
+
+/// A parent chain longer than this is cut (the kernel's are short; a fake tree may loop).
+const MAX_DEPTH: usize = 4096;
+
+impl Snapshot {
+    pub fn new(processes: impl IntoIterator<Item = ProcessInfo>) -> Snapshot {
+        Snapshot {
+            by_pid: processes.into_iter().map(|p| (p.pid, p)).collect(),
+        }
+    }
+
+    /// Every process, in pid order.
+    pub fn iter(&self) -> impl Iterator<Item = &ProcessInfo> {
+        self.by_pid.values()
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&ProcessInfo> {
+        self.by_pid.get(&pid)
+    }
+
+    /// Whether this snapshot can see the whole table: PID 1 and its parent link are readable.
+    /// With `/proc` mounted `hidepid=` another user's processes are missing (or unreadable),
+    /// and PID 1 (root's) is the first of them.
+    pub fn sees_everything(&self) -> bool {
+        self.get(1).is_some_and(|init| init.ppid.is_some())
+    }
+
+    /// The nearest ancestor of `process` (parent, grandparent, …) for which `is` holds. A
+    /// chain that breaks (unknown parent) or loops ends the search.
+    pub fn nearest_ancestor(
+        &self,
+        process: &ProcessInfo,
+        is: impl Fn(&ProcessInfo) -> bool,
+    ) -> Option<&ProcessInfo> {
+        let mut current = process;
+        for _ in 0..MAX_DEPTH {
+            let parent = self.get(current.ppid.filter(|pid| *pid != current.pid)?)?;
+            if is(parent) {
+                return Some(parent);
+            }
+            current = parent;
+        }
+        None
+    }
+}
+
+/// `PPid:` and the real uid (first field of `Uid:`) from `/proc/<pid>/status`.
+fn parse_status(text: &str) -> (Option<u32>, Option<u32>) {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    (field("PPid:"), field("Uid:"))
+}
+
+/// `argv` from a `cmdline` file (NUL-terminated arguments), at most [`CMDLINE_MAX`] bytes of it.
+fn read_cmdline(path: &Path) -> Vec<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(CMDLINE_MAX).read_to_end(&mut bytes));
+    if read.is_err() || bytes.is_empty() {
+        return Vec::new();
+    }
+    let text = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
+    text.split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }
 
 /// The cgroup v2 path from `/proc/<pid>/cgroup` (`0::<path>`), else the first line's path.
@@ -269,9 +372,109 @@ mod tests {
             exe_deleted: false,
             comm: Some("avwap-execution".into()),
             cgroup: None,
+            ppid: None,
+            uid: None,
+            cmdline: Vec::new(),
         };
         assert!(p.runs("avwap-execution"));
         assert!(!p.runs("avwap-exec"));
+    }
+
+    #[test]
+    fn parent_user_and_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fake_process(root, 4242, "/usr/bin/python3.11", "python3", "/user.slice");
+        // The real status format; the comm in Name: may hold spaces and parentheses.
+        std::fs::write(
+            root.join("4242/status"),
+            "Name:\tpython3 (x)\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\n\
+             Pid:\t4242\nPPid:\t31154\nUid:\t1000\t1001\t1001\t1001\nGid:\t100\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("4242/cmdline"),
+            "python3\0-u\0-m\0execution_v2.execution_main\0\0--poll-seconds\0",
+        )
+        .unwrap();
+        let p = ProcTree::new(root).process(4242).unwrap();
+        assert_eq!(p.ppid, Some(31154));
+        assert_eq!(p.uid, Some(1000));
+        assert_eq!(
+            p.cmdline,
+            [
+                "python3",
+                "-u",
+                "-m",
+                "execution_v2.execution_main",
+                "",
+                "--poll-seconds"
+            ]
+        );
+        // Without status and cmdline (vanished, or a fake tree): unknown, not an error.
+        fake_process(root, 7, "", "kworker/0:1", "/");
+        let k = ProcTree::new(root).process(7).unwrap();
+        assert_eq!((k.ppid, k.uid), (None, None));
+        assert!(k.cmdline.is_empty());
+        assert_eq!(
+            parse_status("PPid:\t0\nUid:\t0\t0\t0\t0\n"),
+            (Some(0), Some(0))
+        );
+    }
+
+    fn info(pid: u32, ppid: u32, comm: &str) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            exe: None,
+            exe_deleted: false,
+            comm: Some(comm.into()),
+            cgroup: None,
+            ppid: Some(ppid),
+            uid: Some(0),
+            cmdline: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn nearest_ancestor_walks_parents_and_survives_loops() {
+        let snap = Snapshot::new([
+            info(1, 0, "systemd"),
+            info(100, 1, "tmux: server"),
+            info(101, 100, "bash"),
+            info(102, 101, "sudo"),
+            info(103, 102, "avwap-scan"),
+            info(200, 1, "sshd"),
+            // A loop (only a broken fake tree has one) and a dangling parent.
+            info(300, 301, "a"),
+            info(301, 300, "b"),
+            info(400, 999, "orphan"),
+        ]);
+        let tmux = |p: &ProcessInfo| p.comm.as_deref() == Some("tmux: server");
+        assert_eq!(
+            snap.nearest_ancestor(snap.get(103).unwrap(), tmux)
+                .map(|p| p.pid),
+            Some(100)
+        );
+        assert_eq!(
+            snap.nearest_ancestor(snap.get(101).unwrap(), tmux)
+                .map(|p| p.pid),
+            Some(100)
+        );
+        // Not its own ancestor.
+        assert!(snap
+            .nearest_ancestor(snap.get(100).unwrap(), tmux)
+            .is_none());
+        assert!(snap
+            .nearest_ancestor(snap.get(200).unwrap(), tmux)
+            .is_none());
+        assert!(snap
+            .nearest_ancestor(snap.get(300).unwrap(), tmux)
+            .is_none());
+        assert!(snap
+            .nearest_ancestor(snap.get(400).unwrap(), tmux)
+            .is_none());
+        assert!(snap.sees_everything());
+        assert!(!Snapshot::new([info(5, 1, "bash")]).sees_everything());
     }
 
     #[test]

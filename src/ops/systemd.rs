@@ -14,6 +14,8 @@
 //! can stand in for a whole host), and a real `systemctl` on a host without systemd answers
 //! "System has not been booted with systemd as init system", which also reads as unavailable.
 
+pub mod calendar;
+
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -147,8 +149,28 @@ impl UnitProperties {
         parse_timestamp(self.text("NextElapseUSecRealtime"))
     }
 
+    /// The argument lists of `ExecStart=` (`{ path=… ; argv[]=/usr/bin/avwap-scan --provider
+    /// alpaca ; ignore_errors=no ; … }`), one per command, split on spaces as systemd prints
+    /// them.
+    pub fn exec_start_argv(&self) -> Vec<Vec<String>> {
+        self.text("ExecStart")
+            .lines()
+            .filter_map(|line| {
+                let after = &line[line.find("argv[]=")? + "argv[]=".len()..];
+                let end = after.find(" ;").unwrap_or(after.len());
+                Some(
+                    after[..end]
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
     /// The `OnCalendar=` expressions in `TimersCalendar`
-    /// (`{ OnCalendar=Mon..Fri *-*-* 08:30:00 America/New_York ; next_elapse=… }`).
+    /// (`{ OnCalendar=Mon..Fri *-*-* 08:30:00 America/New_York ; next_elapse=… }`, one line
+    /// per expression).
     pub fn on_calendar(&self) -> Vec<String> {
         let raw = self.text("TimersCalendar");
         let mut out = Vec::new();
@@ -167,15 +189,27 @@ impl UnitProperties {
 }
 
 /// `Key=Value` lines into a map. Lines without `=` are ignored; a value keeps any `=` it holds.
+/// A key printed on several lines (`TimersCalendar=` once per `OnCalendar=`, `ExecStart=` once
+/// per command) keeps every value, joined by newlines.
 pub fn parse_show(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|line| {
-            let (key, value) = line.split_once('=')?;
-            let key = key.trim();
-            (!key.is_empty() && !key.contains(' '))
-                .then(|| (key.to_string(), value.trim_end_matches('\r').to_string()))
-        })
-        .collect()
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if key.is_empty() || key.contains(' ') {
+            continue;
+        }
+        let value = value.trim_end_matches('\r');
+        map.entry(key.to_string())
+            .and_modify(|v| {
+                v.push('\n');
+                v.push_str(value);
+            })
+            .or_insert_with(|| value.to_string());
+    }
+    map
 }
 
 /// A systemd realtime timestamp as `systemctl show` prints it: `Mon 2026-11-30 13:30:00 UTC`
@@ -494,6 +528,36 @@ mod tests {
             vec!["Mon..Fri *-*-* 08:30:00 America/New_York".to_string()]
         );
         assert!(UnitProperties::default().on_calendar().is_empty());
+    }
+
+    #[test]
+    fn repeated_keys_keep_every_value() {
+        let p = UnitProperties::parse(
+            "scan.timer",
+            "TimersCalendar={ OnCalendar=Mon..Fri *-*-* 08:30:00 America/New_York ; next_elapse=Mon 2026-11-30 13:30:00 UTC }\n\
+             TimersCalendar={ OnCalendar=Sat *-*-* 10:00:00 UTC ; next_elapse=Sat 2026-12-05 10:00:00 UTC }\n",
+        );
+        assert_eq!(
+            p.on_calendar(),
+            vec![
+                "Mon..Fri *-*-* 08:30:00 America/New_York".to_string(),
+                "Sat *-*-* 10:00:00 UTC".to_string()
+            ]
+        );
+        // Recorded from systemd 252 (run1/healthy/show-execution.service-full.txt).
+        let p = UnitProperties::parse(
+            "scan.service",
+            "ExecStart={ path=/usr/local/bin/avwap-scan ; argv[]=/usr/local/bin/avwap-scan --provider alpaca ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }\n",
+        );
+        assert_eq!(
+            p.exec_start_argv(),
+            vec![vec![
+                "/usr/local/bin/avwap-scan".to_string(),
+                "--provider".to_string(),
+                "alpaca".to_string()
+            ]]
+        );
+        assert!(UnitProperties::default().exec_start_argv().is_empty());
     }
 
     #[test]

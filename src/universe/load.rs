@@ -452,12 +452,36 @@ fn write_cache(
         })
 }
 
+/// Why the cached copy cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    /// There is none (no load from the configured source has succeeded here yet).
+    #[error("no cached copy at {}", .0.display())]
+    Missing(PathBuf),
+    /// It is there but unreadable, too old for `max_cache_age` or not a holdings file; the
+    /// text names the path and why.
+    #[error("{0}")]
+    Unusable(String),
+}
+
 fn load_cache(opts: &LoadOptions, now: DateTime<Utc>) -> Result<Universe, String> {
+    read_cache(opts, now).map_err(|e| e.to_string())
+}
+
+/// The cached copy exactly as the loader would use it (validated the same way; its source is
+/// [`UniverseSource::Cache`] with when and where it was fetched), without touching anything:
+/// for a health check. `now` gives the age.
+pub fn read_cache(opts: &LoadOptions, now: DateTime<Utc>) -> Result<Universe, CacheError> {
     let path = opts.cache_path();
     let bytes = match read_regular(&path, file_limit(opts)) {
         Ok(bytes) => bytes,
-        Err(e) if e.is_not_found() => return Err(format!("no cached copy at {}", path.display())),
-        Err(e) => return Err(format!("cache {}: {e}", path.display())),
+        Err(e) if e.is_not_found() => return Err(CacheError::Missing(path)),
+        Err(e) => {
+            return Err(CacheError::Unusable(format!(
+                "cache {}: {e}",
+                path.display()
+            )))
+        }
     };
     let sidecar: Option<Sidecar> = read_regular(&opts.sidecar_path(), SIDECAR_LIMIT)
         .ok()
@@ -469,7 +493,7 @@ fn load_cache(opts: &LoadOptions, now: DateTime<Utc>) -> Result<Universe, String
             let mtime = fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .map(DateTime::<Utc>::from)
-                .map_err(|e| format!("cache {}: {e}", path.display()))?;
+                .map_err(|e| CacheError::Unusable(format!("cache {}: {e}", path.display())))?;
             (
                 mtime,
                 "unknown origin (sidecar missing or stale)".to_string(),
@@ -479,16 +503,16 @@ fn load_cache(opts: &LoadOptions, now: DateTime<Utc>) -> Result<Universe, String
     let age = now.signed_duration_since(fetched_at);
     if let Some(max) = opts.max_cache_age {
         if age > max {
-            return Err(format!(
+            return Err(CacheError::Unusable(format!(
                 "cache {} is {} days old, older than the allowed {} days",
                 path.display(),
                 age.num_days(),
                 max.num_days()
-            ));
+            )));
         }
     }
-    let (members, as_of, report) =
-        validate(opts, &bytes, None).map_err(|e| format!("cache {}: {e}", path.display()))?;
+    let (members, as_of, report) = validate(opts, &bytes, None)
+        .map_err(|e| CacheError::Unusable(format!("cache {}: {e}", path.display())))?;
     Ok(Universe {
         members,
         as_of,

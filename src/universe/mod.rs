@@ -21,8 +21,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 pub use classes::{remap_class_share, KNOWN_CLASS_SHARES};
 pub use load::{
-    holdings_link, load_universe, redact_url, source_path, FnFallback, LoadOptions, LoadOutcome,
-    UniverseFallback, CACHE_FILE, CACHE_SIDECAR, DEFAULT_MIN_MEMBERS,
+    holdings_link, load_universe, read_cache, redact_url, source_path, CacheError, FnFallback,
+    LoadOptions, LoadOutcome, UniverseFallback, CACHE_FILE, CACHE_SIDECAR, DEFAULT_MIN_MEMBERS,
 };
 pub use parse::{
     parse_cleaned, parse_holdings, parse_ishares_raw, parse_number, HoldingsFormat, ParseError,

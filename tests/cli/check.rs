@@ -1,6 +1,7 @@
 //! The real `avwap-check` binary against fake hosts: a fake `systemctl` answering with outputs
-//! recorded from systemd 252 (tests/fixtures/systemd/README.md), a fake `/proc` tree, a fake
-//! `tmux`, and a real state directory (fresh watchlist, state database with a heartbeat).
+//! recorded from systemd 252 (tests/fixtures/systemd/README.md), a fake `/proc` tree (with
+//! parent links, users and command lines, so tmux sessions are seen as real ones are), and a
+//! real state directory (fresh watchlist, state database with a heartbeat).
 
 use avwap::broker::{
     BrokerError, BrokerOrder, OrderStatus, OrderType, Position, Side, TimeInForce,
@@ -30,7 +31,7 @@ fn next_weekday(now: DateTime<Utc>, hour: u32, minute: u32) -> String {
             let local = New_York
                 .with_ymd_and_hms(date.year(), date.month(), date.day(), hour, minute, 0)
                 .earliest()
-                .expect("08:30/08:40/09:30 exist every day in New York");
+                .expect("08:30/08:40/09:00/09:30 exist every day in New York");
             let t = local.with_timezone(&Utc);
             if t > now {
                 return t.format("%a %Y-%m-%d %H:%M:%S UTC").to_string();
@@ -47,7 +48,7 @@ fn avoid_boundaries() {
         let now = Utc::now();
         let ny = now.with_timezone(&New_York);
         let secs = i64::from(ny.num_seconds_from_midnight());
-        let near = [(8, 30), (8, 40), (9, 30), (0, 0), (24, 0)]
+        let near = [(8, 30), (8, 40), (9, 0), (9, 30), (0, 0), (24, 0)]
             .iter()
             .any(|(h, m)| {
                 let b = h * 3600 + m * 60;
@@ -138,7 +139,6 @@ struct Host {
     host_dir: PathBuf,
     proc_root: PathBuf,
     state: PathBuf,
-    tmux: PathBuf,
 }
 
 fn copy_host(name: &str, to: &Path, now: DateTime<Utc>) {
@@ -150,16 +150,20 @@ fn copy_host(name: &str, to: &Path, now: DateTime<Utc>) {
         let text = text
             .replace("@NEXT_0830@", &next_weekday(now, 8, 30))
             .replace("@NEXT_0840@", &next_weekday(now, 8, 40))
+            .replace("@NEXT_0900@", &next_weekday(now, 9, 0))
             .replace("@NEXT_0930@", &next_weekday(now, 9, 30));
         let dest = to.join(entry.file_name());
         std::fs::write(&dest, text).unwrap();
-        if matches!(entry.file_name().to_str(), Some("systemctl" | "tmux")) {
+        if entry.file_name().to_str() == Some("systemctl") {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
     }
 }
 
+/// A fake `/proc` from `procs.txt`: `pid|exe|comm|cgroup[|ppid|uid|argv]` (exe empty:
+/// unreadable; argv space-separated). Without the last three the parent is PID 1 (0 for PID 1
+/// itself), the user root and argv the exe (or comm).
 fn build_proc(procs_txt: &Path, root: &Path) {
     std::fs::create_dir_all(root).unwrap();
     for line in std::fs::read_to_string(procs_txt).unwrap().lines() {
@@ -167,8 +171,14 @@ fn build_proc(procs_txt: &Path, root: &Path) {
             continue;
         }
         let parts: Vec<&str> = line.split('|').collect();
-        let [pid, exe, comm, cgroup] = parts[..] else {
-            panic!("bad procs.txt line {line:?}")
+        let (pid, exe, comm, cgroup, ppid, uid, argv) = match parts[..] {
+            [pid, exe, comm, cgroup] => {
+                let ppid = if pid == "1" { "0" } else { "1" };
+                let argv = if exe.is_empty() { comm } else { exe };
+                (pid, exe, comm, cgroup, ppid, "0", argv)
+            }
+            [pid, exe, comm, cgroup, ppid, uid, argv] => (pid, exe, comm, cgroup, ppid, uid, argv),
+            _ => panic!("bad procs.txt line {line:?}"),
         };
         let dir = root.join(pid);
         std::fs::create_dir_all(&dir).unwrap();
@@ -177,6 +187,21 @@ fn build_proc(procs_txt: &Path, root: &Path) {
         }
         std::fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
         std::fs::write(dir.join("cgroup"), format!("0::{cgroup}\n")).unwrap();
+        std::fs::write(
+            dir.join("status"),
+            format!(
+                "Name:\t{comm}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"
+            ),
+        )
+        .unwrap();
+        let mut cmdline: Vec<u8> = argv
+            .split(' ')
+            .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+            .collect();
+        if argv.is_empty() {
+            cmdline.clear();
+        }
+        std::fs::write(dir.join("cmdline"), cmdline).unwrap();
     }
     // Non-process entries a real /proc has.
     std::fs::create_dir_all(root.join("sys")).unwrap();
@@ -201,21 +226,11 @@ fn host(name: &str) -> Host {
     // What a healthy service records every cycle: the broker read, nothing held anywhere.
     db.record_verdict(&verdict(now, Ok(vec![]), &[])).unwrap();
     drop(db);
-    let tmux = if host_dir.join("tmux").exists() {
-        host_dir.join("tmux")
-    } else {
-        let t = dir.path().join("tmux-no-server");
-        std::fs::copy(fixtures().join("tmux-no-server"), &t).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o755)).unwrap();
-        t
-    };
     Host {
         _dir: dir,
         host_dir,
         proc_root,
         state,
-        tmux,
     }
 }
 
@@ -231,8 +246,7 @@ fn command(h: &Host, args: &[&str]) -> Command {
         .env_remove("JOURNAL_STREAM")
         .env("RUST_LOG", "warn")
         .env("AVWAP_SYSTEMCTL", h.host_dir.join("systemctl"))
-        .env("AVWAP_PROC_ROOT", &h.proc_root)
-        .env("AVWAP_TMUX", &h.tmux);
+        .env("AVWAP_PROC_ROOT", &h.proc_root);
     cmd
 }
 
@@ -464,19 +478,48 @@ fn restarting_host_fails() {
 }
 
 #[test]
-fn wrong_schedule_is_computed_not_string_matched() {
-    expect(
-        "wrong-schedule",
-        &[],
-        "fail",
-        1,
-        &[("scan.timer", "FAIL", "09:30")],
+fn another_installed_schedule_is_ok() {
+    // services.avwap.schedules.scan = "Mon..Fri 09:00 America/New_York" installed.
+    expect("schedule-0900", &[], "ok", 0, &[]);
+    let h = host("schedule-0900");
+    let (_, checks) = human(&run(&h, &[]));
+    let msg = &status_of(&checks, "scan.timer").2;
+    assert!(msg.contains(" 09:00 "), "{msg}");
+    assert!(
+        msg.ends_with("as its OnCalendar=Mon..Fri *-*-* 09:00:00 America/New_York gives"),
+        "{msg}"
     );
+}
+
+#[test]
+fn a_scan_at_the_open_warns() {
+    // The recorded drop-in OnCalendar=Mon..Fri 09:30 America/New_York: its own schedule (not a
+    // failure), but the watchlist would come after the open, when that day is a session.
+    avoid_boundaries();
+    let next: DateTime<Utc> = DateTime::parse_from_str(
+        &format!("{} +0000", next_weekday(Utc::now(), 9, 30)),
+        "%a %Y-%m-%d %H:%M:%S UTC %z",
+    )
+    .unwrap()
+    .with_timezone(&Utc);
+    if avwap::calendar::is_session(ny_date(next)).unwrap() {
+        expect(
+            "wrong-schedule",
+            &[],
+            "warn",
+            2,
+            &[("scan.timer", "WARN", "it runs at or after the market open")],
+        );
+    } else {
+        expect("wrong-schedule", &[], "ok", 0, &[]);
+    }
     let h = host("wrong-schedule");
     let (_, checks) = human(&run(&h, &[]));
     let msg = &status_of(&checks, "scan.timer").2;
-    assert!(msg.contains("expected"), "{msg}");
-    assert!(msg.contains("08:30"), "{msg}");
+    assert!(
+        msg.contains("OnCalendar=Mon..Fri *-*-* 09:30:00 America/New_York"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -550,17 +593,102 @@ fn no_systemctl_at_all_is_also_no_systemd() {
 }
 
 #[test]
-fn tmux_sessions_fail() {
+fn avwap_inside_tmux_fails() {
+    // avwap-execution started by hand in a tmux pane, and the predecessor's loop in another
+    // user's tmux: both named, with how to stop them (the first also fails execution-process).
     expect(
         "tmux",
         &[],
         "fail",
         1,
-        &[("tmux", "FAIL", "1 tmux session(s): avwap")],
+        &[
+            (
+                "tmux",
+                "FAIL",
+                "2 avwap process(es) run inside tmux: pid 31160 avwap-execution (uid 0, in the \
+                 tmux of pid 31153 uid 0), pid 32010 python -m execution_v2.execution_main \
+                 (uid 1000, in the tmux of pid 32000 uid 1000)",
+            ),
+            ("execution-process", "FAIL", "kill 31160"),
+        ],
     );
     let h = host("tmux");
     let (_, checks) = human(&run(&h, &[]));
-    assert!(status_of(&checks, "tmux").2.contains("31153"));
+    assert!(status_of(&checks, "tmux").2.contains("kill 31160 32010"));
+}
+
+#[test]
+fn an_unrelated_tmux_session_is_not_a_failure() {
+    expect("tmux-unrelated", &[], "ok", 0, &[]);
+    let h = host("tmux-unrelated");
+    let (_, checks) = human(&run(&h, &[]));
+    assert_eq!(
+        status_of(&checks, "tmux").2,
+        "tmux server(s) pid 31153 (uid 1000): none of the 4 process(es) in their sessions runs \
+         avwap (sessions running other programs are fine)"
+    );
+}
+
+#[test]
+fn the_alpaca_scan_reports_its_universe_cache() {
+    let h = host("alpaca-scan");
+    let cfg = h.state.join("avwap.toml");
+    // The small fixture holds 14 members; the real minimum is 1000.
+    std::fs::write(&cfg, "[scan.universe]\nmin_members = 10\n").unwrap();
+    let args = ["--config", cfg.to_str().unwrap()];
+    let cache = h.state.join(avwap::universe::CACHE_FILE);
+    expect_on(
+        &h,
+        "alpaca-scan",
+        &args,
+        "warn",
+        2,
+        &[(
+            "universe-cache",
+            "WARN",
+            &format!("no universe cache at {} yet", cache.display()),
+        )],
+    );
+    // What the scan leaves after fetching the holdings two days ago.
+    let holdings =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/universe/iwv_raw.csv");
+    let mut opts =
+        avwap::universe::LoadOptions::new(Some(holdings.display().to_string()), &h.state);
+    opts.min_members = 10;
+    avwap::universe::load_universe(&opts, Utc::now() - Duration::days(2), None).unwrap();
+    expect_on(&h, "alpaca-scan", &args, "ok", 0, &[]);
+    let (_, checks) = human(&run(&h, &args));
+    let names: Vec<&str> = checks.iter().map(|(_, n, _)| n.as_str()).collect();
+    assert_eq!(
+        names[..5],
+        ALL[..4]
+            .iter()
+            .copied()
+            .chain(["universe-cache"])
+            .collect::<Vec<_>>()[..]
+    );
+    let msg = &status_of(&checks, "universe-cache").2;
+    assert_eq!(
+        msg.split(" (").next().unwrap(),
+        format!(
+            "{}: 14 members, holdings as of 2026-07-24, fetched 2 days ago",
+            cache.display()
+        )
+    );
+    // Nine days without a successful fetch: stale.
+    avwap::universe::load_universe(&opts, Utc::now() - Duration::days(9), None).unwrap();
+    expect_on(
+        &h,
+        "alpaca-scan",
+        &args,
+        "warn",
+        2,
+        &[("universe-cache", "WARN", "older than 7 days")],
+    );
+    // Without --provider alpaca (the healthy host runs the store scan) there is no such line.
+    let h = host("healthy");
+    let (_, checks) = human(&run(&h, &[]));
+    assert!(!checks.iter().any(|(_, n, _)| n == "universe-cache"));
 }
 
 #[test]

@@ -42,7 +42,6 @@ fn check_cmd(state: &Path) -> Command {
         .env_remove("AVWAP_STATE_DIR")
         .env_remove("AVWAP_LOG_FORMAT")
         .env("AVWAP_SYSTEMCTL", "/nonexistent/systemctl")
-        .env("AVWAP_TMUX", "/nonexistent/tmux")
         .env("AVWAP_PROC_ROOT", state);
     cmd
 }

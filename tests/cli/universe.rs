@@ -8,9 +8,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use avwap::universe::{
-    load_universe, parse_cleaned, parse_holdings, parse_ishares_raw, FnFallback, HoldingsFormat,
-    LoadOptions, ParseError, ParseOptions, UniverseError, UniverseFallback, UniverseSource,
-    CACHE_FILE, CACHE_SIDECAR,
+    load_universe, parse_cleaned, parse_holdings, parse_ishares_raw, read_cache, CacheError,
+    FnFallback, HoldingsFormat, LoadOptions, ParseError, ParseOptions, UniverseError,
+    UniverseFallback, UniverseSource, CACHE_FILE, CACHE_SIDECAR,
 };
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
@@ -415,6 +415,43 @@ fn cache_with_stale_sidecar_uses_the_file_time_and_max_age_is_enforced() {
         err.to_string().contains("older than the allowed 7 days"),
         "{err}"
     );
+}
+
+#[test]
+fn the_cache_is_read_as_the_loader_reads_it() {
+    let state = tempfile::tempdir().unwrap();
+    let o = opts(None, state.path());
+    match read_cache(&o, t0()) {
+        Err(CacheError::Missing(path)) => assert_eq!(path, state.path().join(CACHE_FILE)),
+        other => panic!("{other:?}"),
+    }
+    seed_cache(state.path(), t0());
+    let u = read_cache(&o, t0() + chrono::Duration::hours(30)).unwrap();
+    assert_eq!(symbols(&u.members), RAW_MEMBERS);
+    match &u.source {
+        UniverseSource::Cache {
+            fetched_at,
+            origin,
+            age_hours,
+        } => {
+            assert_eq!(*fetched_at, t0());
+            assert!(origin.starts_with("file "), "{origin}");
+            assert_eq!(*age_hours, 30);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Read only: nothing was rewritten.
+    let sidecar = std::fs::read(state.path().join(CACHE_SIDECAR)).unwrap();
+    read_cache(&o, Utc::now()).unwrap();
+    assert_eq!(
+        std::fs::read(state.path().join(CACHE_SIDECAR)).unwrap(),
+        sidecar
+    );
+    std::fs::write(state.path().join(CACHE_FILE), "<html>Access Denied</html>").unwrap();
+    match read_cache(&o, t0()) {
+        Err(CacheError::Unusable(why)) => assert!(why.starts_with("cache "), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
