@@ -185,22 +185,22 @@ case " $(creds_of scan.service)" in *" alpaca-key-id "*) ;; *) units_ok=1 ;; esa
 case " $(creds_of "$EXEC")" in *" alpaca-key-id "*" alpaca-secret-key "* | *" alpaca-secret-key "*" alpaca-key-id "*) ;; *) units_ok=1 ;; esac
 check units-paper-recipe "$units_ok" \
   "execution $(prop "$EXEC" Environment | grep -o 'AVWAP_MODE=[a-z-]*'), credentials $(creds_of "$EXEC"); scan: $(sed -n 's/.*argv\[\]=\([^;]*\);.*/\1/p' <<<"$exec_start"), PrivateNetwork=$(prop scan.service PrivateNetwork), credentials $(creds_of scan.service)"
-# The alert plumbing: OnFailure= on execution and scan naming an instance of a template whose
-# service runs `avwap-execution alert unit-failed`, and a timer whose service runs
-# `avwap-execution alert summary` (found by what they run, not by name).
+# The alert units (rendered with the alert-webhook-url credential): OnFailure= on execution
+# and scan naming a unit that runs `avwap-execution alert unit-failed`, and a timer whose
+# service runs `avwap-execution alert summary` (found by what they run, not by name).
 onfailure=$(prop "$EXEC" OnFailure)
 alert_unit=${onfailure%% *}
 alert_ok=1
 if [ -n "$alert_unit" ] && prop "$alert_unit" ExecStart | grep -q 'alert unit-failed' &&
   [ "$(prop scan.service OnFailure)" != "" ]; then alert_ok=0; fi
 check units-onfailure-alert "$alert_ok" \
-  "execution.service OnFailure=${onfailure:-(none)} (runs: $( [ -n "$alert_unit" ] && prop "$alert_unit" ExecStart | sed -n 's/.*argv\[\]=\([^;]*\);.*/\1/p')); scan.service OnFailure=$(prop scan.service OnFailure)$( [ "$alert_ok" = 0 ] || echo '; PENDING: the alert plumbing (OnFailure=avwap-alert@%n.service) is not in the rendered units')"
+  "execution.service OnFailure=${onfailure:-(none)} (runs: $( [ -n "$alert_unit" ] && prop "$alert_unit" ExecStart | sed -n 's/.*argv\[\]=\([^;]*\);.*/\1/p')); scan.service OnFailure=$(prop scan.service OnFailure)$( [ "$alert_ok" = 0 ] || echo '; no OnFailure= alert unit in the rendered units')"
 SUMMARY_TIMER=""
 for t in $(systemctl list-unit-files --type=timer --no-legend --no-pager | awk '{print $1}'); do
   if prop "$(prop "$t" Unit)" ExecStart 2>/dev/null | grep -q 'alert summary'; then SUMMARY_TIMER=$t; fi
 done
 check units-summary-timer "$([ -n "$SUMMARY_TIMER" ] && echo 0 || echo 1)" \
-  "$( [ -n "$SUMMARY_TIMER" ] && echo "$SUMMARY_TIMER ($(prop "$SUMMARY_TIMER" TimersCalendar | sed 's/^{ //; s/ ;.*//')) runs $(prop "$SUMMARY_TIMER" Unit)" || echo "no timer runs 'avwap-execution alert summary'; PENDING: the summary timer is not in the rendered units")"
+  "$( [ -n "$SUMMARY_TIMER" ] && echo "$SUMMARY_TIMER ($(prop "$SUMMARY_TIMER" TimersCalendar | sed 's/^{ //; s/ ;.*//')) runs $(prop "$SUMMARY_TIMER" Unit)" || echo "no timer runs 'avwap-execution alert summary' in the rendered units")"
 [ -n "$SUMMARY_TIMER" ] && systemctl enable "$SUMMARY_TIMER" >/dev/null 2>&1
 
 # ---------------------------------------------------------------------------------------------
@@ -321,7 +321,7 @@ check stall-cycles-resume "$([ "$(journal_count 'cycle done')" -gt "$cycles" ] &
 # ---------------------------------------------------------------------------------------------
 log "== a forced failure delivers the OnFailure= alert"
 if [ "$alert_ok" != 0 ]; then
-  result onfailure-alert fail "PENDING: execution.service has no OnFailure= alert unit (see paper-units-onfailure-alert); not forced"
+  result onfailure-alert fail "execution.service has no OnFailure= alert unit (see paper-units-onfailure-alert); not forced"
 else
   a0=$(alerts_matching 'execution\.service')
   systemctl stop "$EXEC"
@@ -358,7 +358,7 @@ fi
 s1=$(alerts_matching 'day summary')
 last=$(grep -iE 'day summary' "$ALERTS" 2>/dev/null | tail -n1)
 check day-summary "$([ "$next" -gt 0 ] && [ "$s1" -gt "$s0" ] && grep -q "$sym [0-9.]* @ [^ ]* stop" <<<"$last" && echo 0 || echo 1)" \
-  "${SUMMARY_TIMER:-no summary timer (PENDING)}: next elapse $( [ "$next" -gt 0 ] && ny "$next" || echo none); summaries at the webhook $s0 -> $s1, want $sym with its stop: $(cut -c1-300 <<<"$last")"
+  "${SUMMARY_TIMER:-no summary timer}: next elapse $( [ "$next" -gt 0 ] && ny "$next" || echo none); summaries at the webhook $s0 -> $s1, want $sym with its stop: $(cut -c1-300 <<<"$last")"
 
 log "webhook log ($ALERTS):"
 sed 's/^/#   /' "$ALERTS" 2>/dev/null | cut -c1-300

@@ -73,11 +73,11 @@ done
 [ -f "$REPO/nix/tests/scenario.sh" ] || die "nix/tests/scenario.sh missing"
 [ -x "$FAKE" ] || die "$FAKE missing: cargo build --release --example fake_alpaca"
 command -v nix-instantiate >/dev/null 2>&1 || die "nix-instantiate missing (Debian nix-bin): tools/render-units renders the paper units"
-# The paper units, rendered as dist/systemd/INSTALL.md's paper recipe renders them (with the
-# Alpaca scan provider and every credential the production scenario uses).
+# The paper units, rendered as dist/systemd/INSTALL.md's paper recipe renders them (the scan's
+# provider follows the mode), with the alert webhook: the alert units come with it.
 PAPER_UNITS=$(mktemp -d /var/tmp/avwap-vm-units.XXXXXX)
 trap 'rm -rf "$PAPER_UNITS"' EXIT
-python3 "$REPO/tools/render-units" --out "$PAPER_UNITS" --set mode=alpaca-paper --set scanProvider=alpaca \
+python3 "$REPO/tools/render-units" --out "$PAPER_UNITS" --set mode=alpaca-paper \
   --credential alpaca-key-id=/etc/avwap/credentials/alpaca-key-id \
   --credential alpaca-secret-key=/etc/avwap/credentials/alpaca-secret-key \
   --credential alert-webhook-url=/etc/avwap/credentials/alert-webhook-url >/dev/null ||
