@@ -182,7 +182,9 @@ case $exec_start in *"--provider alpaca"*) ;; *) units_ok=1 ;; esac
 # (`systemctl show` does not print LoadCredential= on every version: read the unit text)
 creds_of() { systemctl cat "$1" 2>/dev/null | sed -n 's/^LoadCredential=\([^:]*\):.*/\1/p' | tr '\n' ' '; }
 case " $(creds_of scan.service)" in *" alpaca-key-id "*) ;; *) units_ok=1 ;; esac
-case " $(creds_of "$EXEC")" in *" alpaca-key-id "*" alpaca-secret-key "* | *" alpaca-secret-key "*" alpaca-key-id "*) ;; *) units_ok=1 ;; esac
+for c in alpaca-key-id alpaca-secret-key; do
+  case " $(creds_of "$EXEC")" in *" $c "*) ;; *) units_ok=1 ;; esac
+done
 check units-paper-recipe "$units_ok" \
   "execution $(prop "$EXEC" Environment | grep -o 'AVWAP_MODE=[a-z-]*'), credentials $(creds_of "$EXEC"); scan: $(sed -n 's/.*argv\[\]=\([^;]*\);.*/\1/p' <<<"$exec_start"), PrivateNetwork=$(prop scan.service PrivateNetwork), credentials $(creds_of scan.service)"
 # The alert units (rendered with the alert-webhook-url credential): OnFailure= on execution
