@@ -59,6 +59,8 @@ pub struct UnitFailure {
     pub exit_code: Option<String>,
     pub exit_status: Option<String>,
     pub restarts: Option<u64>,
+    /// `StartLimitBurst=`: starts allowed within the interval.
+    pub start_limit_burst: Option<u64>,
 }
 
 impl UnitFailure {
@@ -75,6 +77,7 @@ impl UnitFailure {
             exit_code: env("MONITOR_EXIT_CODE").filter(|v| !v.is_empty()),
             exit_status: env("MONITOR_EXIT_STATUS").filter(|v| !v.is_empty()),
             restarts: None,
+            start_limit_burst: None,
         })
     }
 
@@ -88,11 +91,26 @@ impl UnitFailure {
                 .map(str::to_string),
             exit_status: props.exec_main_status().map(|s| s.to_string()),
             restarts: props.n_restarts(),
+            start_limit_burst: props.start_limit_burst(),
         }
     }
 
+    /// The restart counters of `props` added to what the `MONITOR_*` variables said.
+    pub fn with_counters(mut self, props: &UnitProperties) -> Self {
+        self.restarts = self.restarts.or(props.n_restarts());
+        self.start_limit_burst = self.start_limit_burst.or(props.start_limit_burst());
+        self
+    }
+
+    /// systemd says `start-limit-hit` only sometimes: 252 and 257 keep the first failure's
+    /// Result (e.g. `signal`) when they refuse the restart, so a failed unit whose automatic
+    /// restarts used up its `StartLimitBurst=` (the first start counts too) hit it as well.
     pub fn start_limit_hit(&self) -> bool {
         self.result == "start-limit-hit"
+            || matches!(
+                (self.restarts, self.start_limit_burst),
+                (Some(n), Some(burst)) if burst > 0 && n + 1 >= burst
+            )
     }
 }
 
@@ -221,18 +239,21 @@ pub fn unit_failed(
     env: &dyn Fn(&str) -> Option<String>,
     systemd: &dyn SystemdQuery,
 ) -> Result<String, NotifyError> {
-    let failure = UnitFailure::from_monitor_env(unit, env).unwrap_or_else(|| {
-        match systemd.show(unit, SERVICE_PROPERTIES) {
-            Ok(props) => UnitFailure::from_properties(&props),
-            Err(e) => {
-                tracing::warn!(unit, "cannot ask systemd about the failed unit: {e}");
-                UnitFailure {
-                    unit: unit.to_string(),
-                    ..UnitFailure::default()
-                }
-            }
-        }
-    });
+    // The MONITOR_* variables are the failure itself; systemctl adds the restart counters
+    // (and is the whole story on a systemd older than 251).
+    let props = systemd
+        .show(unit, SERVICE_PROPERTIES)
+        .map_err(|e| tracing::warn!(unit, "cannot ask systemd about the failed unit: {e}"))
+        .ok();
+    let failure = match (UnitFailure::from_monitor_env(unit, env), &props) {
+        (Some(failure), Some(props)) => failure.with_counters(props),
+        (Some(failure), None) => failure,
+        (None, Some(props)) => UnitFailure::from_properties(props),
+        (None, None) => UnitFailure {
+            unit: unit.to_string(),
+            ..UnitFailure::default()
+        },
+    };
     let text = unit_failure_text(&failure);
     deliver(
         &Alerts::from_config(&config.alerts),
@@ -350,6 +371,31 @@ mod tests {
         assert!(text.starts_with("avwap-execution.service failed (Result=start-limit-hit)"));
         assert!(text.contains("will NOT start it again"), "{text}");
         assert!(text.contains("systemctl reset-failed avwap-execution.service"));
+    }
+
+    #[test]
+    fn a_start_limit_under_the_first_failures_result_is_recognised() {
+        // systemd 252/257: Result=signal after the fifth start of StartLimitBurst=5.
+        let props = UnitProperties::parse(
+            "execution.service",
+            "Result=signal\nNRestarts=4\nStartLimitBurst=5\nExecMainCode=killed\nExecMainStatus=9\n",
+        );
+        let env = |name: &str| match name {
+            "MONITOR_SERVICE_RESULT" => Some("signal".to_string()),
+            _ => None,
+        };
+        let failure = UnitFailure::from_monitor_env("execution.service", &env)
+            .unwrap()
+            .with_counters(&props);
+        assert!(failure.start_limit_hit());
+        let text = unit_failure_text(&failure);
+        assert!(text.contains("hit its start limit"), "{text}");
+        // One crash with restarts left is not a start limit.
+        let once = UnitProperties::parse(
+            "execution.service",
+            "Result=exit-code\nNRestarts=0\nStartLimitBurst=5\n",
+        );
+        assert!(!UnitFailure::from_properties(&once).start_limit_hit());
     }
 
     #[test]

@@ -1044,34 +1044,20 @@ fn order_list_judge<'a>() -> Judge<'a> {
     })
 }
 
-/// What an order answer must agree with: the request it answers.
-struct Asked {
-    client_order_id: &'static str,
-    symbol: &'static str,
-    side: Side,
-    qty: Option<Decimal>,
-    order_type: Option<OrderType>,
-}
-
-fn single_order_judge<'a>(asked: Asked) -> Judge<'a> {
+/// Judges a single-order answer against `asked`, the request it answers: an independent
+/// reading of "is this the order asked for" must agree with `order_answer_mismatch`.
+fn single_order_judge<'a>(asked: ExpectedOrder<'static>) -> Judge<'a> {
     Box::new(move |body: &Value| {
         let o = parse_order(&body.to_string()).map_err(|e| e.0)?;
         let mut r = Reading::default();
         r.lines.push(order_line(&o));
         order_agrees(&mut r, &o, body);
-        let expected = ExpectedOrder {
-            client_order_id: asked.client_order_id,
-            symbol: asked.symbol,
-            side: asked.side,
-            qty: asked.qty,
-            order_type: asked.order_type,
-        };
         let is_asked = o.client_order_id == asked.client_order_id
             && o.symbol == asked.symbol
             && o.side == asked.side
             && asked.qty.is_none_or(|q| q == o.qty)
             && asked.order_type.is_none_or(|t| t == o.order_type);
-        match (is_asked, order_answer_mismatch(&o, &expected)) {
+        match (is_asked, order_answer_mismatch(&o, &asked)) {
             (true, None) => {}
             (false, Some(_)) => {
                 r.handle("another order than asked: the mismatch is reported, nothing booked")
@@ -1841,7 +1827,7 @@ fn operations<'a>(trading: &'a Value, data: &'a Value) -> Vec<Operation<'a>> {
         )],
         foreign: vec![],
         extras,
-        judge: single_order_judge(Asked {
+        judge: single_order_judge(ExpectedOrder {
             client_order_id: OUR_ENTRY,
             symbol: "AXTA",
             side: Side::Buy,
@@ -1875,7 +1861,7 @@ fn operations<'a>(trading: &'a Value, data: &'a Value) -> Vec<Operation<'a>> {
         foreign: vec![],
         extras,
         // A lookup fixes the id, symbol and side, not what a replace may change.
-        judge: single_order_judge(Asked {
+        judge: single_order_judge(ExpectedOrder {
             client_order_id: OUR_ENTRY,
             symbol: "AXTA",
             side: Side::Buy,
@@ -1908,7 +1894,7 @@ fn operations<'a>(trading: &'a Value, data: &'a Value) -> Vec<Operation<'a>> {
         )],
         foreign: vec![],
         extras,
-        judge: single_order_judge(Asked {
+        judge: single_order_judge(ExpectedOrder {
             client_order_id: OUR_NEW_STOP,
             symbol: "AXTA",
             side: Side::Sell,

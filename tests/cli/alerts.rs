@@ -436,36 +436,34 @@ fn alert_command(
     cmd
 }
 
+/// Runs `cmd`, which must succeed.
+fn succeeds(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `avwap-execution alert test|unit-failed|summary`: delivered and waited for, or a clear
 /// failure (no webhook: exit 10; refused: exit 12; no journal: exit 13).
 #[test]
 fn the_operator_alert_commands_deliver_or_fail_loudly() {
     let state = tempfile::tempdir().unwrap();
     let (url, received) = receiver(200);
-    let out = alert_command(state.path(), Some(&url), &["test"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(&mut alert_command(state.path(), Some(&url), &["test"]));
     let body = received.recv_timeout(Duration::from_secs(5)).unwrap().body;
     assert!(body.contains("test alert"), "{body}");
 
-    let out = alert_command(
-        state.path(),
-        Some(&url),
-        &["unit-failed", "avwap-execution.service"],
-    )
-    .env("MONITOR_UNIT", "avwap-execution.service")
-    .env("MONITOR_SERVICE_RESULT", "start-limit-hit")
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        alert_command(
+            state.path(),
+            Some(&url),
+            &["unit-failed", "avwap-execution.service"],
+        )
+        .env("MONITOR_UNIT", "avwap-execution.service")
+        .env("MONITOR_SERVICE_RESULT", "start-limit-hit"),
     );
     let body = received.recv_timeout(Duration::from_secs(5)).unwrap().body;
     assert!(
@@ -489,18 +487,11 @@ fn the_operator_alert_commands_deliver_or_fail_loudly() {
         String::from_utf8_lossy(&out.stderr)
     );
     drop(avwap::execution::db::StateDb::open(&state.path().join("execution.sqlite")).unwrap());
-    let out = alert_command(
+    succeeds(&mut alert_command(
         state.path(),
         Some(&url),
         &["summary", "--date", "2010-08-09"],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let body = received.recv_timeout(Duration::from_secs(5)).unwrap().body;
     assert!(body.contains("day summary 2010-08-09"), "{body}");
     assert!(body.contains("no open positions"), "{body}");
