@@ -334,8 +334,11 @@ else
   deadline=$(($(mono_ms) + 120000))
   while [ "$(mono_ms)" -lt "$deadline" ] && [ "$(alerts_matching 'execution\.service')" -le "$a0" ]; do sleep 2; done
   a1=$(alerts_matching 'execution\.service')
-  check onfailure-alert "$([ "$state" = failed ] && [ "$a1" -gt "$a0" ] && echo 0 || echo 1)" \
-    "no watchlist -> the gate refused until the start limit: execution $state Result=$(prop "$EXEC" Result); alerts naming execution.service at the webhook $a0 -> $a1: $(grep -iE 'execution\.service' "$ALERTS" 2>/dev/null | tail -n1 | cut -c1-200)"
+  # The alert must also say the start limit was hit (systemd 252/257 keep the first failure's
+  # Result, so the unit-failed command concludes it from NRestarts against StartLimitBurst).
+  limit_said=$(grep -iE 'execution\.service' "$ALERTS" 2>/dev/null | tail -n1 | grep -c 'start limit')
+  check onfailure-alert "$([ "$state" = failed ] && [ "$a1" -gt "$a0" ] && [ "$limit_said" -gt 0 ] && echo 0 || echo 1)" \
+    "no watchlist -> the gate refused until the start limit: execution $state Result=$(prop "$EXEC" Result); start limit in the alert: $([ "$limit_said" -gt 0 ] && echo yes || echo NO); alerts naming execution.service at the webhook $a0 -> $a1: $(grep -iE 'execution\.service' "$ALERTS" 2>/dev/null | tail -n1 | cut -c1-200)"
   mv "$WATCHLIST.saved" "$WATCHLIST"
   systemctl reset-failed "$EXEC" 2>/dev/null
   timeout 300 systemctl start execution-restart.service
