@@ -36,7 +36,7 @@
 # What it changes in the guest: the clock, the watchlist and KILL_SWITCH in the state
 # directory, the timers' last-trigger times, and it stops execution.service at the end.
 #
-# systemd behaviour this relies on (measured with 252 in tests/vm/): a realtime timer whose
+# systemd behaviour this relies on (measured with 252 and 257 in tests/vm/): a realtime timer whose
 # elapse the clock jumps over fires once at once ("catch-up"), also when it is started after
 # the jump; so every clock change while the timers run goes to a time with no schedule point
 # left behind, and after (re)starting them the catch-up run is let settle before anything is
@@ -159,9 +159,10 @@ ny_date() { TZ=America/New_York date "$@" +%F; }
 secs() { echo "$(($1 / 1000)).$(($1 % 1000 / 100))s"; } # milliseconds -> "12.3s"
 
 # Restart both timers at a new clock. systemd 252 keeps a timer's last trigger in memory across
-# stop/start (newer versions reload it from the Persistent= stamp), so a timer started after
-# a forward clock jump over its schedule fires once at once ("catch-up"). Callers set the clock
-# before 08:30 New York, let that catch-up run settle, and only then look at the schedule.
+# stop/start, 257 reloads it from the Persistent= stamp; either way a timer started after a
+# forward clock jump over its schedule fires once at once ("catch-up": measured on both, at
+# the same points of this scenario). Callers set the clock before 08:30 New York, let that
+# catch-up run settle, and only then look at the schedule.
 timers_stop() { systemctl stop "${TIMERS[@]}"; }
 timers_start() {
   systemctl start "${TIMERS[@]}"
@@ -216,6 +217,17 @@ RESTART_S=$(span_s "$(prop "$EXEC" RestartUSec)")
 BURST=$(prop "$EXEC" StartLimitBurst)
 STOP_TIMEOUT_S=$(span_s "$(prop "$EXEC" TimeoutStopUSec)")
 WATCHLIST=$STATE_DIR/daily_candidates.csv
+# The systemd generation this run is about: SCENARIO_SYSTEMD_MAJOR (tests/vm/run.sh sets it per
+# guest: bookworm 252, trixie 257) or, unset, any systemd this scenario knows (>= 252).
+sd_version=$(systemctl --version | head -n1)
+sd_major=$(sed -n 's/^systemd \([0-9][0-9]*\).*/\1/p' <<<"$sd_version")
+if [ -n "${SCENARIO_SYSTEMD_MAJOR:-}" ]; then
+  check systemd-version "$([ "$sd_major" = "$SCENARIO_SYSTEMD_MAJOR" ] && echo 0 || echo 1)" \
+    "PID 1 is $sd_version (major ${sd_major:-unknown}, want $SCENARIO_SYSTEMD_MAJOR)"
+else
+  check systemd-version "$([ "${sd_major:-0}" -ge 252 ] && echo 0 || echo 1)" \
+    "PID 1 is $sd_version (major ${sd_major:-unknown}, want >= 252)"
+fi
 log "state dir $STATE_DIR, binaries $BIN_DIR, user $SVC_USER:$SVC_GROUP, RestartSec ${RESTART_S}s, StartLimitBurst $BURST, TimeoutStopSec ${STOP_TIMEOUT_S}s"
 log "systemd $(systemctl --version | head -n1)"
 timedatectl set-ntp false >/dev/null 2>&1
@@ -551,9 +563,9 @@ nrestarts=$(prop "$EXEC" NRestarts)
 sleep $((2 * RESTART_S + 2))
 quiet_state=$(prop "$EXEC" ActiveState)
 lim1=$(journal_count "$limit_msg")
-# systemd 252 keeps the first failure's Result (here "signal") when the restart is refused;
-# its journal line "Start request repeated too quickly" is the evidence of the start limit.
-# Newer systemd may say Result=start-limit-hit.
+# systemd 252 and 257 keep the first failure's Result (here "signal") when the restart is
+# refused; the journal line "Start request repeated too quickly" is the evidence of the start
+# limit. Other versions may say Result=start-limit-hit.
 check crash-loop-stops-at-start-limit "$([ "$final_state" = failed ] && [ "$kills" -ge 1 ] && [ "$kills" -le "$BURST" ] &&
   [ $((lim1 - lim0)) -ge 1 ] && [ "$quiet_state" = failed ] && case $final_result in signal | start-limit-hit) true ;; *) false ;; esac && echo 0 || echo 1)" \
   "$kills SIGKILL(s) of a freshly (re)started execution; then ActiveState=$final_state Result=$final_result NRestarts=$nrestarts, journal: '$limit_msg' x$((lim1 - lim0)) (StartLimitBurst=$BURST in $(prop "$EXEC" StartLimitIntervalUSec)); $((2 * RESTART_S + 2))s later still $quiet_state"

@@ -4,8 +4,13 @@
 # dist/systemd/INSTALL.md tells a non-NixOS operator, plus ONE test-only drop-in, then runs the
 # shared scenario nix/tests/scenario.sh and leaves everything for the host in $RESULTS.
 #
-# Payload layout (/vmtest): bin/avwap-{scan,execution,gate,check}, dist/ (= dist/systemd/),
-# examples/avwap.toml, scenario.sh (= nix/tests/scenario.sh), env (scenario variables).
+# Then the production scenario tests/vm/paper.sh (alpaca-paper against the test-only fake
+# Alpaca in the guest). SCENARIO_PARTS (default "sim paper") picks the parts, for development.
+#
+# Payload layout (/vmtest): bin/avwap-{scan,execution,gate,check}, bin/fake_alpaca (test-only,
+# examples/fake_alpaca.rs), dist/ (= dist/systemd/), paper-units/ (the units rendered with
+# INSTALL.md's paper recipe), examples/avwap.toml, scenario.sh (= nix/tests/scenario.sh),
+# paper.sh (= tests/vm/paper.sh), env (scenario variables).
 #
 # The test-only drop-in, and why it is the only one:
 #   scan.service.d/50-vmtest-synthetic.conf  ExecStart=avwap-scan --provider synthetic
@@ -25,7 +30,8 @@ die() {
   exit 1
 }
 
-say "$(systemctl --version | head -n1); kernel $(uname -r); clock $(date -u '+%F %T UTC')"
+systemctl --version | head -n1 >"$R/systemd-version.txt"
+say "$(cat "$R/systemd-version.txt"); $(sed -n 's/^PRETTY_NAME=//p' /etc/os-release); kernel $(uname -r); clock $(date -u '+%F %T UTC')"
 
 # --- dist/systemd/INSTALL.md, steps 1-4 ------------------------------------------------------
 say "1. binaries -> /usr/local/bin"
@@ -72,20 +78,41 @@ set -a
 # shellcheck disable=SC1091
 [ -f "$P/env" ] && . "$P/env"
 set +a
-say "scenario: bash nix/tests/scenario.sh"
-bash "$P/scenario.sh" 2>&1 | tee "$R/scenario.log"
-rc=${PIPESTATUS[0]}
-grep -E '^(RESULT|SUMMARY) ' "$R/scenario.log" >"$R/results.txt"
-say "scenario exit status $rc"
+rc=0
+: >"$R/scenario.log"
+case " ${SCENARIO_PARTS:-sim paper} " in
+  *" sim "*)
+    say "scenario: bash nix/tests/scenario.sh"
+    bash "$P/scenario.sh" 2>&1 | tee "$R/scenario.log"
+    rc=${PIPESTATUS[0]}
+    say "scenario exit status $rc"
+    ;;
+esac
+: >"$R/paper.log"
+case " ${SCENARIO_PARTS:-sim paper} " in
+  *" paper "*)
+    say "production scenario: bash tests/vm/paper.sh"
+    PAPER_DIR=$P bash "$P/paper.sh" 2>&1 | tee "$R/paper.log"
+    prc=${PIPESTATUS[0]}
+    say "production scenario exit status $prc"
+    [ "$prc" = 0 ] || rc=$prc
+    ;;
+esac
+# One result file for both parts: their RESULT lines, one SUMMARY over all of them.
+cat "$R/scenario.log" "$R/paper.log" | grep -E '^RESULT ' >"$R/results.txt"
+printf 'SUMMARY passed=%s failed=%s\n' "$(grep -c ' status=pass ' "$R/results.txt")" \
+  "$(grep -c ' status=fail ' "$R/results.txt")" >>"$R/results.txt"
 
 # --- what the host keeps ---------------------------------------------------------------------
 /usr/local/bin/avwap-check --config /etc/avwap/avwap.toml >"$R/avwap-check.txt" 2>&1
-for u in execution.service scan.service scan.timer execution-restart.service execution-restart.timer; do
+for u in execution.service scan.service scan.timer execution-restart.service execution-restart.timer fake-alpaca.service; do
   printf '### %s\n' "$u"
   systemctl show "$u"
 done >"$R/units-show.txt" 2>&1
 TZ=UTC systemctl list-timers --all --no-pager >"$R/timers.txt" 2>&1
 journalctl -b --no-pager -o short-iso-precise >"$R/journal.txt" 2>&1
 journalctl -b --no-pager -o short-monotonic -u execution.service -u scan.service \
-  -u execution-restart.service -u scan.timer -u execution-restart.timer >"$R/journal-avwap.txt" 2>&1
+  -u execution-restart.service -u scan.timer -u execution-restart.timer -u 'avwap-*' \
+  -u fake-alpaca.service >"$R/journal-avwap.txt" 2>&1
+cp /root/webhook-alerts.log "$R/webhook-alerts.txt" 2>/dev/null
 exit "$rc"

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Builds the guest image of the real-systemd VM test (tests/vm/run.sh calls it):
-# a minimal Debian 12 (bookworm) with systemd as PID 1, its kernel and initrd, and a generic
-# test runner that executes a payload disk and hands the results back on another disk.
+# a minimal Debian (bookworm = Debian 12, systemd 252; trixie = Debian 13, systemd 257) with
+# systemd as PID 1, its kernel and initrd, and a generic test runner that executes a payload
+# disk and hands the results back on another disk.
 #
-#   bash tests/vm/image.sh OUT_DIR     ->  OUT_DIR/{base.img,vmlinuz,initrd.img,packages.txt}
+#   bash tests/vm/image.sh OUT_DIR [SUITE]  ->  OUT_DIR/{base.img,vmlinuz,initrd.img,packages.txt}
+#   bash tests/vm/image.sh --mirror         ->  prints the Debian mirror the image would use
+#
+# SUITE defaults to bookworm. The Debian mirror is the host's own: the first `deb` URI of its
+# apt configuration that serves a Debian archive suite (one-line /etc/apt/sources.list and
+# sources.list.d/*.list, deb822 sources.list.d/*.sources, in apt's order; -security excluded),
+# unless AVWAP_VM_MIRROR is set.
 #
 # Needs root, debootstrap and mkfs.ext4 (e2fsprogs >= 1.43 for -d; no loop mount is used).
-# The SHA-256 of THIS FILE is the cache key of the image (tests/vm/run.sh): change anything
-# that should rebuild the image here, and only here.
+# The SHA-256 of THIS FILE plus the suite is the cache key of the image (tests/vm/run.sh):
+# change anything that should rebuild the images here, and only here.
 #
 # Guest contract (what tests/vm/run.sh relies on):
 #   /dev/vda  this image (booted with -kernel/-initrd, root=/dev/vda; run.sh uses snapshot=on)
@@ -19,9 +26,50 @@
 #   /vmtest/timeout, default 1800) is killed, and the results are still written.
 set -euo pipefail
 
-OUT=${1:?usage: image.sh OUT_DIR}
-SUITE=bookworm
-MIRROR=${AVWAP_VM_MIRROR:-http://deb.debian.org/debian}
+# The Debian archive mirror of the host's apt configuration (see the header); empty if none.
+host_debian_mirror() {
+  local suites='(bullseye|bookworm|trixie|forky|duke|sid|oldoldstable|oldstable|stable|testing|unstable)(-updates|-backports|-proposed-updates)?'
+  local f files=() etc=${AVWAP_VM_APT_ETC:-/etc/apt} # (AVWAP_VM_APT_ETC: for testing the parser)
+  [ -f "$etc/sources.list" ] && files+=("$etc/sources.list")
+  for f in "$etc"/sources.list.d/*; do
+    case $f in *.list | *.sources) [ -f "$f" ] && files+=("$f") ;; esac
+  done
+  for f in "${files[@]}"; do
+    case $f in
+      *.sources) # deb822: stanzas of "Field: value" lines, separated by blank lines
+        awk -v re="^$suites\$" '
+          function flush() {
+            if (types ~ /(^| )deb( |$)/ && enabled !~ /^(no|false)$/ && uri != "" && uri !~ /security/) {
+              n = split(suites, s, " ")
+              for (i = 1; i <= n; i++) if (s[i] ~ re) { print uri; exit }
+            }
+            types = ""; uri = ""; suites = ""; enabled = ""
+          }
+          /^[ \t]*#/ { next }
+          /^[ \t]*$/ { flush(); next }
+          tolower($1) == "types:" { $1 = ""; types = $0 }
+          tolower($1) == "uris:" { uri = $2 }
+          tolower($1) == "suites:" { $1 = ""; suites = $0 }
+          tolower($1) == "enabled:" { enabled = tolower($2) }
+          END { flush() }' "$f"
+        ;;
+      *) # one-line: deb [options] URI SUITE COMPONENTS...
+        awk -v re="^$suites\$" '
+          $1 != "deb" { next }
+          { i = 2; if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ } }
+          $(i + 1) ~ re && $i !~ /security/ { print $i; exit }' "$f"
+        ;;
+    esac
+  done | head -n1
+}
+
+if [ "${1:-}" = --mirror ]; then
+  echo "${AVWAP_VM_MIRROR:-$(host_debian_mirror)}"
+  exit 0
+fi
+OUT=${1:?usage: image.sh OUT_DIR [SUITE] | image.sh --mirror}
+SUITE=${2:-bookworm}
+MIRROR=${AVWAP_VM_MIRROR:-$(host_debian_mirror)}
 # systemd-sysv: systemd as PID 1. tzdata: America/New_York for the timers. dbus: timedatectl,
 # systemctl's bus fallbacks. procps, kmod, udev: a normal small server.
 INCLUDE=systemd-sysv,udev,linux-image-amd64,tzdata,dbus,procps,kmod
@@ -29,6 +77,12 @@ IMAGE_SIZE=1536M
 ATTEMPTS=3
 
 log() { printf '[image %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+if [ -z "$MIRROR" ]; then
+  log "no Debian archive in the host's apt sources (/etc/apt/sources.list{,.d/}); set AVWAP_VM_MIRROR"
+  exit 1
+fi
+log "suite $SUITE, mirror $MIRROR"
 
 [ "$(id -u)" = 0 ] || { log "must run as root (debootstrap)"; exit 1; }
 mkdir -p "$OUT"
@@ -82,6 +136,8 @@ echo Etc/UTC >"$ROOT/etc/timezone"
 # No timers of the distribution in the test's way, and a quick boot.
 chroot "$ROOT" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
   fstrim.timer dpkg-db-backup.timer >/dev/null 2>&1 || true
+# systemd-timesyncd (pulled in on newer suites) would move the clock the scenario sets.
+chroot "$ROOT" systemctl mask systemd-timesyncd.service >/dev/null 2>&1 || true
 # A getty on ttyS0 (generated from console=ttyS0) hangs up the serial line about 2 s after
 # boot and silently eats the runner's output: no gettys at all.
 chroot "$ROOT" systemctl mask serial-getty@ttyS0.service getty@tty1.service >/dev/null

@@ -233,7 +233,12 @@ impl Drop for FakeAlpaca {
 
 impl FakeAlpaca {
     pub fn start() -> FakeAlpaca {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        FakeAlpaca::start_on("127.0.0.1:0")
+    }
+
+    /// On a given address (the standalone, test-only `examples/fake_alpaca.rs`).
+    pub fn start_on(addr: &str) -> FakeAlpaca {
+        let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
