@@ -77,6 +77,43 @@ fn backtest_demo_writes_its_files_and_refuses_a_used_dir() {
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(stdout.contains("round trip(s)"), "{stdout}");
 
+    // The metrics, the two CSV files and the report, consistent with each other.
+    let metrics = &json["metrics"];
+    assert_eq!(
+        metrics["trades"]["count"].as_u64(),
+        Some(trips),
+        "{metrics}"
+    );
+    assert_eq!(metrics["sessions"], 122);
+    assert!(metrics["sharpe"].is_number(), "{metrics}");
+    let equity = std::fs::read_to_string(cwd.join("run/equity.csv")).unwrap();
+    assert_eq!(equity.lines().count(), 1 + 122, "one row per session");
+    let trades = std::fs::read_to_string(cwd.join("run/trades.csv")).unwrap();
+    assert_eq!(
+        trades.lines().count() as u64,
+        1 + trips,
+        "one row per round trip"
+    );
+    let html = std::fs::read_to_string(cwd.join("run/report.html")).unwrap();
+    assert_eq!(
+        html.matches("<svg").count() as u64,
+        4 + trips,
+        "four charts of the run and one per round trip"
+    );
+    let fetches = html.matches("src=").count() + html.matches("href=\"http").count();
+    assert!(
+        !html.contains("NaN") && fetches == 0,
+        "self-contained, no NaN"
+    );
+    let files = ["backtest.json", "equity.csv", "trades.csv", "report.html"];
+    let all_bytes = |cwd: &Path| -> Vec<Vec<u8>> {
+        files
+            .iter()
+            .map(|f| std::fs::read(cwd.join("run").join(f)).unwrap())
+            .collect()
+    };
+    let written = all_bytes(cwd);
+
     // A used directory is refused, and nothing in it changes.
     let again = backtest(cwd, "run", &[]);
     assert_eq!(again.status.code(), Some(13), "{}", describe(&again));
@@ -91,6 +128,10 @@ fn backtest_demo_writes_its_files_and_refuses_a_used_dir() {
     let resumed = backtest(cwd, "run", &["--resume"]);
     assert!(resumed.status.success(), "{}", describe(&resumed));
     assert_eq!(std::fs::read(&json_path).unwrap(), bytes);
+    assert!(
+        all_bytes(cwd) == written,
+        "every output is the same bytes again"
+    );
 
     // --resume with another configuration is refused.
     std::fs::write(
