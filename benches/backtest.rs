@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench backtest` prints, for each size, the time to load the data, the time
 //! of the backtest itself (scan each morning on a second thread, the engine's cycles every 10
-//! minutes on the in-memory book), the sessions and round trips, and peak RSS (VmHWM); and the
+//! minutes on the in-memory book), the time to render the outputs (metrics, CSV files,
+//! report.html), the sessions and round trips, and peak RSS (VmHWM); and the
 //! machine's load (`/proc/loadavg`) before and after.
 //!
 //! - `demo`: the bundled demo data, 2010-03-01..2010-08-20 (122 sessions). Target ≤ 5 s.
@@ -115,8 +116,17 @@ fn child(size: &str) {
     let started = Instant::now();
     let run = backtest(&config, &data, from, to).expect("backtest");
     let seconds = started.elapsed().as_secs_f64();
+    // What the command adds: metrics, the CSV files and report.html (one chart per trip).
+    let started = Instant::now();
+    let rendered = avwap::backtest::rendered::render(&run, &data).expect("render outputs");
+    let render = started.elapsed().as_secs_f64();
+    let report_kb = rendered
+        .files
+        .iter()
+        .find(|(name, _)| name == avwap::backtest::rendered::REPORT_HTML)
+        .map_or(0, |(_, bytes)| bytes.len() / 1024);
     println!(
-        "{size:<5} {} symbols, {} sessions {from}..{to}: load {load:6.2} s, backtest {seconds:6.2} s ({:5.1} ms/session), {} round trips, {} sessions without a watchlist, final equity {} | peak RSS after load {rss_loaded:6.1} MB, after the run {:6.1} MB",
+        "{size:<5} {} symbols, {} sessions {from}..{to}: load {load:6.2} s, backtest {seconds:6.2} s ({:5.1} ms/session), outputs {render:5.2} s (report.html {report_kb} KB), {} round trips, {} sessions without a watchlist, final equity {} | peak RSS after load {rss_loaded:6.1} MB, after the run {:6.1} MB",
         data.bars.len(),
         run.sessions.len(),
         seconds * 1e3 / run.sessions.len().max(1) as f64,
