@@ -16,12 +16,15 @@ use avwap::backtest::backtest;
 use avwap::backtest::data::BacktestData;
 use avwap::config::Config;
 use avwap::market_data::synthetic::SyntheticMarket;
-use avwap::market_data::BarStore;
 use avwap::scan::config::{ScanConfig, EQUAL_WEIGHT_BENCHMARK};
 use chrono::NaiveDate;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{build_store, peak_rss_mb};
 
 const CHILD_ENV: &str = "AVWAP_BACKTEST_BENCH_CHILD";
 const BACKTEST_SESSIONS: usize = 250;
@@ -32,16 +35,6 @@ fn day(s: &str) -> NaiveDate {
 
 fn r3k_last_session() -> NaiveDate {
     day("2026-11-25")
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn load_average() -> String {
@@ -57,30 +50,6 @@ fn store_path(market: &SyntheticMarket) -> PathBuf {
             "r3k-seed{}-{}x{}.sqlite",
             market.seed, market.symbols, market.sessions
         ))
-}
-
-fn build_store(path: &Path, market: &SyntheticMarket) {
-    let started = Instant::now();
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("bench data dir");
-    let tmp = path.with_extension("building");
-    let _ = std::fs::remove_file(&tmp);
-    let mut store = BarStore::open(&tmp).expect("create bench store");
-    let dates = market.session_dates().expect("sessions in calendar range");
-    let mut writer = store.writer().expect("write transaction");
-    for i in 0..market.symbols {
-        let symbol = SyntheticMarket::symbol_name(i);
-        for bar in market.bars(i, &dates) {
-            writer.insert(&symbol, &bar).expect("insert bar");
-        }
-    }
-    writer.commit().expect("commit");
-    drop(store);
-    std::fs::rename(&tmp, path).expect("move store into place");
-    eprintln!(
-        "built {} in {:.1} s",
-        path.display(),
-        started.elapsed().as_secs_f64()
-    );
 }
 
 /// Child: load, run, print one line.

@@ -20,6 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{build_store, peak_rss_mb};
+
 const RUNS: usize = 5;
 
 fn last_session() -> NaiveDate {
@@ -36,42 +40,6 @@ fn config() -> ScanConfig {
     config
 }
 
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn build_store(path: &Path, market: &SyntheticMarket) {
-    let started = Instant::now();
-    let tmp = path.with_extension("building");
-    let _ = std::fs::remove_file(&tmp);
-    let mut store = BarStore::open(&tmp).expect("create bench store");
-    let dates = market.session_dates().expect("sessions in calendar range");
-    let mut writer = store.writer().expect("write transaction");
-    for i in 0..market.symbols {
-        let symbol = SyntheticMarket::symbol_name(i);
-        for bar in market.bars(i, &dates) {
-            writer.insert(&symbol, &bar).expect("insert bar");
-        }
-    }
-    writer.commit().expect("commit");
-    drop(store);
-    std::fs::rename(&tmp, path).expect("move store into place");
-    eprintln!(
-        "built {} ({} symbols × {} sessions) in {:.1} s",
-        path.display(),
-        market.symbols,
-        market.sessions,
-        started.elapsed().as_secs_f64()
-    );
-}
-
-/// Child mode: one end-to-end scan, then one compute-only scan; prints a single line.
 fn measure(store_path: &Path, out_dir: &Path) {
     let config = config();
     let plan = ScanPlan::for_session(scan_date(), &config).expect("plan");

@@ -144,24 +144,6 @@ background:white;border:1px solid #ddd}\
 .note{background:#fff3cd;border:1px solid #e5c100;padding:8px;margin:8px 0}\
 .muted{color:#77767b;font-size:12px}";
 
-/// The header row and one row of a candidate: the columns of the terminal table.
-const COLUMNS: [&str; 14] = [
-    "rank",
-    "symbol",
-    "sector",
-    "price",
-    "avwap",
-    "dist%",
-    "stop",
-    "R1",
-    "R2",
-    "risk/sh",
-    "reward/risk",
-    "trend",
-    "anchor",
-    "anchor date",
-];
-
 fn row_cells(rank: usize, row: &WatchlistRow) -> [String; 14] {
     let dash = || "—".to_string();
     [
@@ -184,7 +166,7 @@ fn row_cells(rank: usize, row: &WatchlistRow) -> [String; 14] {
 
 fn table_html(out: &mut String, rows: &[(usize, &WatchlistRow)]) {
     out.push_str("<table><tr>");
-    for (i, c) in COLUMNS.iter().enumerate() {
+    for (i, c) in super::output::TABLE_COLUMNS.iter().enumerate() {
         let class = if (1..=2).contains(&i) || i >= 12 {
             " class=\"l\""
         } else {

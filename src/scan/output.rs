@@ -391,27 +391,33 @@ pub fn reward_risk(row: &WatchlistRow) -> Option<Decimal> {
         .map(|r| r.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven))
 }
 
+/// The columns of [`table`] (and of the candidates page's table), in order.
+pub const TABLE_COLUMNS: [&str; 14] = [
+    "rank",
+    "symbol",
+    "sector",
+    "price",
+    "avwap",
+    "dist%",
+    "stop",
+    "R1",
+    "R2",
+    "risk/sh",
+    "reward/risk",
+    "trend",
+    "anchor",
+    "anchor date",
+];
+
 /// The ranked candidates as a fixed-width table for the terminal. `price` is the last close,
 /// `avwap` the anchored VWAP (the watchlist's `Entry_Level`: the engine buys when price holds
 /// above it), so a stop may sit above `avwap` but never above `price`; `risk/sh` and
 /// `reward/risk` are [`risk_per_share`] and [`reward_risk`] ("—" when undefined).
 pub fn table(rows: &[WatchlistRow]) -> String {
+    let c = TABLE_COLUMNS;
     let header = format!(
         "{:>4}  {:<7} {:<22} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>8} {:>11} {:>11}  {:<11} {}\n",
-        "rank",
-        "symbol",
-        "sector",
-        "price",
-        "avwap",
-        "dist%",
-        "stop",
-        "R1",
-        "R2",
-        "risk/sh",
-        "reward/risk",
-        "trend",
-        "anchor",
-        "anchor date"
+        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13]
     );
     let mut out = header;
     let dash = || "—".to_string();

@@ -4,36 +4,11 @@
 //! bytes; `--resume` with another configuration is refused too. And `simulate` refuses a state
 //! directory simulated with another configuration instead of silently reusing its sessions.
 
+// The binary run as simulate.rs runs it: clean environment, warnings only in the log.
+use super::simulate::{describe, exec};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-const EXEC: &str = env!("CARGO_BIN_EXE_avwap-execution");
-
-/// The binary with a clean environment and warnings only in the log.
-fn exec(cwd: &Path) -> Command {
-    let mut cmd = Command::new(EXEC);
-    cmd.current_dir(cwd);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("AVWAP_") {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd.env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID")
-        .env("RUST_LOG", "warn");
-    cmd
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use std::process::Output;
 
 fn backtest(cwd: &Path, out: &str, extra: &[&str]) -> Output {
     exec(cwd)

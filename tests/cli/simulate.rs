@@ -18,7 +18,7 @@ const SIGKILL: i32 = 9;
 
 /// The binary with a clean environment: no AVWAP_* variable, no sd_notify socket or watchdog
 /// inherited from the test's environment; warnings only in the log.
-fn exec(cwd: &Path) -> Command {
+pub(super) fn exec(cwd: &Path) -> Command {
     let mut cmd = Command::new(EXEC);
     cmd.current_dir(cwd);
     for (name, _) in std::env::vars_os() {
@@ -33,7 +33,7 @@ fn exec(cwd: &Path) -> Command {
     cmd
 }
 
-fn describe(o: &Output) -> String {
+pub(super) fn describe(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
         o.status,
