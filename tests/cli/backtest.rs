@@ -8,7 +8,7 @@
 use super::simulate::{describe, exec};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 fn backtest(cwd: &Path, out: &str, extra: &[&str]) -> Output {
     exec(cwd)
@@ -159,4 +159,72 @@ fn simulate_refuses_a_state_dir_simulated_with_another_configuration() {
         "{}",
         describe(&other)
     );
+}
+
+#[test]
+fn backtest_reads_the_state_dirs_bar_store_and_says_when_there_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    std::fs::create_dir(cwd.join("state")).unwrap();
+    let store_backtest = |out: &str, extra: &[&str]| {
+        exec(cwd)
+            .args([
+                "backtest",
+                "--from",
+                "2010-08-02",
+                "--to",
+                "2010-08-20",
+                "--out",
+                out,
+                "--state-dir",
+                "state",
+            ])
+            .args(extra)
+            .output()
+            .expect("run avwap-execution backtest")
+    };
+
+    // No store yet: refused with what to do, and nothing written.
+    let none = store_backtest("empty", &[]);
+    assert_eq!(none.status.code(), Some(13), "{}", describe(&none));
+    let stderr = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        stderr.contains("no bar store") && stderr.contains("avwap-scan import"),
+        "{stderr}"
+    );
+    assert!(!cwd.join("empty/backtest.json").exists());
+
+    // The store an operator fills with `avwap-scan import` (the demo bars, which hold no SPY:
+    // the operator tells the regime filter to do without it, deliberately).
+    let demo_csv = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo/bars.csv.gz");
+    let import = Command::new(env!("CARGO_BIN_EXE_avwap-scan"))
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .args(["import", demo_csv, "--state-dir", "state"])
+        .output()
+        .expect("run avwap-scan import");
+    assert!(import.status.success(), "{}", describe(&import));
+    std::fs::write(
+        cwd.join("skip-regime.toml"),
+        "[scan.regime]\non_missing_benchmark = \"skip-regime\"\n",
+    )
+    .unwrap();
+    let run = store_backtest("store-run", &["--config", "skip-regime.toml"]);
+    assert!(run.status.success(), "{}", describe(&run));
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("store-run/backtest.json")).unwrap())
+            .unwrap();
+    assert!(
+        json["data"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("store:"),
+        "{json}"
+    );
+    assert_eq!(json["range"]["sessions"], 15);
+    assert!(
+        json["counts"]["round_trips"].as_u64().unwrap() > 0,
+        "{json}"
+    );
+    assert!(cwd.join("store-run/report.html").exists());
 }
