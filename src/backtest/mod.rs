@@ -93,6 +93,9 @@ pub enum BacktestError {
     Cycle(#[from] LifecycleError),
     #[error("the scan thread stopped unexpectedly (a bug: please report it)")]
     ScanThread,
+    /// The configured `scan.sectors_file` cannot be read.
+    #[error(transparent)]
+    Sectors(crate::scan::output::OutputError),
     /// The metrics, CSV files or report could not be rendered (a bug: report it).
     #[error("{0} (a bug: please report it)")]
     Render(String),
@@ -114,6 +117,7 @@ impl Failure for BacktestError {
             | BacktestError::DirNotEmpty { .. }
             | BacktestError::OutputDir { .. }
             | BacktestError::PreviousUnreadable { .. }
+            | BacktestError::Sectors(_)
             | BacktestError::Write { .. } => ExitCode::InputError,
             BacktestError::Broker(_)
             | BacktestError::BrokerRead(_)
@@ -191,7 +195,13 @@ pub fn run(config: &Config, request: &BacktestRequest) -> Result<BacktestRun, Ba
     let data = if request.demo {
         BacktestData::demo(&config.scan, request.to)?
     } else {
-        BacktestData::from_store(&bar_store_path(&config.state_dir), &config.scan, request.to)?
+        let mut data =
+            BacktestData::from_store(&bar_store_path(&config.state_dir), &config.scan, request.to)?;
+        // As `avwap-scan --provider store` labels its rows: the configured sectors file.
+        if let Some(path) = config.scan.sectors_path(&config.state_dir) {
+            data.sectors = output::read_sectors(&path).map_err(BacktestError::Sectors)?;
+        }
+        data
     };
     let fingerprint = outputs::fingerprint(&data.scan, config, &data.label);
     outputs::prepare_dir(&request.out, &fingerprint, request.resume)?;
