@@ -10,23 +10,21 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn backtest(cwd: &Path, out: &str, extra: &[&str]) -> Output {
+/// `backtest --from FROM --to TO --out OUT --state-dir state` plus `extra`, in `cwd`.
+fn run_backtest(cwd: &Path, (from, to): (&str, &str), out: &str, extra: &[&str]) -> Output {
     exec(cwd)
-        .args([
-            "backtest",
-            "--demo",
-            "--from",
-            "2010-03-01",
-            "--to",
-            "2010-08-20",
-            "--out",
-            out,
-            "--state-dir",
-            "state",
-        ])
+        .args(["backtest", "--from", from, "--to", to, "--out", out])
+        .args(["--state-dir", "state"])
         .args(extra)
         .output()
         .expect("run avwap-execution backtest")
+}
+
+/// The acceptance range on the bundled demo data.
+fn backtest(cwd: &Path, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["--demo"];
+    args.extend_from_slice(extra);
+    run_backtest(cwd, ("2010-03-01", "2010-08-20"), out, &args)
 }
 
 #[test]
@@ -166,23 +164,8 @@ fn backtest_reads_the_state_dirs_bar_store_and_says_when_there_is_none() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
     std::fs::create_dir(cwd.join("state")).unwrap();
-    let store_backtest = |out: &str, extra: &[&str]| {
-        exec(cwd)
-            .args([
-                "backtest",
-                "--from",
-                "2010-08-02",
-                "--to",
-                "2010-08-20",
-                "--out",
-                out,
-                "--state-dir",
-                "state",
-            ])
-            .args(extra)
-            .output()
-            .expect("run avwap-execution backtest")
-    };
+    let store_backtest =
+        |out: &str, extra: &[&str]| run_backtest(cwd, ("2010-08-02", "2010-08-20"), out, extra);
 
     // No store yet: refused with what to do, and nothing written.
     let none = store_backtest("empty", &[]);
